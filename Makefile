@@ -1,0 +1,99 @@
+# deepercluster — build, test and sanitizer targets.
+#
+#   make                 release build (-O3 -march=$(MARCH)) in build/release
+#   make BUILD=debug     -O0 -g in build/debug
+#   make BUILD=asan      ASan + UBSan in build/asan
+#   make test            build and run every test of $(BUILD)
+#   make check           the full suite: release tests, then sanitizer tests
+#   make AVX512=1        target x86-64-v4 (AVX-512) instead of x86-64-v3
+#   make NO_OMP=1        build without OpenMP
+#
+# Dependencies come from Debian packages (scripts/setup.sh) via pkg-config.
+
+BUILD ?= release
+B := build/$(BUILD)
+CC ?= cc
+ifeq ($(CC),cc)
+CC := gcc
+endif
+
+ifeq ($(AVX512),1)
+MARCH ?= x86-64-v4
+else
+MARCH ?= x86-64-v3
+endif
+
+PKGS := openblas lapacke libcjson libpng libjpeg zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
+CFLAGS_COMMON := $(WARN) -Iinclude -Isrc $(PKG_CFLAGS) -MMD -MP
+LDLIBS := $(PKG_LIBS) -lm -lpthread
+
+ifneq ($(NO_OMP),1)
+CFLAGS_COMMON += -fopenmp
+LDFLAGS += -fopenmp
+endif
+
+ifeq ($(BUILD),release)
+CFLAGS_MODE := -O3 -march=$(MARCH) -g
+else ifeq ($(BUILD),debug)
+CFLAGS_MODE := -O0 -g3 -march=$(MARCH)
+else ifeq ($(BUILD),asan)
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+CFLAGS_MODE := -O1 -g -march=$(MARCH) $(SAN)
+LDFLAGS += $(SAN)
+else
+$(error BUILD must be release, debug or asan)
+endif
+
+CFLAGS := $(CFLAGS_COMMON) $(CFLAGS_MODE) $(EXTRA_CFLAGS)
+
+# Library modules, bottom layer first. A module includes only those before it.
+LIB_SRC := $(wildcard src/core/*.c) $(wildcard src/io/*.c)
+CLI_SRC := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/test_*.c)
+
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
+CLI_ARGS_OBJ := $(B)/src/cli/args.o # the option parser, unit-tested
+TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+
+LIB := $(B)/libdeepercluster.a
+BIN := $(B)/deepercluster
+
+.PHONY: all test check clean features
+all: features $(BIN) $(TEST_BIN)
+
+features:
+	@pkg-config --exists $(PKGS) && echo "✓ dependencies ($(PKGS))" || \
+	  { echo "✗ missing pkg-config packages; run scripts/setup.sh"; exit 1; }
+	@echo "  build=$(BUILD) march=$(MARCH) openmp=$(if $(filter 1,$(NO_OMP)),off,on)"
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(B)/tests/%: $(B)/tests/%.o $(CLI_ARGS_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+test: all
+	@bash tests/run.sh $(B)
+
+check:
+	$(MAKE) BUILD=release test
+	$(MAKE) BUILD=asan test
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:%=%.d)

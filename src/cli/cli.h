@@ -1,0 +1,32 @@
+/* cli.h — what the subcommands share: the command table entry type, exit
+ * codes and the error printer. Includes: dc/core.h. */
+#ifndef DC_CLI_H
+#define DC_CLI_H
+
+#include "cli/args.h"
+#include "dc/core.h"
+
+enum { DC_EXIT_OK = 0, DC_EXIT_FAIL = 1, DC_EXIT_USAGE = 2 };
+
+/// A subcommand: argv[0] is the command name.
+typedef int (*dc_cmd_fn)(int argc, char **argv);
+
+typedef struct dc_cmd {
+    const char *name;
+    const char *summary;
+    dc_cmd_fn fn;
+} dc_cmd;
+
+/// Prints "deepercluster: error: <dc_last_error()>" and returns DC_EXIT_FAIL.
+int dc_cli_fail(void);
+
+/// Parses a command's options; on --help prints usage and sets *exit_code to
+/// 0, on error prints the one-line message and sets it to 2. Returns 1 when
+/// the command should go on.
+int dc_cli_parse(dc_args *a, const char *cmd, const char *synopsis,
+                 const char *description, const dc_opt *opts, int nopts,
+                 int max_pos, int argc, char **argv, int *exit_code);
+
+int dc_cmd_inspect(int argc, char **argv);
+
+#endif

@@ -1,0 +1,134 @@
+/* rng.c — Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as
+ * 1, 2, 3", SC 2011), a counter-based generator: output block i is a keyed
+ * bijection of the counter i, so any draw can be recomputed from its
+ * coordinates alone. Checked against the Random123 known-answer vectors.
+ * Includes: core.h, libc, libm. */
+#include "dc/core.h"
+
+#include <math.h>
+
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u /* golden ratio */
+#define PHILOX_W1 0xBB67AE85u /* sqrt(3) - 1   */
+
+static inline void mulhilo(uint32_t a, uint32_t b, uint32_t *hi, uint32_t *lo)
+{
+    uint64_t p = (uint64_t)a * b;
+    *hi = (uint32_t)(p >> 32);
+    *lo = (uint32_t)p;
+}
+
+void dc_philox4x32_10(uint32_t out[4], const uint32_t ctr[4],
+                      const uint32_t key[2])
+{
+    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
+    uint32_t k0 = key[0], k1 = key[1];
+    for (int round = 0; round < 10; round++) {
+        if (round > 0) {
+            k0 += PHILOX_W0;
+            k1 += PHILOX_W1;
+        }
+        uint32_t hi0, lo0, hi1, lo1;
+        mulhilo(PHILOX_M0, c0, &hi0, &lo0);
+        mulhilo(PHILOX_M1, c2, &hi1, &lo1);
+        uint32_t n0 = hi1 ^ c1 ^ k0;
+        uint32_t n1 = lo1;
+        uint32_t n2 = hi0 ^ c3 ^ k1;
+        uint32_t n3 = lo0;
+        c0 = n0;
+        c1 = n1;
+        c2 = n2;
+        c3 = n3;
+    }
+    out[0] = c0;
+    out[1] = c1;
+    out[2] = c2;
+    out[3] = c3;
+}
+
+/* SplitMix64 finaliser: spreads (seed, stream) over the 64-bit key. */
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void dc_rng_init(dc_rng *r, uint64_t seed, uint32_t stream, uint32_t a,
+                 uint32_t b)
+{
+    uint64_t k = mix64(seed ^ mix64((uint64_t)stream));
+    r->key[0] = (uint32_t)k;
+    r->key[1] = (uint32_t)(k >> 32);
+    r->ctr[0] = 0; /* block index, low  */
+    r->ctr[1] = 0; /* block index, high */
+    r->ctr[2] = a;
+    r->ctr[3] = b;
+    r->avail = 0;
+}
+
+uint32_t dc_rng_u32(dc_rng *r)
+{
+    if (r->avail == 0) {
+        dc_philox4x32_10(r->buf, r->ctr, r->key);
+        if (++r->ctr[0] == 0) r->ctr[1]++;
+        r->avail = 4;
+    }
+    return r->buf[4 - r->avail--];
+}
+
+uint64_t dc_rng_u64(dc_rng *r)
+{
+    uint64_t lo = dc_rng_u32(r);
+    uint64_t hi = dc_rng_u32(r);
+    return lo | (hi << 32);
+}
+
+uint64_t dc_rng_below(dc_rng *r, uint64_t n)
+{
+    DC_ASSERT(n > 0);
+    if (n <= UINT32_MAX) {
+        /* Lemire's multiply-shift with rejection of the biased low band. */
+        uint32_t n32 = (uint32_t)n;
+        uint32_t threshold = (uint32_t)(-n32) % n32;
+        for (;;) {
+            uint64_t m = (uint64_t)dc_rng_u32(r) * n32;
+            if ((uint32_t)m >= threshold) return m >> 32;
+        }
+    }
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    for (;;) {
+        uint64_t x = dc_rng_u64(r);
+        if (x < limit) return x % n;
+    }
+}
+
+float dc_rng_uniform(dc_rng *r)
+{
+    return (float)(dc_rng_u32(r) >> 8) * (1.0f / 16777216.0f);
+}
+
+double dc_rng_uniform_double(dc_rng *r)
+{
+    return (double)(dc_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+double dc_rng_normal(dc_rng *r)
+{
+    /* u1 in (0, 1] so that log(u1) is finite. */
+    double u1 = 1.0 - dc_rng_uniform_double(r);
+    double u2 = dc_rng_uniform_double(r);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+void dc_rng_shuffle_i32(dc_rng *r, int32_t *a, size_t n)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)dc_rng_below(r, i);
+        int32_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
