@@ -233,6 +233,7 @@ static void test_progress(void)
 
     /* Plain mode with the default interval: only the final line. */
     f = fopen(p, "w");
+    o.out = f;
     o.plain_interval = 10;
     pr = dc_progress_start("quick", 3, &o);
     for (int i = 1; i <= 3; i++) dc_progress_update(pr, (uint64_t)i);
@@ -243,6 +244,7 @@ static void test_progress(void)
 
     /* Terminal mode: redrawn in place with \r, one final newline. */
     f = fopen(p, "w");
+    o.out = f;
     o.force_tty = 1;
     o.tty_interval = 0;
     o.width = 10;
@@ -259,6 +261,7 @@ static void test_progress(void)
 
     /* Unknown total: counts and rate only. */
     f = fopen(p, "w");
+    o.out = f;
     o.force_tty = 0;
     o.plain_interval = 0;
     pr = dc_progress_start("scan", 0, &o);
@@ -270,6 +273,7 @@ static void test_progress(void)
 
     /* Quiet, and ranks other than 0: nothing. */
     f = fopen(p, "w");
+    o.out = f;
     o.quiet = 1;
     pr = dc_progress_start("q", 5, &o);
     dc_progress_update(pr, 5);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,11 +41,15 @@ static int opt_matches(const dc_opt *o, const char *name, size_t len)
     return 0;
 }
 
-static int fail(dc_args *a, const char *prog, const char *fmt, const char *x,
-                const char *y)
+static int fail(dc_args *a, const char *prog, const char *fmt, ...)
+    DC_PRINTF(3, 4);
+static int fail(dc_args *a, const char *prog, const char *fmt, ...)
 {
     char msg[400];
-    snprintf(msg, sizeof msg, fmt, x, y);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     snprintf(a->err, sizeof a->err, "%s: %s", prog, msg);
     return DC_ARGS_ERROR;
 }
@@ -52,10 +57,10 @@ static int fail(dc_args *a, const char *prog, const char *fmt, const char *x,
 static void bound_str(char *buf, size_t n, const dc_opt *o)
 {
     if (o->min < o->max) {
-        if (o->max >= 1e18 || (o->kind == DC_OPT_INT && o->max >= INT_MAX))
-            snprintf(buf, n, "at least %g", o->min);
+        if (o->max >= 1e9) /* effectively unbounded above */
+            snprintf(buf, n, "at least %.10g", o->min);
         else
-            snprintf(buf, n, "between %g and %g", o->min, o->max);
+            snprintf(buf, n, "between %.10g and %.10g", o->min, o->max);
     } else {
         buf[0] = '\0';
     }
@@ -77,11 +82,8 @@ static int set_value(dc_args *a, const char *prog, const dc_opt *o,
             return fail(a, prog, "%s: '%s' is not an integer", flag, v);
         if (errno == ERANGE || (o->kind == DC_OPT_INT && (x > INT_MAX || x < INT_MIN)))
             return fail(a, prog, "%s: %s is too large", flag, v);
-        if (o->min < o->max && ((double)x < o->min || (double)x > o->max)) {
-            char m[128];
-            snprintf(m, sizeof m, "%%s: %%s is out of range (must be %s)", bounds);
-            return fail(a, prog, m, flag, v);
-        }
+        if (o->min < o->max && ((double)x < o->min || (double)x > o->max))
+            return fail(a, prog, "%s: %s is out of range (must be %s)", flag, v, bounds);
         if (o->kind == DC_OPT_INT) *(int *)o->dest = (int)x;
         else *(int64_t *)o->dest = (int64_t)x;
         return DC_ARGS_OK;
@@ -93,16 +95,13 @@ static int set_value(dc_args *a, const char *prog, const dc_opt *o,
             return fail(a, prog, "%s: '%s' is not a number", flag, v);
         if (!isfinite(x) || errno == ERANGE)
             return fail(a, prog, "%s: '%s' is not a finite number", flag, v);
-        if (o->min < o->max && (x < o->min || x > o->max)) {
-            char m[128];
-            snprintf(m, sizeof m, "%%s: %%s is out of range (must be %s)", bounds);
-            return fail(a, prog, m, flag, v);
-        }
+        if (o->min < o->max && (x < o->min || x > o->max))
+            return fail(a, prog, "%s: %s is out of range (must be %s)", flag, v, bounds);
         *(double *)o->dest = x;
         return DC_ARGS_OK;
     }
     case DC_OPT_STRING:
-        if (*v == '\0') return fail(a, prog, "%s: empty value%s", flag, "");
+        if (*v == '\0') return fail(a, prog, "%s: empty value", flag);
         *(const char **)o->dest = v;
         return DC_ARGS_OK;
     case DC_OPT_CHOICE: {
@@ -117,9 +116,7 @@ static int set_value(dc_args *a, const char *prog, const dc_opt *o,
             }
             p = bar ? bar + 1 : NULL;
         }
-        char m[256];
-        snprintf(m, sizeof m, "%%s: '%%s' is not one of %s", o->choices);
-        return fail(a, prog, m, flag, v);
+        return fail(a, prog, "%s: '%s' is not one of %s", flag, v, o->choices);
     }
     case DC_OPT_FLAG:
         *(int *)o->dest = 1;
@@ -144,12 +141,12 @@ int dc_args_parse(dc_args *a, const char *prog, const dc_opt *opts, int nopts,
         }
         if (only_pos || arg[0] != '-' || arg[1] == '\0') {
             if (a->npos >= max_pos)
-                return fail(a, prog, "unexpected argument '%s'%s", arg, "");
+                return fail(a, prog, "unexpected argument '%s'", arg);
             a->pos[a->npos++] = arg;
             continue;
         }
         if (arg[1] != '-')
-            return fail(a, prog, "unknown option '%s' (options are spelled --name)%s", arg, "");
+            return fail(a, prog, "unknown option '%s' (options are spelled --name)", arg);
         const char *name = arg + 2;
         const char *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
@@ -159,17 +156,17 @@ int dc_args_parse(dc_args *a, const char *prog, const dc_opt *opts, int nopts,
         if (k < 0) {
             char shown[80];
             snprintf(shown, sizeof shown, "--%.*s", (int)(len < 60 ? len : 60), name);
-            return fail(a, prog, "unknown option '%s' (see --help)%s", shown, "");
+            return fail(a, prog, "unknown option '%s' (see --help)", shown);
         }
         const dc_opt *o = &opts[k];
         const char *value;
         if (o->kind == DC_OPT_FLAG) {
-            if (eq) return fail(a, prog, "--%s takes no value%s", o->name, "");
+            if (eq) return fail(a, prog, "--%s takes no value", o->name);
             value = "1";
         } else if (eq) {
             value = eq + 1;
         } else {
-            if (i + 1 >= argc) return fail(a, prog, "--%s needs a value%s", o->name, "");
+            if (i + 1 >= argc) return fail(a, prog, "--%s needs a value", o->name);
             value = argv[++i];
         }
         int r = set_value(a, prog, o, value);
@@ -178,7 +175,7 @@ int dc_args_parse(dc_args *a, const char *prog, const dc_opt *opts, int nopts,
     }
     for (int j = 0; j < nopts; j++)
         if (opts[j].required && !a->seen[j])
-            return fail(a, prog, "missing required option --%s%s", opts[j].name, "");
+            return fail(a, prog, "missing required option --%s", opts[j].name);
     return DC_ARGS_OK;
 }
 
