@@ -64,6 +64,7 @@ LIB := $(B)/libdeepercluster.a
 BIN := $(B)/deepercluster
 
 .PHONY: all test check clean features
+.SECONDARY:
 all: features $(BIN) $(TEST_BIN)
 
 features:
