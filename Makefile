@@ -7,6 +7,7 @@
 #   make check           the full suite: release tests, then sanitizer tests
 #   make AVX512=1        target x86-64-v4 (AVX-512) instead of x86-64-v3
 #   make NO_OMP=1        build without OpenMP
+#   make NO_DNNL=1       GEMM through OpenBLAS instead of oneDNN
 #
 # Dependencies come from Debian packages (scripts/setup.sh) via pkg-config.
 
@@ -31,6 +32,11 @@ WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing
 CFLAGS_COMMON := $(WARN) -Iinclude -Isrc $(PKG_CFLAGS) -MMD -MP
 LDLIBS := $(PKG_LIBS) -lm -lpthread
 
+ifneq ($(NO_DNNL),1)
+CFLAGS_COMMON += -DDC_HAVE_DNNL
+LDLIBS += -ldnnl
+endif
+
 ifneq ($(NO_OMP),1)
 CFLAGS_COMMON += -fopenmp
 LDFLAGS += -fopenmp
@@ -51,7 +57,8 @@ endif
 CFLAGS := $(CFLAGS_COMMON) $(CFLAGS_MODE) $(EXTRA_CFLAGS)
 
 # Library modules, bottom layer first. A module includes only those before it.
-LIB_SRC := $(wildcard src/core/*.c) $(wildcard src/io/*.c)
+LIB_SRC := $(wildcard src/core/*.c) $(wildcard src/io/*.c) $(wildcard src/kernels/*.c) \
+           $(wildcard src/cluster/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 
@@ -70,7 +77,7 @@ all: features $(BIN) $(TEST_BIN)
 features:
 	@pkg-config --exists $(PKGS) && echo "✓ dependencies ($(PKGS))" || \
 	  { echo "✗ missing pkg-config packages; run scripts/setup.sh"; exit 1; }
-	@echo "  build=$(BUILD) march=$(MARCH) openmp=$(if $(filter 1,$(NO_OMP)),off,on)"
+	@echo "  build=$(BUILD) march=$(MARCH) openmp=$(if $(filter 1,$(NO_OMP)),off,on) onednn=$(if $(filter 1,$(NO_DNNL)),off,on)"
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)

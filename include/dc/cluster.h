@@ -1,0 +1,207 @@
+/* dc/cluster.h — turning features into pseudo-labels (SPEC §4): PCA with
+ * whitening, k-means with empty-cluster splitting, hierarchical k-means, and
+ * the metrics that judge clusterings (NMI, ARI, accuracy, purity).
+ *
+ * No MPI here: the E-step (local sums and counts) and the M-step are exposed
+ * separately so that a distributed caller can all-reduce between them.
+ * Includes: dc/core.h, dc/io.h, dc/kernels.h.
+ */
+#ifndef DC_CLUSTER_H
+#define DC_CLUSTER_H
+
+#include "dc/core.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* PCA with whitening                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* x ↦ diag(λ^-1/2) Vᵀ (x − mean), λ the covariance's eigenvalues floored at
+ * 1e-5 × the largest, V their eigenvectors, the d_out largest kept. */
+typedef struct dc_pca {
+    int d_in, d_out;
+    float *mean;      /* (d_in)                                   */
+    float *proj;      /* (d_out, d_in): diag(λ^-1/2) Vᵀ, row-major */
+    float *eigvals;   /* (d_out) floored eigenvalues, descending   */
+    double energy;    /* fraction of the total variance kept       */
+} dc_pca;
+
+/// Fits on the n rows of x (n×d). Covariance is accumulated in blocks of
+/// rows, so x may be a memory map larger than RAM. Fails on NaN/Inf, n < 2,
+/// or d_out outside [1, d]. Allocates p's arrays (dc_pca_free).
+dc_status dc_pca_fit(dc_pca *p, const float *x, int64_t n, int d, int d_out);
+/// out (n×d_out) = whitened projection of x (n×d_in); then, if `l2`, each
+/// row L2-normalised. Processes blocks; out must not alias x.
+void dc_pca_apply(const dc_pca *p, float *out, const float *x, int64_t n,
+                  int l2);
+/// safetensors with tensors "mean", "proj", "eigvals" and metadata.
+dc_status dc_pca_save(const dc_pca *p, const char *path);
+dc_status dc_pca_load(dc_pca *p, const char *path);
+void dc_pca_free(dc_pca *p);
+
+/* ------------------------------------------------------------------------ */
+/* k-means                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct dc_kmeans_params {
+    int k;            /* number of clusters                              */
+    int niter;        /* update passes; one assignment pass follows      */
+    uint64_t seed;
+    uint32_t group;   /* RNG coordinate: distinct runs with one seed     */
+    int verbose;      /* log every pass (else only the last)             */
+    int progress;     /* progress bar over passes                        */
+    const char *label;/* name in logs, e.g. "level 1"                    */
+} dc_kmeans_params;
+
+dc_kmeans_params dc_kmeans_params_default(void);
+
+/// Checks the parameters for n points: NULL if fine, else a message.
+const char *dc_kmeans_params_check(const dc_kmeans_params *p, int64_t n);
+
+typedef struct dc_kmeans_pass {
+    double obj;        /* sum of squared distances to the centroids     */
+    int nsplit;        /* empty clusters split after this pass          */
+    double imbalance;  /* k · Σ count² / n²  (1 = perfectly balanced)    */
+    double seconds;
+} dc_kmeans_pass;
+
+typedef struct dc_kmeans_result {
+    int k, d;
+    int64_t n;
+    float *centroids;        /* (k, d)                                   */
+    int32_t *assign;         /* (n) cluster of each point                */
+    int64_t *counts;         /* (k)                                      */
+    dc_kmeans_pass *passes;  /* (npasses = niter + 1)                    */
+    int npasses;
+    int total_splits;
+} dc_kmeans_result;
+
+/// Lloyd's k-means on x (n×d) as the original computes it (SPEC §4.3–4.5):
+/// `niter` passes of assignment + centroid update, then a final assignment
+/// pass; empty clusters are split after every pass. Initial centroids are
+/// `init` (k×d, warm restart) or, when NULL, k distinct random rows (with
+/// replacement when n < k). Rejects NaN/Inf input.
+dc_status dc_kmeans_train(dc_kmeans_result *r, const float *x, int64_t n,
+                          int d, const dc_kmeans_params *p,
+                          const float *init);
+void dc_kmeans_result_free(dc_kmeans_result *r);
+
+/// Picks initial centroids into c (k×d): k distinct random rows of x, or
+/// with replacement when n < k; the draw depends on (seed, group) only.
+void dc_kmeans_init_centroids(float *c, const float *x, int64_t n, int d,
+                              int k, uint64_t seed, uint32_t group);
+
+/* The building blocks, for distributed callers. */
+
+/// Scratch for the E-step: the block of point–centroid products.
+typedef struct dc_kmeans_work {
+    float *dots;   /* (block, k)  */
+    float *cnorm;  /* (k)         */
+    float *xnorm;  /* (block)     */
+    int64_t block;
+    int k;
+} dc_kmeans_work;
+
+dc_status dc_kmeans_work_init(dc_kmeans_work *w, int k, int d);
+void dc_kmeans_work_free(dc_kmeans_work *w);
+
+/// E-step over n local points: assign[i] = nearest centroid (ties to the
+/// lower index); sums (k×d, double) and counts (k) are *overwritten* with
+/// this slice's totals. Returns the slice's objective.
+double dc_kmeans_assign(int32_t *assign, double *sums, int64_t *counts,
+                        const float *x, int64_t n, int d,
+                        const float *centroids, int k, dc_kmeans_work *w);
+
+/// M-step from global sums and counts: centroid j = sums_j / counts_j for
+/// every non-empty j (empty ones keep their value until split).
+void dc_kmeans_update(float *centroids, const double *sums,
+                      const int64_t *counts, int k, int d);
+
+/// One split of SPEC §4.4: cluster `empty` took `moved` members of `donor`.
+typedef struct dc_kmeans_split {
+    int32_t empty, donor;
+    int64_t moved;
+} dc_kmeans_split;
+
+/// Splits every empty cluster (SPEC §4.4): donor drawn uniformly among the
+/// clusters that were non-empty with at least 2 members; centroid copied and
+/// the pair moved apart by ±1e-7 alternating over dimensions; the donor's
+/// count halved. Deterministic in (seed, group, pass), so every rank of a
+/// distributed run takes the same decisions. Returns the number of splits
+/// written to `splits` (room for k). Clusters that cannot be split (no donor
+/// with 2 members, i.e. n < k) stay empty.
+int dc_kmeans_split_empty(float *centroids, int64_t *counts, int k, int d,
+                          uint64_t seed, uint32_t group, int pass,
+                          dc_kmeans_split *splits);
+
+/// Applies the splits of one pass to local assignments in a single sweep:
+/// the donor's members, ranked in index order, go to the splits' new
+/// clusters in split order (the first `moved` to the first split, and so
+/// on). `skip` (k entries, NULL = all 0) gives, per cluster, how many of its
+/// members lower ranks hold, so that a distributed run moves exactly the
+/// members a single process would.
+void dc_kmeans_apply_splits(int32_t *assign, int64_t n, int k,
+                            const dc_kmeans_split *splits, int nsplit,
+                            const int64_t *skip);
+
+/* ------------------------------------------------------------------------ */
+/* Hierarchical k-means                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct dc_hkmeans_result {
+    int m, k_sub, d;            /* k = m · k_sub                          */
+    int64_t n;
+    int32_t *super;             /* (n) super-cluster of each point        */
+    int32_t *sub;               /* (n) sub-cluster within its super       */
+    float *super_centroids;     /* (m, d)                                 */
+    float *sub_centroids;       /* (m, k_sub, d)                          */
+    int64_t *super_counts;      /* (m)                                    */
+    int64_t *sub_counts;        /* (m, k_sub)                             */
+    double obj1, obj2;          /* final objectives of the two levels     */
+    int splits1, splits2;       /* empty clusters split at each level     */
+} dc_hkmeans_result;
+
+/// Level 1 into m super-clusters over all points, then level 2 into k/m
+/// sub-clusters inside each super-cluster (SPEC §4.3–4.5). m == 1 skips
+/// level 1; k/m == 1 skips level 2. `warm_super` (m×d) and `warm_sub`
+/// (m×k/m×d) restart from previous centroids when non-NULL. p->k is the
+/// total k; p->group is ignored (levels use their own RNG coordinates).
+dc_status dc_hkmeans_train(dc_hkmeans_result *r, const float *x, int64_t n,
+                           int d, int m, const dc_kmeans_params *p,
+                           const float *warm_super, const float *warm_sub);
+void dc_hkmeans_result_free(dc_hkmeans_result *r);
+
+/* ------------------------------------------------------------------------ */
+/* Metrics (scikit-learn's definitions)                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Labels are any non-negative int32 values; they need not be contiguous. */
+
+typedef struct dc_cluster_scores {
+    double nmi;      /* normalized mutual information, arithmetic mean    */
+    double ari;      /* adjusted Rand index                               */
+    double acc;      /* best one-to-one matching (Hungarian); -1 if skipped */
+    double purity;   /* fraction in the majority label of its cluster     */
+} dc_cluster_scores;
+
+/// Scores `pred` against `truth` (n each). Accuracy needs a dense
+/// matching; it is skipped (-1) when either side has over 4096 labels.
+dc_status dc_cluster_scores_compute(dc_cluster_scores *s, const int32_t *pred,
+                                    const int32_t *truth, int64_t n);
+/// NMI alone (e.g. stability between two successive assignments).
+dc_status dc_nmi(double *out, const int32_t *a, const int32_t *b, int64_t n);
+
+/// Maximum-weight perfect matching on a rows×cols matrix of non-negative
+/// weights (rows ≤ cols after internal transposition); col_of_row[r] gets
+/// the column matched to row r. Returns the total weight.
+double dc_hungarian_max(const double *w, int rows, int cols, int *col_of_row);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,141 @@
+/* hkmeans.c — two-level k-means (SPEC §4.3–4.5; the original's
+ * src/clustering.py): level 1 into m super-clusters over all points, then
+ * level 2 into k/m sub-clusters inside each super-cluster over its members
+ * only. Each k-means run draws from its own RNG coordinate (level 1: group
+ * 0; super-cluster c: group 1 + c), so the result does not depend on the
+ * order the super-clusters are processed in.
+ * Includes: dc/cluster.h, core. */
+#include "dc/cluster.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void dc_hkmeans_result_free(dc_hkmeans_result *r)
+{
+    if (!r) return;
+    dc_free(r->super);
+    dc_free(r->sub);
+    dc_free(r->super_centroids);
+    dc_free(r->sub_centroids);
+    dc_free(r->super_counts);
+    dc_free(r->sub_counts);
+    memset(r, 0, sizeof *r);
+}
+
+/* The mean of rows idx (or all rows when idx is NULL) into c (d). */
+static void mean_rows(float *c, const float *x, const int64_t *idx, int64_t cnt, int d)
+{
+    double *acc = dc_xcalloc((size_t)d, sizeof *acc);
+    for (int64_t i = 0; i < cnt; i++) {
+        const float *row = x + (idx ? idx[i] : i) * d;
+        for (int j = 0; j < d; j++) acc[j] += row[j];
+    }
+    for (int j = 0; j < d; j++) c[j] = cnt ? (float)(acc[j] / (double)cnt) : 0.0f;
+    dc_free(acc);
+}
+
+dc_status dc_hkmeans_train(dc_hkmeans_result *r, const float *x, int64_t n,
+                           int d, int m, const dc_kmeans_params *p,
+                           const float *warm_super, const float *warm_sub)
+{
+    memset(r, 0, sizeof *r);
+    if (m < 1) return dc_set_error(DC_STATUS_ARG, "hierarchical k-means: m must be at least 1");
+    if (p->k < m || p->k % m != 0)
+        return dc_set_error(DC_STATUS_ARG,
+                            "hierarchical k-means: k = %d is not a multiple of the %d super-clusters",
+                            p->k, m);
+    const char *why = dc_kmeans_params_check(p, n);
+    if (why) return dc_set_error(DC_STATUS_ARG, "hierarchical k-means: %s", why);
+    int k_sub = p->k / m;
+    r->m = m;
+    r->k_sub = k_sub;
+    r->d = d;
+    r->n = n;
+    r->super = dc_malloc((size_t)n * sizeof(int32_t), "super-cluster assignments");
+    r->sub = dc_malloc((size_t)n * sizeof(int32_t), "sub-cluster assignments");
+    r->super_centroids = dc_calloc((size_t)m * d, sizeof(float), "super-cluster centroids");
+    r->sub_centroids = dc_calloc((size_t)p->k * d, sizeof(float), "sub-cluster centroids");
+    r->super_counts = dc_calloc((size_t)m, sizeof(int64_t), "super-cluster counts");
+    r->sub_counts = dc_calloc((size_t)p->k, sizeof(int64_t), "sub-cluster counts");
+    if (!r->super || !r->sub || !r->super_centroids || !r->sub_centroids || !r->super_counts ||
+        !r->sub_counts) {
+        dc_hkmeans_result_free(r);
+        return DC_STATUS_NOMEM;
+    }
+
+    /* Level 1. */
+    if (m > 1) {
+        dc_kmeans_params p1 = *p;
+        p1.k = m;
+        p1.group = 0;
+        p1.label = "level-1 k-means";
+        dc_kmeans_result k1;
+        dc_status s = dc_kmeans_train(&k1, x, n, d, &p1, warm_super);
+        if (s) {
+            dc_hkmeans_result_free(r);
+            return s;
+        }
+        memcpy(r->super, k1.assign, (size_t)n * sizeof(int32_t));
+        memcpy(r->super_centroids, k1.centroids, (size_t)m * d * sizeof(float));
+        memcpy(r->super_counts, k1.counts, (size_t)m * sizeof(int64_t));
+        r->obj1 = k1.passes[k1.npasses - 1].obj;
+        r->splits1 = k1.total_splits;
+        dc_kmeans_result_free(&k1);
+    } else {
+        for (int64_t i = 0; i < n; i++) r->super[i] = 0;
+        mean_rows(r->super_centroids, x, NULL, n, d);
+        r->super_counts[0] = n;
+    }
+
+    /* Level 2: gather each super-cluster's members into one buffer. */
+    int64_t maxcnt = 0;
+    for (int c = 0; c < m; c++)
+        if (r->super_counts[c] > maxcnt) maxcnt = r->super_counts[c];
+    int64_t *idx = dc_malloc((size_t)(maxcnt ? maxcnt : 1) * sizeof *idx, "member indices");
+    float *buf = k_sub > 1 ? dc_malloc((size_t)maxcnt * d * sizeof(float), "member features") : NULL;
+    if (!idx || (k_sub > 1 && !buf)) {
+        dc_free(idx);
+        dc_free(buf);
+        dc_hkmeans_result_free(r);
+        return DC_STATUS_NOMEM;
+    }
+    dc_status st = DC_OK;
+    for (int c = 0; c < m && st == DC_OK; c++) {
+        int64_t cnt = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (r->super[i] == c) idx[cnt++] = i;
+        float *sub_c = r->sub_centroids + (size_t)c * k_sub * d;
+        if (cnt == 0) continue; /* only when n < m */
+        if (k_sub == 1) {
+            for (int64_t i = 0; i < cnt; i++) r->sub[idx[i]] = 0;
+            mean_rows(sub_c, x, idx, cnt, d);
+            r->sub_counts[(size_t)c * k_sub] = cnt;
+            continue;
+        }
+        for (int64_t i = 0; i < cnt; i++)
+            memcpy(buf + i * d, x + idx[i] * d, (size_t)d * sizeof(float));
+        char label[64];
+        snprintf(label, sizeof label, "level-2 k-means %d/%d", c + 1, m);
+        dc_kmeans_params p2 = *p;
+        p2.k = k_sub;
+        p2.group = 1u + (uint32_t)c;
+        p2.label = label;
+        dc_kmeans_result k2;
+        st = dc_kmeans_train(&k2, buf, cnt, d, &p2, warm_sub ? warm_sub + (size_t)c * k_sub * d : NULL);
+        if (st) break;
+        for (int64_t i = 0; i < cnt; i++) r->sub[idx[i]] = k2.assign[i];
+        memcpy(sub_c, k2.centroids, (size_t)k_sub * d * sizeof(float));
+        memcpy(r->sub_counts + (size_t)c * k_sub, k2.counts, (size_t)k_sub * sizeof(int64_t));
+        r->obj2 += k2.passes[k2.npasses - 1].obj;
+        r->splits2 += k2.total_splits;
+        dc_kmeans_result_free(&k2);
+    }
+    if (k_sub == 1) {
+        /* level 2 is trivial; its objective is the level-1 one */
+        r->obj2 = r->obj1;
+    }
+    dc_free(idx);
+    dc_free(buf);
+    if (st) dc_hkmeans_result_free(r);
+    return st;
+}

@@ -1,0 +1,176 @@
+/* pca.c — PCA with whitening as the original's src/utils.py PCA class and
+ * SPEC §4.2: covariance (1/n)·Σ(x−μ)(x−μ)ᵀ accumulated block by block (a
+ * float GEMM per block of rows, summed in double), symmetric
+ * eigendecomposition by LAPACKE_dsyevd, eigenvalues floored at 1e-5 × the
+ * largest, the d_out largest kept, projection diag(λ^-1/2)Vᵀ. Each kept
+ * eigenvector's sign is fixed (largest-magnitude entry positive) so that
+ * results do not depend on the LAPACK build.
+ * Includes: dc/cluster.h, dc/kernels.h, dc/io.h, LAPACKE. */
+#include "dc/cluster.h"
+#include "dc/io.h"
+#include "dc/kernels.h"
+
+#include <lapacke.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PCA_BLOCK 4096
+
+void dc_pca_free(dc_pca *p)
+{
+    if (!p) return;
+    dc_free(p->mean);
+    dc_free(p->proj);
+    dc_free(p->eigvals);
+    memset(p, 0, sizeof *p);
+}
+
+static dc_status pca_alloc(dc_pca *p, int d, int d_out)
+{
+    memset(p, 0, sizeof *p);
+    p->d_in = d;
+    p->d_out = d_out;
+    p->mean = dc_malloc((size_t)d * sizeof(float), "PCA mean");
+    p->proj = dc_malloc((size_t)d_out * d * sizeof(float), "PCA projection");
+    p->eigvals = dc_malloc((size_t)d_out * sizeof(float), "PCA eigenvalues");
+    if (!p->mean || !p->proj || !p->eigvals) {
+        dc_pca_free(p);
+        return DC_STATUS_NOMEM;
+    }
+    return DC_OK;
+}
+
+dc_status dc_pca_fit(dc_pca *p, const float *x, int64_t n, int d, int d_out)
+{
+    memset(p, 0, sizeof *p);
+    if (n < 2) return dc_set_error(DC_STATUS_ARG, "PCA: needs at least 2 points, got %lld", (long long)n);
+    if (d < 1 || d_out < 1 || d_out > d)
+        return dc_set_error(DC_STATUS_ARG, "PCA: output dimension %d must be between 1 and the input dimension %d",
+                            d_out, d);
+    int64_t bad = dc_find_nonfinite(x, n * d);
+    if (bad >= 0)
+        return dc_set_error(DC_STATUS_ARG, "PCA: input has a NaN or infinite value at row %lld, column %lld",
+                            (long long)(bad / d), (long long)(bad % d));
+    dc_status st = pca_alloc(p, d, d_out);
+    if (st) return st;
+
+    size_t dd = (size_t)d * d;
+    double *mean = dc_calloc((size_t)d, sizeof(double), "PCA mean");
+    double *cov = dc_calloc(dd, sizeof(double), "PCA covariance");
+    float *blk = dc_malloc(dd * sizeof(float), "PCA covariance block");
+    float *buf = dc_malloc((size_t)PCA_BLOCK * d * sizeof(float), "PCA centred block");
+    double *w = dc_malloc((size_t)d * sizeof(double), "PCA eigenvalues");
+    if (!mean || !cov || !blk || !buf || !w) {
+        st = DC_STATUS_NOMEM;
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++)
+        for (int j = 0; j < d; j++) mean[j] += x[i * d + j];
+    for (int j = 0; j < d; j++) {
+        mean[j] /= (double)n;
+        p->mean[j] = (float)mean[j];
+    }
+    for (int64_t b0 = 0; b0 < n; b0 += PCA_BLOCK) {
+        int64_t nb = n - b0 < PCA_BLOCK ? n - b0 : PCA_BLOCK;
+        for (int64_t i = 0; i < nb; i++)
+            for (int j = 0; j < d; j++) buf[i * d + j] = x[(b0 + i) * d + j] - p->mean[j];
+        /* blk (d, d) = bufᵀ · buf */
+        dc_sgemm(1, 0, d, d, nb, 1.0f, buf, d, buf, d, 0.0f, blk, d);
+        for (size_t t = 0; t < dd; t++) cov[t] += blk[t];
+    }
+    for (size_t t = 0; t < dd; t++) cov[t] /= (double)n;
+
+    /* Eigenvalues ascending in w; eigenvector j is column j of cov. */
+    lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', d, cov, d, w);
+    if (info != 0) {
+        st = dc_set_error(DC_STATUS_INTERNAL, "PCA: eigendecomposition failed (LAPACK info %d)", (int)info);
+        goto done;
+    }
+    double eps = w[d - 1] * 1e-5, total = 0, kept = 0;
+    for (int j = 0; j < d; j++) {
+        if (w[j] < eps) w[j] = eps;
+        total += w[j];
+    }
+    for (int r = 0; r < d_out; r++) {
+        int j = d - 1 - r;
+        kept += w[j];
+        int imax = 0;
+        for (int i = 1; i < d; i++)
+            if (fabs(cov[(size_t)i * d + j]) > fabs(cov[(size_t)imax * d + j])) imax = i;
+        double sign = cov[(size_t)imax * d + j] < 0 ? -1.0 : 1.0;
+        double scale = sign / sqrt(w[j]);
+        for (int i = 0; i < d; i++) p->proj[(size_t)r * d + i] = (float)(cov[(size_t)i * d + j] * scale);
+        p->eigvals[r] = (float)w[j];
+    }
+    p->energy = total > 0 ? kept / total : 1.0;
+    dc_log_info("PCA %d -> %d: keeping %.2f%% of the energy", d, d_out, 100.0 * p->energy);
+done:
+    dc_free(mean);
+    dc_free(cov);
+    dc_free(blk);
+    dc_free(buf);
+    dc_free(w);
+    if (st) dc_pca_free(p);
+    return st;
+}
+
+void dc_pca_apply(const dc_pca *p, float *out, const float *x, int64_t n, int l2)
+{
+    int d = p->d_in, k = p->d_out;
+    /* (x − μ)·Pᵀ = x·Pᵀ − P·μ: one GEMM, then a per-column shift. */
+    float *pm = dc_xmalloc((size_t)k * sizeof *pm);
+    for (int r = 0; r < k; r++) {
+        double s = 0;
+        for (int i = 0; i < d; i++) s += (double)p->proj[(size_t)r * d + i] * p->mean[i];
+        pm[r] = (float)s;
+    }
+    dc_sgemm(0, 1, n, k, d, 1.0f, x, d, p->proj, d, 0.0f, out, k);
+#pragma omp parallel for schedule(static) if (n * k > 65536)
+    for (int64_t i = 0; i < n; i++)
+        for (int r = 0; r < k; r++) out[i * k + r] -= pm[r];
+    dc_free(pm);
+    if (l2) dc_l2_normalize_rows(out, n, k);
+}
+
+dc_status dc_pca_save(const dc_pca *p, const char *path)
+{
+    dc_st_writer *w = dc_st_writer_new();
+    int64_t sm[1] = {p->d_in}, sp[2] = {p->d_out, p->d_in}, se[1] = {p->d_out};
+    dc_st_writer_add(w, "mean", DC_DTYPE_F32, 1, sm, p->mean);
+    dc_st_writer_add(w, "proj", DC_DTYPE_F32, 2, sp, p->proj);
+    dc_st_writer_add(w, "eigvals", DC_DTYPE_F32, 1, se, p->eigvals);
+    char energy[32];
+    snprintf(energy, sizeof energy, "%.17g", p->energy);
+    dc_st_writer_set_meta(w, "format", "deepercluster-pca");
+    dc_st_writer_set_meta(w, "version", "1");
+    dc_st_writer_set_meta(w, "energy", energy);
+    dc_status s = dc_st_writer_write(w, path);
+    dc_st_writer_free(w);
+    return s;
+}
+
+dc_status dc_pca_load(dc_pca *p, const char *path)
+{
+    memset(p, 0, sizeof *p);
+    dc_st_file *f;
+    dc_status s = dc_st_open(path, &f);
+    if (s) return s;
+    const char *fmt = dc_st_meta(f, "format");
+    const dc_st_tensor *proj = dc_st_find(f, "proj");
+    if (!fmt || strcmp(fmt, "deepercluster-pca") != 0 || !proj || proj->ndim != 2) {
+        dc_st_close(f);
+        return dc_set_error(DC_STATUS_FORMAT, "%s: not a PCA file written by deepercluster", path);
+    }
+    int d_out = (int)proj->shape[0], d = (int)proj->shape[1];
+    s = pca_alloc(p, d, d_out);
+    if (s == DC_OK) s = dc_st_read(f, "mean", DC_DTYPE_F32, 1, (int64_t[]){d}, p->mean);
+    if (s == DC_OK) s = dc_st_read(f, "proj", DC_DTYPE_F32, 2, (int64_t[]){d_out, d}, p->proj);
+    if (s == DC_OK) s = dc_st_read(f, "eigvals", DC_DTYPE_F32, 1, (int64_t[]){d_out}, p->eigvals);
+    const char *e = dc_st_meta(f, "energy");
+    p->energy = e ? strtod(e, NULL) : 0;
+    dc_st_close(f);
+    if (s) dc_pca_free(p);
+    return s;
+}

@@ -1,0 +1,108 @@
+/* test_pca.c — PCA-whitening against the original's recipe computed by
+ * NumPy (tools/gen_cluster_fixtures.py), whitened covariance ≈ identity,
+ * save/load round trip, rejection of bad input. */
+#include "dc/cluster.h"
+#include "dc/io.h"
+#include "test.h"
+
+#include <math.h>
+
+static const char *fixture(const char *name)
+{
+    static char buf[2][512];
+    static int slot;
+    const char *root = getenv("DC_TEST_ROOT");
+    char *b = buf[slot++ % 2];
+    snprintf(b, 512, "%s/tests/fixtures/cluster/%s", root ? root : ".", name);
+    return b;
+}
+
+int main(void)
+{
+    dc_log_set_level(DC_LOG_WARN);
+    dc_array x, want;
+    CHECK(dc_npy_read(fixture("pca_x.npy"), &x) == DC_OK);
+    CHECK(dc_npy_read(fixture("pca_expect.npy"), &want) == DC_OK);
+    if (!x.data || !want.data) return TEST_SUMMARY();
+    int64_t n = x.shape[0];
+    int d = (int)x.shape[1], k = (int)want.shape[1];
+    CHECK(n == 300 && d == 12 && k == 5);
+
+    dc_pca p;
+    CHECK(dc_pca_fit(&p, x.data, n, d, k) == DC_OK);
+    CHECK(p.energy > 0.5 && p.energy <= 1.0);
+    for (int r = 1; r < k; r++) CHECK(p.eigvals[r] <= p.eigvals[r - 1]);
+    float *y = dc_xmalloc((size_t)n * k * sizeof(float));
+    dc_pca_apply(&p, y, x.data, n, 1);
+    double maxdiff = 0;
+    for (int64_t i = 0; i < n * k; i++) {
+        double e = fabs(y[i] - ((float *)want.data)[i]);
+        if (e > maxdiff) maxdiff = e;
+    }
+    printf("PCA vs NumPy fixture: max abs difference %.3g\n", maxdiff);
+    CHECK_MSG(maxdiff < 2e-4, "max diff %g", maxdiff);
+
+    /* Without L2: whitened covariance is the identity on the kept dims. */
+    dc_pca_apply(&p, y, x.data, n, 0);
+    double maxerr = 0;
+    for (int a = 0; a < k; a++)
+        for (int b = 0; b < k; b++) {
+            double ma = 0, mb = 0, s = 0;
+            for (int64_t i = 0; i < n; i++) {
+                ma += y[i * k + a];
+                mb += y[i * k + b];
+            }
+            ma /= n;
+            mb /= n;
+            for (int64_t i = 0; i < n; i++) s += (y[i * k + a] - ma) * (y[i * k + b] - mb);
+            double e = fabs(s / n - (a == b ? 1.0 : 0.0));
+            if (e > maxerr) maxerr = e;
+        }
+    CHECK_MSG(maxerr < 1e-3, "whitened covariance off identity by %g", maxerr);
+
+    /* Save / load gives the same transform. */
+    const char *path = test_path("pca.safetensors");
+    CHECK(dc_pca_save(&p, path) == DC_OK);
+    dc_pca q;
+    CHECK(dc_pca_load(&q, path) == DC_OK);
+    CHECK(q.d_in == d && q.d_out == k && q.energy == p.energy);
+    CHECK(memcmp(q.proj, p.proj, (size_t)k * d * sizeof(float)) == 0);
+    CHECK(memcmp(q.mean, p.mean, (size_t)d * sizeof(float)) == 0);
+    dc_pca_free(&q);
+    /* A safetensors file that is not a PCA is refused. */
+    dc_st_writer *w = dc_st_writer_new();
+    dc_st_writer_add(w, "other", DC_DTYPE_F32, 1, (int64_t[]){1}, y);
+    const char *other = test_path("other.safetensors");
+    CHECK(dc_st_writer_write(w, other) == DC_OK);
+    dc_st_writer_free(w);
+    CHECK(dc_pca_load(&q, other) != DC_OK);
+    CHECK_STR_CONTAINS(dc_last_error(), "not a PCA file");
+
+    /* Bad input. */
+    CHECK(dc_pca_fit(&q, x.data, n, d, d + 1) == DC_STATUS_ARG);
+    CHECK_STR_CONTAINS(dc_last_error(), "between 1 and the input dimension 12");
+    CHECK(dc_pca_fit(&q, x.data, 1, d, 2) == DC_STATUS_ARG);
+    ((float *)x.data)[5 * d + 3] = NAN;
+    CHECK(dc_pca_fit(&q, x.data, n, d, 2) == DC_STATUS_ARG);
+    CHECK_STR_CONTAINS(dc_last_error(), "row 5, column 3");
+
+    /* Rank-deficient input: eigenvalues are floored, not zero. */
+    float flat[100 * 4];
+    for (int i = 0; i < 100; i++) {
+        flat[i * 4 + 0] = (float)i;
+        flat[i * 4 + 1] = (float)(2 * i);
+        flat[i * 4 + 2] = 1.0f;
+        flat[i * 4 + 3] = (float)(i % 7);
+    }
+    CHECK(dc_pca_fit(&q, flat, 100, 4, 4) == DC_OK);
+    int finite = 1;
+    for (int i = 0; i < 16; i++) finite &= isfinite(q.proj[i]);
+    CHECK(finite && q.eigvals[3] > 0);
+    dc_pca_free(&q);
+
+    dc_pca_free(&p);
+    dc_free(y);
+    dc_array_free(&x);
+    dc_array_free(&want);
+    return TEST_SUMMARY();
+}
