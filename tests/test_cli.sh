@@ -56,6 +56,43 @@ expect 1 'trunc.npy: truncated' -- inspect "$TMP/trunc.npy"
 printf 'garbage' > "$TMP/garbage.bin"
 expect 1 'not a .npy, safetensors or JSON file' -- inspect "$TMP/garbage.bin"
 
+# kmeans and metrics on three well-separated blobs (tools/gen_cluster_fixtures.py).
+F=$DC_TEST_ROOT/tests/fixtures/cluster
+expect 0 'usage: deepercluster kmeans' -- kmeans --help
+expect 0 'hierarchical k-means: 120 points, d=4, 3 super-clusters x 2' -- kmeans --in "$F/blobs_x.npy" --k 6 --super-clusters 3 --pca 4 --out "$TMP/a2.npy" --centroids "$TMP/c2.npy" --pca-out "$TMP/p.safetensors"
+expect 0 'npy I32 \(120, 2\)' -- inspect "$TMP/a2.npy"
+expect 0 'npy F32 \(3, 2, 4\)' -- inspect "$TMP/c2.npy"
+expect 0 'meta format = deepercluster-pca' -- inspect "$TMP/p.safetensors"
+expect 0 'super +1\.0000 +1\.0000 +1\.0000 +1\.0000' -- metrics --pred "$TMP/a2.npy" --labels "$F/blobs_y.npy" --json "$TMP/m.json"
+expect 0 '"nmi":' -- inspect "$TMP/m.json"
+expect 0 'k-means: 120 points, d=8, k=5' -- kmeans --in "$F/blobs_x.npy" --k 5 --out "$TMP/a1.npy" --seed 3 --threads 1 --dim_pca 0
+expect 0 'clusters ' -- metrics --pred "$TMP/a1.npy" --labels "$F/blobs_y64.npy"
+# the same seed gives the same assignment; the original's spellings work
+"$BIN" kmeans --in "$F/blobs_x.npy" --nmb_cluster 5 --out "$TMP/a1b.npy" --seed 3 --threads 2 >/dev/null 2>&1
+cmp -s "$TMP/a1.npy" "$TMP/a1b.npy" && ok || bad "kmeans: same seed, different threads, different output"
+# usage errors: exit 2, one line
+expect 2 "deepercluster kmeans: --k: 'abc' is not an integer" -- kmeans --in x.npy --out y.npy --k abc
+expect 2 "deepercluster kmeans: --k: -3 is out of range \(must be at least 1\)" -- kmeans --in x.npy --out y.npy --k -3
+expect 2 "deepercluster kmeans: --niter: 'nan' is not an integer" -- kmeans --in x.npy --out y.npy --k 3 --niter nan
+expect 2 "missing required option --in" -- kmeans --k 3 --out y.npy
+expect 2 "--k 10 is not a multiple of --super-clusters 4" -- kmeans --in "$F/blobs_x.npy" --out "$TMP/z.npy" --k 10 --super-clusters 4
+expect 2 "--pca 9 is larger than the feature dimension 8" -- kmeans --in "$F/blobs_x.npy" --out "$TMP/z.npy" --k 2 --pca 9
+# bad files: exit 1 naming the file; nothing written
+expect 1 "blobs_y.npy: wrong dtype I32, expected F32" -- kmeans --in "$F/blobs_y.npy" --out "$TMP/z.npy" --k 2
+expect 1 "absent.npy: cannot open" -- kmeans --in "$TMP/absent.npy" --out "$TMP/z.npy" --k 2
+# a float32 (2, 2) matrix holding a NaN, written by hand
+{ printf '\x93NUMPY\x01\x00\x76\x00'; printf "%-117s\n" "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }";
+  printf '\x00\x00\x80\x3f\x00\x00\xc0\x7f\x00\x00\x00\x00\x00\x00\x00\x40'; } > "$TMP/nan.npy"
+expect 0 'non-finite 1' -- inspect "$TMP/nan.npy"
+expect 1 "NaN or infinite value at row 0, column 1" -- kmeans --in "$TMP/nan.npy" --out "$TMP/z.npy" --k 2
+[ ! -e "$TMP/z.npy" ] && ok || bad "kmeans wrote an output after an error"
+expect 1 "labels must be integers" -- metrics --pred "$TMP/a1.npy" --labels "$F/blobs_x.npy"
+{ printf '\x93NUMPY\x01\x00\x76\x00'; printf "%-117s\n" "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }";
+  printf '\x01\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00'; } > "$TMP/three.npy"
+expect 1 "has 120 rows but .* has 3" -- metrics --pred "$TMP/a1.npy" --labels "$TMP/three.npy"
+expect 1 "i64_v1.npy: label -5 at index 0 is negative" -- metrics --pred "$TMP/a1.npy" --labels "$DC_TEST_ROOT/tests/fixtures/io/i64_v1.npy"
+expect 2 "missing required option --labels" -- metrics --pred "$TMP/a1.npy"
+
 rm -rf "$TMP"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

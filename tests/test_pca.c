@@ -78,6 +78,20 @@ int main(void)
     CHECK(dc_pca_load(&q, other) != DC_OK);
     CHECK_STR_CONTAINS(dc_last_error(), "not a PCA file");
 
+    /* Fitting on a seeded sample: deterministic, and close to the full fit
+     * on this well-conditioned data. */
+    dc_pca s1, s2;
+    CHECK(dc_pca_fit_sample(&s1, x.data, n, d, k, 150, 9) == DC_OK);
+    CHECK(dc_pca_fit_sample(&s2, x.data, n, d, k, 150, 9) == DC_OK);
+    CHECK(memcmp(s1.proj, s2.proj, (size_t)k * d * sizeof(float)) == 0);
+    CHECK(memcmp(s1.proj, p.proj, (size_t)k * d * sizeof(float)) != 0);
+    CHECK(fabs(s1.energy - p.energy) < 0.05);
+    dc_pca_free(&s1);
+    dc_pca_free(&s2);
+    CHECK(dc_pca_fit_sample(&s1, x.data, n, d, k, 1000, 9) == DC_OK); /* n < max: all rows */
+    CHECK(memcmp(s1.proj, p.proj, (size_t)k * d * sizeof(float)) == 0);
+    dc_pca_free(&s1);
+
     /* Bad input. */
     CHECK(dc_pca_fit(&q, x.data, n, d, d + 1) == DC_STATUS_ARG);
     CHECK_STR_CONTAINS(dc_last_error(), "between 1 and the input dimension 12");

@@ -109,8 +109,41 @@ static void test_distributions(void)
     CHECK(moved > 80);
 }
 
+static void test_sample_distinct(void)
+{
+    dc_rng r;
+    dc_rng_init(&r, 5, DC_RNG_STREAM_TEST, 1, 0);
+    int64_t out[200];
+    /* k == n: a permutation, not the identity. */
+    dc_rng_sample_distinct(&r, 200, 200, out);
+    int seen[200] = {0}, perm = 1, moved = 0;
+    for (int i = 0; i < 200; i++) {
+        perm &= out[i] >= 0 && out[i] < 200 && seen[out[i]]++ == 0;
+        moved += out[i] != i;
+    }
+    CHECK(perm && moved > 150);
+    /* k << n: distinct and in range; every value about equally likely. */
+    long hits[10] = {0};
+    int distinct = 1;
+    for (int rep = 0; rep < 2000; rep++) {
+        dc_rng_sample_distinct(&r, 10, 3, out);
+        distinct &= out[0] != out[1] && out[0] != out[2] && out[1] != out[2];
+        for (int i = 0; i < 3; i++) hits[out[i]]++;
+    }
+    CHECK(distinct);
+    int flat = 1;
+    for (int i = 0; i < 10; i++) flat &= hits[i] > 500 && hits[i] < 700; /* expect 600 */
+    CHECK(flat);
+    int64_t big[5];
+    dc_rng_sample_distinct(&r, (uint64_t)1 << 40, 5, big);
+    int ok = 1;
+    for (int i = 0; i < 5; i++) ok &= big[i] >= 0 && big[i] < ((int64_t)1 << 40);
+    CHECK(ok);
+}
+
 int main(void)
 {
+    test_sample_distinct();
     test_kat();
     test_determinism();
     test_distributions();

@@ -80,6 +80,14 @@ y /= np.linalg.norm(y, axis=1, keepdims=True)
 np.save(os.path.join(out, "pca_x.npy"), x)
 np.save(os.path.join(out, "pca_expect.npy"), np.ascontiguousarray(y, dtype=np.float32))
 
+# Three well-separated blobs with their labels, for the CLI tests.
+centres = np.array([[0.0] * 8, [10.0] * 8, [-10.0] * 4 + [10.0] * 4])
+lab3 = np.repeat(np.arange(3), 40)
+bx = (centres[lab3] + rng.normal(size=(120, 8))).astype(np.float32)
+np.save(os.path.join(out, "blobs_x.npy"), bx)
+np.save(os.path.join(out, "blobs_y.npy"), lab3.astype(np.int32))
+np.save(os.path.join(out, "blobs_y64.npy"), lab3.astype(np.int64))
+
 # k-means on Fashion-MNIST test images, raw pixels in [0, 1].
 root = "/usr/share/datasets/fashion-mnist"
 if os.path.isdir(root):

@@ -35,6 +35,10 @@ typedef struct dc_pca {
 /// rows, so x may be a memory map larger than RAM. Fails on NaN/Inf, n < 2,
 /// or d_out outside [1, d]. Allocates p's arrays (dc_pca_free).
 dc_status dc_pca_fit(dc_pca *p, const float *x, int64_t n, int d, int d_out);
+/// As dc_pca_fit on at most `max_rows` rows drawn at random (seeded)
+/// when n is larger: the original fits on d(d−1)/2 images at most.
+dc_status dc_pca_fit_sample(dc_pca *p, const float *x, int64_t n, int d,
+                            int d_out, int64_t max_rows, uint64_t seed);
 /// out (n×d_out) = whitened projection of x (n×d_in); then, if `l2`, each
 /// row L2-normalised. Processes blocks; out must not alias x.
 void dc_pca_apply(const dc_pca *p, float *out, const float *x, int64_t n,

@@ -191,6 +191,8 @@ float dc_rng_uniform(dc_rng *r);
 double dc_rng_uniform_double(dc_rng *r);
 /// Standard normal (Box–Muller on two doubles).
 double dc_rng_normal(dc_rng *r);
+/// k distinct values of [0, n) in random order (k <= n), in O(k) memory.
+void dc_rng_sample_distinct(dc_rng *r, uint64_t n, size_t k, int64_t *out);
 /// Fisher–Yates shuffle of an int32 array.
 void dc_rng_shuffle_i32(dc_rng *r, int32_t *a, size_t n);
 

@@ -202,10 +202,18 @@ void dc_args_usage(FILE *f, const char *prog, const char *synopsis,
             break;
         case DC_OPT_FLAG: break;
         }
-        fprintf(f, "  %-26s %s%s%s\n", left, o->help ? o->help : "",
-                o->required ? " (required)" : def,
-                o->aliases ? "" : "");
-        if (o->aliases) fprintf(f, "  %-26s (also --%s)\n", "", o->aliases);
+        fprintf(f, "  %-26s %s%s\n", left, o->help ? o->help : "", o->required ? " (required)" : def);
+        if (o->aliases) {
+            char also[160];
+            size_t off = 0;
+            for (const char *p = o->aliases; *p && off + 4 < sizeof also;) {
+                size_t len = strcspn(p, " ");
+                off += (size_t)snprintf(also + off, sizeof also - off, "%s--%.*s", off ? ", " : "", (int)len, p);
+                p += len;
+                while (*p == ' ') p++;
+            }
+            fprintf(f, "  %-26s (also %s)\n", "", also);
+        }
     }
     fprintf(f, "  %-26s %s\n", "-h, --help", "show this help");
 }

@@ -6,6 +6,8 @@
 #include "cli/args.h"
 #include "dc/core.h"
 
+#include <stdint.h>
+
 enum { DC_EXIT_OK = 0, DC_EXIT_FAIL = 1, DC_EXIT_USAGE = 2 };
 
 /// A subcommand: argv[0] is the command name.
@@ -27,6 +29,16 @@ int dc_cli_parse(dc_args *a, const char *cmd, const char *synopsis,
                  const char *description, const dc_opt *opts, int nopts,
                  int max_pos, int argc, char **argv, int *exit_code);
 
+/// Sets the OpenMP thread count when threads > 0; returns the count in use.
+int dc_cli_set_threads(int threads);
+
+/// Reads integer labels from a .npy (int32, int64 or uint8; shape (N,) or
+/// (N, C)) into a new int32 array, row-major (caller frees with dc_free).
+dc_status dc_cli_load_labels(const char *path, int32_t **out, int64_t *n,
+                             int *ncols);
+
 int dc_cmd_inspect(int argc, char **argv);
+int dc_cmd_kmeans(int argc, char **argv);
+int dc_cmd_metrics(int argc, char **argv);
 
 #endif

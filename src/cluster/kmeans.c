@@ -44,33 +44,6 @@ const char *dc_kmeans_params_check(const dc_kmeans_params *p, int64_t n)
 /* Initialisation                                                           */
 /* ------------------------------------------------------------------------ */
 
-/* Floyd's sampling of k distinct integers in [0, n) with an open-addressing
- * set of O(k) memory; out[] receives them in insertion order. */
-static void sample_distinct(int64_t *out, int64_t n, int k, dc_rng *r)
-{
-    size_t cap = 16;
-    while (cap < 2 * (size_t)k) cap <<= 1;
-    int64_t *set = dc_xmalloc(cap * sizeof *set);
-    for (size_t i = 0; i < cap; i++) set[i] = -1;
-    int cnt = 0;
-    for (int64_t j = n - k; j < n; j++) {
-        int64_t t = (int64_t)dc_rng_below(r, (uint64_t)j + 1);
-        int64_t pick = t;
-        for (int pass = 0; pass < 2; pass++) {
-            size_t h = (size_t)((uint64_t)pick * 0x9E3779B97F4A7C15ull) & (cap - 1);
-            while (set[h] != -1 && set[h] != pick) h = (h + 1) & (cap - 1);
-            if (set[h] == -1) {
-                set[h] = pick;
-                out[cnt++] = pick;
-                break;
-            }
-            pick = j; /* t already taken: take j, which cannot be */
-        }
-    }
-    DC_ASSERT(cnt == k);
-    dc_free(set);
-}
-
 void dc_kmeans_init_centroids(float *c, const float *x, int64_t n, int d,
                               int k, uint64_t seed, uint32_t group)
 {
@@ -78,14 +51,7 @@ void dc_kmeans_init_centroids(float *c, const float *x, int64_t n, int d,
     dc_rng_init(&r, seed, DC_RNG_STREAM_KMEANS, group, 0);
     int64_t *rows = dc_xmalloc((size_t)k * sizeof *rows);
     if (n >= k) {
-        /* Floyd's draw lists the rows in a biased order; shuffle it. */
-        sample_distinct(rows, n, k, &r);
-        for (int j = k - 1; j > 0; j--) {
-            int t = (int)dc_rng_below(&r, (uint64_t)j + 1);
-            int64_t tmp = rows[j];
-            rows[j] = rows[t];
-            rows[t] = tmp;
-        }
+        dc_rng_sample_distinct(&r, (uint64_t)n, (size_t)k, rows);
     } else {
         for (int j = 0; j < k; j++) rows[j] = (int64_t)dc_rng_below(&r, (uint64_t)n);
     }

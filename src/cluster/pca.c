@@ -116,6 +116,37 @@ done:
     return st;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+dc_status dc_pca_fit_sample(dc_pca *p, const float *x, int64_t n, int d,
+                            int d_out, int64_t max_rows, uint64_t seed)
+{
+    if (max_rows <= 0 || n <= max_rows) return dc_pca_fit(p, x, n, d, d_out);
+    memset(p, 0, sizeof *p);
+    int64_t *rows = dc_malloc((size_t)max_rows * sizeof *rows, "PCA sample indices");
+    float *sub = dc_malloc((size_t)max_rows * d * sizeof(float), "PCA sample");
+    if (!rows || !sub) {
+        dc_free(rows);
+        dc_free(sub);
+        return DC_STATUS_NOMEM;
+    }
+    dc_rng r;
+    dc_rng_init(&r, seed, DC_RNG_STREAM_PCA, 0, 0);
+    dc_rng_sample_distinct(&r, (uint64_t)n, (size_t)max_rows, rows);
+    qsort(rows, (size_t)max_rows, sizeof *rows, cmp_i64); /* read in file order */
+    for (int64_t i = 0; i < max_rows; i++)
+        memcpy(sub + i * d, x + rows[i] * d, (size_t)d * sizeof(float));
+    dc_log_info("PCA: fitting on %lld of %lld rows", (long long)max_rows, (long long)n);
+    dc_status s = dc_pca_fit(p, sub, max_rows, d, d_out);
+    dc_free(rows);
+    dc_free(sub);
+    return s;
+}
+
 void dc_pca_apply(const dc_pca *p, float *out, const float *x, int64_t n, int l2)
 {
     int d = p->d_in, k = p->d_out;

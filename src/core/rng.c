@@ -132,3 +132,37 @@ void dc_rng_shuffle_i32(dc_rng *r, int32_t *a, size_t n)
         a[j] = t;
     }
 }
+
+/* Floyd's algorithm: k distinct values of [0, n) with an O(k) open-addressing
+ * set, then a Fisher–Yates pass, because Floyd's insertion order is biased
+ * towards increasing values. */
+void dc_rng_sample_distinct(dc_rng *r, uint64_t n, size_t k, int64_t *out)
+{
+    DC_ASSERT(k <= n);
+    size_t cap = 16;
+    while (cap < 2 * k) cap <<= 1;
+    int64_t *set = dc_xmalloc(cap * sizeof *set);
+    for (size_t i = 0; i < cap; i++) set[i] = -1;
+    size_t cnt = 0;
+    for (uint64_t j = n - k; j < n; j++) {
+        int64_t pick = (int64_t)dc_rng_below(r, j + 1);
+        for (int attempt = 0; attempt < 2; attempt++) {
+            size_t h = (size_t)((uint64_t)pick * 0x9E3779B97F4A7C15ull) & (cap - 1);
+            while (set[h] != -1 && set[h] != pick) h = (h + 1) & (cap - 1);
+            if (set[h] == -1) {
+                set[h] = pick;
+                out[cnt++] = pick;
+                break;
+            }
+            pick = (int64_t)j; /* already drawn: take j, which cannot be */
+        }
+    }
+    DC_ASSERT(cnt == k);
+    dc_free(set);
+    for (size_t i = k; i > 1; i--) {
+        size_t t = (size_t)dc_rng_below(r, i);
+        int64_t tmp = out[i - 1];
+        out[i - 1] = out[t];
+        out[t] = tmp;
+    }
+}

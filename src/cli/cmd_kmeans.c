@@ -1,0 +1,129 @@
+/* cmd_kmeans.c — `deepercluster kmeans`: the clustering step of SPEC §4 on
+ * a feature matrix from a file: optional PCA-whitening + L2 normalisation,
+ * then flat k-means or, with --super-clusters M, two-level k-means.
+ * Includes: cli, dc/cluster.h, dc/io.h. */
+#include "cli/cli.h"
+#include "dc/cluster.h"
+#include "dc/io.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int dc_cmd_kmeans(int argc, char **argv)
+{
+    const char *in = NULL, *out = NULL, *cent = NULL, *pca_out = NULL;
+    int k = 0, m = 1, pca = 0, niter = 10, threads = 0, verbose = 0;
+    int64_t seed = 0, pca_sample = -1;
+    const dc_opt opts[] = {
+        {"in", NULL, DC_OPT_STRING, &in, 0, 0, NULL, 1, "X.npy", "features, float32 (N, D)"},
+        {"k", "nmb-cluster", DC_OPT_INT, &k, 1, 1e9, NULL, 1, "K", "number of clusters (in all)"},
+        {"super-clusters", "nmb-super-clusters", DC_OPT_INT, &m, 1, 1e6, NULL, 0, "M",
+         "two-level: M super-clusters of K/M sub-clusters each"},
+        {"pca", "dim-pca", DC_OPT_INT, &pca, 0, 1e6, NULL, 0, "D",
+         "PCA-whiten to D dimensions and L2-normalise first (0: raw features)"},
+        {"pca-sample", NULL, DC_OPT_I64, &pca_sample, -1, 1e15, NULL, 0, "N",
+         "fit the PCA on at most N random rows (-1: D_in(D_in-1)/2, as the original)"},
+        {"pca-out", NULL, DC_OPT_STRING, &pca_out, 0, 0, NULL, 0, "P.safetensors", "save the fitted PCA"},
+        {"niter", NULL, DC_OPT_INT, &niter, 0, 1e6, NULL, 0, "I", "update passes (a final assignment pass follows)"},
+        {"seed", NULL, DC_OPT_I64, &seed, 0, 9.2e18, NULL, 0, "S", "random seed"},
+        {"out", NULL, DC_OPT_STRING, &out, 0, 0, NULL, 1, "A.npy",
+         "assignments: int32 (N,), or (N, 2) = (super, sub) with --super-clusters"},
+        {"centroids", NULL, DC_OPT_STRING, &cent, 0, 0, NULL, 0, "C.npy",
+         "centroids: (K, D'), or (M, K/M, D') with --super-clusters"},
+        {"threads", NULL, DC_OPT_INT, &threads, 0, 4096, NULL, 0, "T", "threads (0: all cores)"},
+        {"verbose", NULL, DC_OPT_FLAG, &verbose, 0, 0, NULL, 0, NULL, "log every k-means pass"},
+    };
+    dc_args a;
+    int code;
+    if (!dc_cli_parse(&a, "kmeans", "--in X.npy --k K --out A.npy [options]",
+                      "Clusters the rows of a float32 feature matrix as DeeperCluster's clustering\n"
+                      "step does: optional PCA-whitening and L2 normalisation, then Lloyd's k-means\n"
+                      "(empty clusters split), flat or two-level.",
+                      opts, (int)(sizeof opts / sizeof opts[0]), 0, argc, argv, &code))
+        return code;
+    if (k % m != 0) {
+        fprintf(stderr, "deepercluster kmeans: --k %d is not a multiple of --super-clusters %d; "
+                        "choose K = M x (sub-clusters per super-cluster)\n", k, m);
+        return DC_EXIT_USAGE;
+    }
+    dc_cli_set_threads(threads);
+
+    dc_array x;
+    if (dc_npy_map(in, &x)) return dc_cli_fail();
+    if (dc_array_expect(&x, in, DC_DTYPE_F32, 2, NULL)) {
+        dc_array_free(&x);
+        return dc_cli_fail();
+    }
+    int64_t n = x.shape[0];
+    int d = (int)x.shape[1];
+    if (n < 1 || d < 1) {
+        dc_array_free(&x);
+        dc_set_error(DC_STATUS_FORMAT, "%s: empty feature matrix", in);
+        return dc_cli_fail();
+    }
+    if (pca > d) {
+        dc_array_free(&x);
+        fprintf(stderr, "deepercluster kmeans: --pca %d is larger than the feature dimension %d\n", pca, d);
+        return DC_EXIT_USAGE;
+    }
+    int rc = DC_EXIT_FAIL;
+    float *feat = x.data;
+    float *owned = NULL;
+    dc_pca p = {0};
+    if (pca > 0) {
+        int64_t lim = pca_sample >= 0 ? pca_sample : (int64_t)d * (d - 1) / 2;
+        if (lim < 2) lim = 2;
+        if (dc_pca_fit_sample(&p, x.data, n, d, pca, lim, (uint64_t)seed)) goto done;
+        if (pca_out && dc_pca_save(&p, pca_out)) goto done;
+        owned = dc_malloc((size_t)n * pca * sizeof(float), "whitened features");
+        if (!owned) goto done;
+        dc_pca_apply(&p, owned, x.data, n, 1);
+        feat = owned;
+        d = pca;
+    }
+    dc_kmeans_params kp = dc_kmeans_params_default();
+    kp.k = k;
+    kp.niter = niter;
+    kp.seed = (uint64_t)seed;
+    kp.verbose = verbose;
+    kp.progress = 1;
+    double t0 = dc_time_now();
+    if (m == 1) {
+        dc_kmeans_result r;
+        if (dc_kmeans_train(&r, feat, n, d, &kp, NULL)) goto done;
+        int64_t sa[1] = {n}, sc[2] = {k, d};
+        dc_status s = dc_npy_write(out, DC_DTYPE_I32, 1, sa, r.assign);
+        if (s == DC_OK && cent) s = dc_npy_write(cent, DC_DTYPE_F32, 2, sc, r.centroids);
+        printf("k-means: %lld points, d=%d, k=%d: objective %.6g, %d empty clusters split, %.2f s\n",
+               (long long)n, d, k, r.passes[r.npasses - 1].obj, r.total_splits, dc_time_now() - t0);
+        dc_kmeans_result_free(&r);
+        if (s) goto done;
+    } else {
+        dc_hkmeans_result h;
+        if (dc_hkmeans_train(&h, feat, n, d, m, &kp, NULL, NULL)) goto done;
+        int32_t *pairs = dc_malloc((size_t)n * 2 * sizeof *pairs, "assignments");
+        dc_status s = pairs ? DC_OK : DC_STATUS_NOMEM;
+        if (s == DC_OK) {
+            for (int64_t i = 0; i < n; i++) {
+                pairs[2 * i] = h.super[i];
+                pairs[2 * i + 1] = h.sub[i];
+            }
+            int64_t sa[2] = {n, 2}, sc[3] = {m, k / m, d};
+            s = dc_npy_write(out, DC_DTYPE_I32, 2, sa, pairs);
+            if (s == DC_OK && cent) s = dc_npy_write(cent, DC_DTYPE_F32, 3, sc, h.sub_centroids);
+        }
+        printf("hierarchical k-means: %lld points, d=%d, %d super-clusters x %d: objectives %.6g / %.6g, "
+               "%d + %d empty clusters split, %.2f s\n",
+               (long long)n, d, m, k / m, h.obj1, h.obj2, h.splits1, h.splits2, dc_time_now() - t0);
+        dc_free(pairs);
+        dc_hkmeans_result_free(&h);
+        if (s) goto done;
+    }
+    rc = DC_EXIT_OK;
+done:
+    if (rc != DC_EXIT_OK) dc_cli_fail();
+    dc_free(owned);
+    dc_pca_free(&p);
+    dc_array_free(&x);
+    return rc;
+}
