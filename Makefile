@@ -105,3 +105,12 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:%=%.d)
+
+# Benchmarks (run on demand, not by `make test`): build/<mode>/bench/*
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+.PHONY: bench
+bench: $(BENCH_BIN)
+$(B)/bench/%: $(B)/bench/%.o $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+-include $(BENCH_BIN:%=%.d)

@@ -159,6 +159,38 @@ static void test_split_semantics(void)
     CHECK_EQ_INT(dc_kmeans_split_empty(c, full, K, D, 1, 0, 0, s), 0);
 }
 
+/* The E-step: nearest centroid, the lower index on exact ties (the
+ * vectorised argmin must agree with the plain loop). */
+static void test_assign_ties(void)
+{
+    enum { K = 19, D = 3, N = 40 };
+    float c[K * D], x[N * D];
+    for (int j = 0; j < K; j++)
+        for (int t = 0; t < D; t++) c[j * D + t] = (float)(j * 10 + t);
+    for (int t = 0; t < D; t++) c[11 * D + t] = c[3 * D + t];  /* 3 and 11 equal */
+    for (int t = 0; t < D; t++) c[17 * D + t] = c[16 * D + t]; /* in the tail */
+    for (int i = 0; i < N; i++)
+        for (int t = 0; t < D; t++) x[i * D + t] = (float)((i % K) * 10 + t) + 0.25f;
+    dc_kmeans_work w;
+    CHECK(dc_kmeans_work_init(&w, K, D) == DC_OK);
+    int32_t a[N];
+    double sums[K * D];
+    int64_t counts[K];
+    double obj = dc_kmeans_assign(a, sums, counts, x, NULL, N, D, c, K, &w);
+    int ok = 1;
+    for (int i = 0; i < N; i++) {
+        int want = i % K;
+        if (want == 11) want = 3;
+        if (want == 17) want = 16;
+        ok &= a[i] == want;
+    }
+    CHECK(ok);
+    CHECK_CLOSE(obj, N * D * 0.0625, 1e-3);
+    CHECK(counts[11] == 0 && counts[3] == 5 && counts[16] == 4);
+    CHECK_CLOSE(sums[3 * D], 5 * 30.25, 1e-9);
+    dc_kmeans_work_free(&w);
+}
+
 static void test_corner_cases(void)
 {
     dc_kmeans_params p = dc_kmeans_params_default();
@@ -372,6 +404,7 @@ int main(void)
     test_objective_and_determinism();
     test_init();
     test_split_semantics();
+    test_assign_ties();
     test_corner_cases();
     test_hierarchical();
     test_fashion_mnist();

@@ -116,9 +116,10 @@ void dc_kmeans_work_free(dc_kmeans_work *w);
 
 /// E-step over n local points: assign[i] = nearest centroid (ties to the
 /// lower index); sums (k×d, double) and counts (k) are *overwritten* with
-/// this slice's totals. Returns the slice's objective.
+/// this slice's totals. `xnorm` (n): the points' squared norms, computed
+/// once by the caller (NULL: computed here). Returns the objective.
 double dc_kmeans_assign(int32_t *assign, double *sums, int64_t *counts,
-                        const float *x, int64_t n, int d,
+                        const float *x, const float *xnorm, int64_t n, int d,
                         const float *centroids, int k, dc_kmeans_work *w);
 
 /// M-step from global sums and counts: centroid j = sums_j / counts_j for

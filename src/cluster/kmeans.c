@@ -17,9 +17,12 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 
 #define SPLIT_EPS 1e-7f
-#define WORK_BYTES (32u << 20) /* bound on the E-step's product block */
+#define WORK_BYTES (8u << 20) /* bound on the E-step's product block */
 
 dc_kmeans_params dc_kmeans_params_default(void)
 {
@@ -116,8 +119,52 @@ static void accumulate(double *sums, int64_t *counts, const int32_t *assign,
     }
 }
 
+/* Index of the smallest cn[j] − 2·row[j] (the first one on ties) and that
+ * value. The AVX2 path keeps, per lane, the first minimum of its lane, then
+ * picks the lane with the smallest value and, on ties, the smallest index:
+ * the same answer as the scalar loop, bit for bit. */
+static inline int32_t argmin_row(const float *row, const float *cn, int k, float *minval)
+{
+    int j = 0;
+    float best = FLT_MAX;
+    int32_t arg = 0;
+#ifdef __AVX2__
+    if (k >= 8) {
+        __m256 vbest = _mm256_set1_ps(FLT_MAX), two = _mm256_set1_ps(2.0f);
+        __m256i vidx = _mm256_setzero_si256(), cur = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i eight = _mm256_set1_epi32(8);
+        for (; j + 8 <= k; j += 8) {
+            __m256 v = _mm256_sub_ps(_mm256_loadu_ps(cn + j), _mm256_mul_ps(two, _mm256_loadu_ps(row + j)));
+            __m256 lt = _mm256_cmp_ps(v, vbest, _CMP_LT_OQ);
+            vbest = _mm256_blendv_ps(vbest, v, lt);
+            vidx = _mm256_castps_si256(
+                _mm256_blendv_ps(_mm256_castsi256_ps(vidx), _mm256_castsi256_ps(cur), lt));
+            cur = _mm256_add_epi32(cur, eight);
+        }
+        float bv[8];
+        int32_t bi[8];
+        _mm256_storeu_ps(bv, vbest);
+        _mm256_storeu_si256((__m256i *)bi, vidx);
+        for (int l = 0; l < 8; l++)
+            if (bv[l] < best || (bv[l] == best && bi[l] < arg)) {
+                best = bv[l];
+                arg = bi[l];
+            }
+    }
+#endif
+    for (; j < k; j++) {
+        float v = cn[j] - 2.0f * row[j];
+        if (v < best) {
+            best = v;
+            arg = j;
+        }
+    }
+    *minval = best;
+    return arg;
+}
+
 double dc_kmeans_assign(int32_t *assign, double *sums, int64_t *counts,
-                        const float *x, int64_t n, int d,
+                        const float *x, const float *xnorm, int64_t n, int d,
                         const float *centroids, int k, dc_kmeans_work *w)
 {
     DC_ASSERT(w->k == k);
@@ -128,26 +175,17 @@ double dc_kmeans_assign(int32_t *assign, double *sums, int64_t *counts,
         const float *xb = x + b0 * d;
         /* dots (nb, k) = xb · centroidsᵀ */
         dc_sgemm(0, 1, nb, k, d, 1.0f, xb, d, centroids, d, 0.0f, w->dots, k);
-        dc_row_sqnorms(w->xnorm, xb, nb, d);
+        const float *xn = xnorm ? xnorm + b0 : w->xnorm;
+        if (!xnorm) dc_row_sqnorms(w->xnorm, xb, nb, d);
         const float *cn = w->cnorm;
         const float *dots = w->dots;
-        const float *xn = w->xnorm;
         double bobj = 0;
 #pragma omp parallel for reduction(+ : bobj) schedule(static) if (nb * k > 65536)
         for (int64_t i = 0; i < nb; i++) {
-            const float *row = dots + i * k;
-            float best = FLT_MAX;
-            int32_t arg = 0;
-            for (int j = 0; j < k; j++) {
-                float v = cn[j] - 2.0f * row[j];
-                if (v < best) {
-                    best = v;
-                    arg = j;
-                }
-            }
+            float best;
+            assign[b0 + i] = argmin_row(dots + i * k, cn, k, &best);
             float dist = xn[i] + best;
             bobj += dist > 0 ? dist : 0;
-            assign[b0 + i] = arg;
         }
         obj += bobj;
     }
@@ -314,13 +352,17 @@ dc_status dc_kmeans_train(dc_kmeans_result *r, const float *x, int64_t n,
     dc_status st = DC_OK;
     if (!r->centroids || !r->assign || !r->counts || !r->passes || !sums || !splits)
         st = DC_STATUS_NOMEM;
+    float *xnorm = st == DC_OK ? dc_malloc((size_t)n * sizeof(float), "k-means point norms") : NULL;
+    if (st == DC_OK && !xnorm) st = DC_STATUS_NOMEM;
     if (st == DC_OK) st = dc_kmeans_work_init(&w, k, d);
     if (st) {
         dc_free(sums);
         dc_free(splits);
+        dc_free(xnorm);
         dc_kmeans_result_free(r);
         return st;
     }
+    dc_row_sqnorms(xnorm, x, n, d); /* once: the points do not move */
     if (init) memcpy(r->centroids, init, (size_t)k * d * sizeof(float));
     else dc_kmeans_init_centroids(r->centroids, x, n, d, k, p->seed, p->group);
 
@@ -332,7 +374,7 @@ dc_status dc_kmeans_train(dc_kmeans_result *r, const float *x, int64_t n,
     }
     for (int pass = 0; pass <= p->niter; pass++) {
         double t0 = dc_time_now();
-        double obj = dc_kmeans_assign(r->assign, sums, r->counts, x, n, d, r->centroids, k, &w);
+        double obj = dc_kmeans_assign(r->assign, sums, r->counts, x, xnorm, n, d, r->centroids, k, &w);
         if (pass < p->niter) dc_kmeans_update(r->centroids, sums, r->counts, k, d);
         int ns = dc_kmeans_split_empty(r->centroids, r->counts, k, d, p->seed, p->group, pass, splits);
         dc_kmeans_apply_splits(r->assign, n, k, splits, ns, NULL);
@@ -360,5 +402,6 @@ dc_status dc_kmeans_train(dc_kmeans_result *r, const float *x, int64_t n,
     dc_kmeans_work_free(&w);
     dc_free(sums);
     dc_free(splits);
+    dc_free(xnorm);
     return DC_OK;
 }

@@ -1,7 +1,7 @@
 /* pca.c — PCA with whitening as the original's src/utils.py PCA class and
  * SPEC §4.2: covariance (1/n)·Σ(x−μ)(x−μ)ᵀ accumulated block by block (a
  * float GEMM per block of rows, summed in double), symmetric
- * eigendecomposition by LAPACKE_dsyevd, eigenvalues floored at 1e-5 × the
+ * eigendecomposition by LAPACKE_dsyevr (the d_out largest pairs only), eigenvalues floored at 1e-5 × the
  * largest, the d_out largest kept, projection diag(λ^-1/2)Vᵀ. Each kept
  * eigenvector's sign is fixed (largest-magnitude entry positive) so that
  * results do not depend on the LAPACK build.
@@ -11,12 +11,16 @@
 #include "dc/kernels.h"
 
 #include <lapacke.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define PCA_BLOCK 4096
+#define PCA_TILE 512
 
 void dc_pca_free(dc_pca *p)
 {
@@ -42,6 +46,63 @@ static dc_status pca_alloc(dc_pca *p, int d, int d_out)
     return DC_OK;
 }
 
+/* mean (d) of the n rows of x: per-thread partial sums over row ranges,
+ * combined in thread order (deterministic for a given thread count). */
+static dc_status column_mean(double *mean, const float *x, int64_t n, int d)
+{
+    int nth = 1;
+#ifdef _OPENMP
+    nth = omp_get_max_threads();
+#endif
+    double *part = dc_calloc((size_t)nth * d, sizeof(double), "PCA partial means");
+    if (!part) return DC_STATUS_NOMEM;
+#pragma omp parallel num_threads(nth)
+    {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        double *acc = part + (size_t)t * d;
+        int64_t lo = n * t / nth, hi = n * (t + 1) / nth;
+        for (int64_t i = lo; i < hi; i++)
+            for (int j = 0; j < d; j++) acc[j] += x[i * d + j];
+    }
+    for (int j = 0; j < d; j++) {
+        double s = 0;
+        for (int t = 0; t < nth; t++) s += part[(size_t)t * d + j];
+        mean[j] = s / (double)n;
+    }
+    dc_free(part);
+    return DC_OK;
+}
+
+/* Upper triangle of (1/n)·Σ(x−μ)(x−μ)ᵀ into cov (d, d), block by block of
+ * rows; within a block, one GEMM per tile pair (I <= J) of PCA_TILE
+ * columns: half the work of the full product. */
+static void covariance(double *cov, float *blk, float *buf, const float *x, const float *mu,
+                       int64_t n, int d)
+{
+    for (int64_t b0 = 0; b0 < n; b0 += PCA_BLOCK) {
+        int64_t nb = n - b0 < PCA_BLOCK ? n - b0 : PCA_BLOCK;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < nb; i++)
+            for (int j = 0; j < d; j++) buf[i * d + j] = x[(b0 + i) * d + j] - mu[j];
+        for (int i0 = 0; i0 < d; i0 += PCA_TILE) {
+            int ni = d - i0 < PCA_TILE ? d - i0 : PCA_TILE;
+            for (int j0 = i0; j0 < d; j0 += PCA_TILE) {
+                int nj = d - j0 < PCA_TILE ? d - j0 : PCA_TILE;
+                dc_sgemm(1, 0, ni, nj, nb, 1.0f, buf + i0, d, buf + j0, d, 0.0f,
+                         blk + (size_t)i0 * d + j0, d);
+            }
+        }
+#pragma omp parallel for schedule(dynamic, 16)
+        for (int i = 0; i < d; i++)
+            for (int j = i / PCA_TILE * PCA_TILE; j < d; j++) cov[(size_t)i * d + j] += blk[(size_t)i * d + j];
+    }
+    for (int i = 0; i < d; i++)
+        for (int j = i; j < d; j++) cov[(size_t)i * d + j] /= (double)n;
+}
+
 dc_status dc_pca_fit(dc_pca *p, const float *x, int64_t n, int d, int d_out)
 {
     memset(p, 0, sizeof *p);
@@ -62,49 +123,52 @@ dc_status dc_pca_fit(dc_pca *p, const float *x, int64_t n, int d, int d_out)
     float *blk = dc_malloc(dd * sizeof(float), "PCA covariance block");
     float *buf = dc_malloc((size_t)PCA_BLOCK * d * sizeof(float), "PCA centred block");
     double *w = dc_malloc((size_t)d * sizeof(double), "PCA eigenvalues");
-    if (!mean || !cov || !blk || !buf || !w) {
+    double *z = dc_malloc((size_t)d * d_out * sizeof(double), "PCA eigenvectors");
+    lapack_int *isuppz = dc_malloc(2 * (size_t)d_out * sizeof(lapack_int), "PCA workspace");
+    if (!mean || !cov || !blk || !buf || !w || !z || !isuppz) {
         st = DC_STATUS_NOMEM;
         goto done;
     }
-    for (int64_t i = 0; i < n; i++)
-        for (int j = 0; j < d; j++) mean[j] += x[i * d + j];
-    for (int j = 0; j < d; j++) {
-        mean[j] /= (double)n;
-        p->mean[j] = (float)mean[j];
-    }
-    for (int64_t b0 = 0; b0 < n; b0 += PCA_BLOCK) {
-        int64_t nb = n - b0 < PCA_BLOCK ? n - b0 : PCA_BLOCK;
-        for (int64_t i = 0; i < nb; i++)
-            for (int j = 0; j < d; j++) buf[i * d + j] = x[(b0 + i) * d + j] - p->mean[j];
-        /* blk (d, d) = bufᵀ · buf */
-        dc_sgemm(1, 0, d, d, nb, 1.0f, buf, d, buf, d, 0.0f, blk, d);
-        for (size_t t = 0; t < dd; t++) cov[t] += blk[t];
-    }
-    for (size_t t = 0; t < dd; t++) cov[t] /= (double)n;
+    double t0 = dc_time_now();
+    if ((st = column_mean(mean, x, n, d))) goto done;
+    for (int j = 0; j < d; j++) p->mean[j] = (float)mean[j];
+    covariance(cov, blk, buf, x, p->mean, n, d);
+    double trace = 0;
+    for (int i = 0; i < d; i++) trace += cov[(size_t)i * d + i];
+    double t1 = dc_time_now();
 
-    /* Eigenvalues ascending in w; eigenvector j is column j of cov. */
-    lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', d, cov, d, w);
-    if (info != 0) {
+    /* Only the d_out largest eigenpairs are needed: dsyevr with an index
+     * range skips the others. Eigenvalues ascending in w[0..d_out);
+     * eigenvector r is column r of z (d, d_out). */
+    lapack_int found = 0;
+    lapack_int info = LAPACKE_dsyevr(LAPACK_ROW_MAJOR, 'V', 'I', 'U', d, cov, d, 0.0, 0.0, d - d_out + 1, d,
+                                     0.0, &found, w, z, d_out, isuppz);
+    if (info != 0 || found != d_out) {
         st = dc_set_error(DC_STATUS_INTERNAL, "PCA: eigendecomposition failed (LAPACK info %d)", (int)info);
         goto done;
     }
-    double eps = w[d - 1] * 1e-5, total = 0, kept = 0;
-    for (int j = 0; j < d; j++) {
-        if (w[j] < eps) w[j] = eps;
-        total += w[j];
-    }
+    dc_log_debug("PCA: covariance %.2f s, eigendecomposition %.2f s", t1 - t0, dc_time_now() - t1);
+    /* Floor at 1e-5 x the largest. The energy kept is measured against the
+     * trace (the sum of all eigenvalues), plus the floor's lift on the kept
+     * ones: exact unless dropped eigenvalues lie under the floor. */
+    double eps = w[d_out - 1] * 1e-5, total = trace, kept = 0;
     for (int r = 0; r < d_out; r++) {
-        int j = d - 1 - r;
-        kept += w[j];
+        int j = d_out - 1 - r; /* descending */
+        double lam = w[j];
+        if (lam < eps) {
+            total += eps - lam;
+            lam = eps;
+        }
+        kept += lam;
         int imax = 0;
         for (int i = 1; i < d; i++)
-            if (fabs(cov[(size_t)i * d + j]) > fabs(cov[(size_t)imax * d + j])) imax = i;
-        double sign = cov[(size_t)imax * d + j] < 0 ? -1.0 : 1.0;
-        double scale = sign / sqrt(w[j]);
-        for (int i = 0; i < d; i++) p->proj[(size_t)r * d + i] = (float)(cov[(size_t)i * d + j] * scale);
-        p->eigvals[r] = (float)w[j];
+            if (fabs(z[(size_t)i * d_out + j]) > fabs(z[(size_t)imax * d_out + j])) imax = i;
+        double scale = (z[(size_t)imax * d_out + j] < 0 ? -1.0 : 1.0) / sqrt(lam);
+        for (int i = 0; i < d; i++) p->proj[(size_t)r * d + i] = (float)(z[(size_t)i * d_out + j] * scale);
+        p->eigvals[r] = (float)lam;
     }
     p->energy = total > 0 ? kept / total : 1.0;
+    if (p->energy > 1.0) p->energy = 1.0;
     dc_log_info("PCA %d -> %d: keeping %.2f%% of the energy", d, d_out, 100.0 * p->energy);
 done:
     dc_free(mean);
@@ -112,6 +176,8 @@ done:
     dc_free(blk);
     dc_free(buf);
     dc_free(w);
+    dc_free(z);
+    dc_free(isuppz);
     if (st) dc_pca_free(p);
     return st;
 }
