@@ -181,6 +181,10 @@ void dc_philox4x32_10(uint32_t out[4], const uint32_t ctr[4],
 void dc_rng_init(dc_rng *r, uint64_t seed, uint32_t stream, uint32_t a,
                  uint32_t b);
 
+/// Jumps to output block `block` (4 words each) of the sequence, so that
+/// chunks of one sequence can be drawn by different threads.
+void dc_rng_seek(dc_rng *r, uint64_t block);
+
 uint32_t dc_rng_u32(dc_rng *r);
 uint64_t dc_rng_u64(dc_rng *r);
 /// Uniform integer in [0, n), unbiased (rejection); n > 0.

@@ -38,6 +38,90 @@ void dc_l2_normalize_rows(float *x, int64_t n, int d);
 /// Index of the first row or element that is NaN or infinite, or -1.
 int64_t dc_find_nonfinite(const float *x, int64_t count);
 
+/* ------------------------------------------------------------------------ */
+/* Layers, NCHW float32. Forward writes its output; backward accumulates    */
+/* (+=) into every d* buffer (NULL: not wanted). Shapes in comments.       */
+/* ------------------------------------------------------------------------ */
+
+/// Output extent of a convolution or pooling: (in + 2·pad − k)/stride + 1.
+int dc_conv_out_size(int in, int k, int stride, int pad);
+
+/// out (N, OC, OH, OW) = conv(in (N, C, H, W), w (OC, C, K, K)) + b (OC).
+void dc_conv2d_forward_ref(float *out, const float *in, const float *w, const float *b, int N,
+                           int C, int H, int W, int OC, int K, int stride, int pad);
+void dc_conv2d_backward_ref(float *din, float *dw, float *db, const float *dout, const float *in,
+                            const float *w, int N, int C, int H, int W, int OC, int K, int stride,
+                            int pad);
+/// Floats of workspace (`col`) the fast convolution needs per call.
+size_t dc_conv2d_workspace(int C, int H, int W, int K, int stride, int pad);
+void dc_conv2d_forward(float *out, float *col, const float *in, const float *w, const float *b,
+                       int N, int C, int H, int W, int OC, int K, int stride, int pad);
+void dc_conv2d_backward(float *din, float *dw, float *db, float *col, const float *dout,
+                        const float *in, const float *w, int N, int C, int H, int W, int OC, int K,
+                        int stride, int pad);
+
+/* Batch-norm 2-D in building blocks (a distributed caller all-reduces the
+ * double sums between them). Training: moments → finalize → apply;
+ * backward: sums → apply. count = N·HW over the whole (global) batch. */
+/// sum[c], sumsq[c] over (N, HW) of in (N, C, HW).
+void dc_bn_moments(double *sum, double *sumsq, const float *in, int N, int C, int HW);
+/// mean, rstd = 1/sqrt(var + eps) (biased var); running stats updated with
+/// `momentum` and the unbiased variance when running_mean is not NULL.
+void dc_bn_finalize(float *mean, float *rstd, float *running_mean, float *running_var,
+                    const double *sum, const double *sumsq, int C, int64_t count, float eps,
+                    float momentum);
+/// out = (in − mean)·rstd·gamma + beta, per channel.
+void dc_bn_apply(float *out, const float *in, const float *gamma, const float *beta,
+                 const float *mean, const float *rstd, int N, int C, int HW);
+void dc_batchnorm_forward_eval(float *out, const float *in, const float *gamma,
+                               const float *beta, const float *running_mean,
+                               const float *running_var, int N, int C, int HW, float eps);
+/// sum_dy[c] = Σ dout, sum_dy_xhat[c] = Σ dout·x̂.
+void dc_bn_backward_sums(double *sum_dy, double *sum_dy_xhat, const float *dout, const float *in,
+                         const float *mean, const float *rstd, int N, int C, int HW);
+/// dgamma += sum_dy_xhat, dbeta += sum_dy, din += γ·rstd·(dy − mean dy − x̂·mean(dy·x̂)).
+void dc_bn_backward_apply(float *din, float *dgamma, float *dbeta, const float *dout,
+                          const float *in, const float *gamma, const float *mean,
+                          const float *rstd, const double *sum_dy, const double *sum_dy_xhat,
+                          int N, int C, int HW, int64_t count);
+
+void dc_relu_forward(float *out, const float *in, int64_t n);
+/// din += dout where out > 0 (out: the forward output).
+void dc_relu_backward(float *din, const float *dout, const float *out, int64_t n);
+
+/// Max-pool over NC planes (H, W), window K, stride; arg: flat index in the
+/// plane of each maximum (first in scan order; NaN propagates as PyTorch).
+void dc_maxpool_forward(float *out, int32_t *arg, const float *in, int NC, int H, int W, int K,
+                        int stride);
+void dc_maxpool_backward(float *din, const float *dout, const int32_t *arg, int NC, int H, int W,
+                         int OH, int OW);
+void dc_avgpool_forward(float *out, const float *in, int NC, int H, int W, int K, int stride);
+void dc_avgpool_backward(float *din, const float *dout, int NC, int H, int W, int K, int stride);
+
+/// Constant zero padding by `pad` on each side of NC planes (H, W).
+void dc_pad_forward(float *out, const float *in, int NC, int H, int W, int pad);
+void dc_pad_backward(float *din, const float *dout, int NC, int H, int W, int pad);
+
+/// Dropout with probability p (inverted: kept values scaled by 1/(1−p));
+/// the mask is a function of (seed, a, b, element index) only.
+void dc_dropout_forward(float *out, uint8_t *mask, const float *in, int64_t n, float p,
+                        uint64_t seed, uint32_t a, uint32_t b);
+void dc_dropout_backward(float *din, const float *dout, const uint8_t *mask, int64_t n, float p);
+
+/// out (N, OUT) = in (N, IN) · wᵀ + b, w (OUT, IN) as PyTorch's Linear.
+void dc_linear_forward(float *out, const float *in, const float *w, const float *b, int N, int IN,
+                       int OUT);
+void dc_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                        const float *w, int N, int IN, int OUT);
+
+/// Softmax of logits (N, C) into probs; returns the *sum* of cross-entropy
+/// losses over the N rows; *correct = rows whose arg-max is the target.
+double dc_softmax_xent_forward(float *probs, int *correct, const float *logits,
+                               const int32_t *target, int N, int C);
+/// dlogits += scale · (probs − onehot(target)); scale = 1/N for a mean.
+void dc_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *target, int N,
+                              int C, float scale);
+
 #ifdef __cplusplus
 }
 #endif

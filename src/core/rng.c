@@ -69,6 +69,13 @@ void dc_rng_init(dc_rng *r, uint64_t seed, uint32_t stream, uint32_t a,
     r->avail = 0;
 }
 
+void dc_rng_seek(dc_rng *r, uint64_t block)
+{
+    r->ctr[0] = (uint32_t)block;
+    r->ctr[1] = (uint32_t)(block >> 32);
+    r->avail = 0;
+}
+
 uint32_t dc_rng_u32(dc_rng *r)
 {
     if (r->avail == 0) {

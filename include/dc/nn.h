@@ -1,0 +1,156 @@
+/* dc/nn.h — the convnet as data: VGG-style presets turned into a layer
+ * list over flat buffers (parameters, gradients, running statistics,
+ * activations), forward and backward passes, the classification heads and
+ * SGD with PyTorch's semantics, and weights exchange as safetensors with
+ * the original's state_dict names.
+ * Includes: dc/core.h, dc/io.h, dc/kernels.h. */
+#ifndef DC_NN_H
+#define DC_NN_H
+
+#include "dc/core.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum dc_layer_kind {
+    DC_LAYER_PAD,     /* constant zero padding (ConstantPad2d)        */
+    DC_LAYER_CONV,    /* Conv2d with bias                              */
+    DC_LAYER_BN,      /* BatchNorm2d                                   */
+    DC_LAYER_RELU,
+    DC_LAYER_MAXPOOL,
+    DC_LAYER_AVGPOOL,
+    DC_LAYER_FLATTEN, /* a view: output aliases input                  */
+    DC_LAYER_LINEAR,
+    DC_LAYER_DROPOUT,
+} dc_layer_kind;
+
+typedef struct dc_layer {
+    dc_layer_kind kind;
+    char name[40];          /* state_dict prefix: "body.features.0"       */
+    int c, h, w;            /* input, per sample                           */
+    int oc, oh, ow;         /* output, per sample                          */
+    int k, stride, pad;
+    float p;                /* dropout probability                         */
+    int fixed;              /* parameters never trained (the Sobel stage)  */
+    int conv_index;         /* 1-based index of the conv this ReLU follows */
+    int64_t w_off, b_off;   /* into params (or `fixed`); -1 when none      */
+    int64_t rm_off, rv_off; /* BN running mean / var into `stats`          */
+    int bn_index;           /* BN: index into num_batches_tracked          */
+    int64_t act_off;        /* output activations (max_batch · out size)   */
+    int64_t cache_off;      /* BN: mean/rstd in `cache`; max-pool: arg-max
+                               in `args`; dropout: mask in `masks`         */
+} dc_layer;
+
+/// Presets: "vgg16" (224 px), "vgg-s32" (28/32 px), "vgg-s64" (64 px).
+typedef struct dc_preset {
+    const char *name;
+    int input;            /* crop size the network expects                 */
+    const char *features; /* VGG cfg: channel counts and 'M'               */
+    int hidden;           /* classifier width: Linear→ReLU→Dropout→Linear  */
+    float dropout;
+    int eval_resize;      /* evaluation transform: resize to, then crop    */
+} dc_preset;
+
+/// The preset of that name, or NULL.
+const dc_preset *dc_preset_find(const char *name);
+/// "vgg16, vgg-s32, vgg-s64" (for messages).
+const char *dc_preset_names(void);
+
+typedef struct dc_model {
+    const dc_preset *preset;
+    int sobel, in_c, in_size, feat_dim, max_batch;
+    int nlayers;
+    dc_layer *layers;
+    float *params, *grads;   /* trainable, one flat layout              */
+    int64_t nparams;
+    float *fixed;            /* Sobel weights and biases                */
+    int64_t nfixed;
+    float *stats;            /* BN running mean and var                 */
+    int64_t nstats;
+    int64_t *nbt;            /* BN num_batches_tracked, per BN layer    */
+    int nbn;
+    float *acts;             /* every layer's output                    */
+    int64_t nacts;
+    float *cache;            /* BN batch mean and rstd                  */
+    int64_t ncache;
+    int32_t *args;           /* max-pool arg-max indices                */
+    int64_t nargs;
+    uint8_t *masks;          /* dropout masks                           */
+    int64_t nmasks;
+    float *grad_a, *grad_b;  /* ping-pong activation gradients          */
+    int64_t ngrad;
+    float *work;             /* convolution workspace                   */
+    int64_t nwork;
+    double *bn_tmp;          /* 2·max channels of double sums           */
+    int batch;               /* N of the last forward                   */
+    int train;               /* mode of the last forward                */
+    const float *input;      /* borrowed input of the last forward      */
+    uint64_t dropout_seed;
+    uint64_t step;           /* advanced by each training forward       */
+} dc_model;
+
+/// Builds a model for `preset`, input channels `in_c` (1 or 3) and batches
+/// up to max_batch; every buffer is allocated here, none in a step.
+/// Parameters are initialised as SPEC §2 from (seed, DC_RNG_STREAM_INIT).
+dc_status dc_model_init(dc_model *m, const char *preset, int sobel, int in_c, int max_batch,
+                        uint64_t seed);
+/// As dc_model_init from a spec that need not be a preset (tests, experiments).
+dc_status dc_model_init_spec(dc_model *m, const dc_preset *spec, int sobel, int in_c, int max_batch,
+                             uint64_t seed);
+void dc_model_free(dc_model *m);
+
+/// Forward of N ≤ max_batch inputs (N, in_c, input, input); `train`
+/// selects batch statistics and dropout. Returns the body's output (N,
+/// feat_dim), owned by the model, valid until the next forward.
+const float *dc_model_forward(dc_model *m, const float *in, int N, int train);
+/// Backward of the last (training) forward: dout (N, feat_dim); gradients
+/// accumulate into m->grads.
+void dc_model_backward(dc_model *m, const float *dout);
+void dc_model_zero_grad(dc_model *m);
+/// Output of layer i for the last forward (N, oc, oh, ow).
+const float *dc_model_layer_output(const dc_model *m, int i);
+/// Index of the ReLU after the j-th conv (1-based, Sobel excluded), or -1.
+int dc_model_conv_relu(const dc_model *m, int j);
+/// Number of trainable convs.
+int dc_model_nconv(const dc_model *m);
+
+/// Named tensors of the model in state_dict order (weights, biases, BN
+/// running stats and num_batches_tracked, Sobel): written to / read from a
+/// safetensors writer or file. Load checks every name and shape.
+typedef struct dc_st_writer dc_st_writer;
+typedef struct dc_st_file dc_st_file;
+void dc_model_add_tensors(const dc_model *m, dc_st_writer *w);
+dc_status dc_model_load_tensors(dc_model *m, const dc_st_file *f);
+
+/* ------------------------------------------------------------------------ */
+/* Heads and SGD                                                            */
+/* ------------------------------------------------------------------------ */
+
+/// A linear layer with its own gradients and optimiser state.
+typedef struct dc_head {
+    int in, out;
+    float *w, *b;       /* (out, in), (out)                      */
+    float *dw, *db;
+    float *mw, *mb;     /* momentum buffers                      */
+    int has_momentum;   /* 0 until the first step                */
+} dc_head;
+
+/// PyTorch Linear default initialisation: U(±1/sqrt(in)) for w and b,
+/// drawn from (seed, DC_RNG_STREAM_INIT, a, b).
+dc_status dc_head_init(dc_head *h, int in, int out, uint64_t seed, uint32_t a, uint32_t b);
+/// Re-initialises weights and clears momentum (SPEC §4.7).
+void dc_head_reset(dc_head *h, uint64_t seed, uint32_t a, uint32_t b);
+void dc_head_free(dc_head *h);
+
+/// SGD step, PyTorch semantics: g += wd·p; v = g on the first step, else
+/// v = momentum·v + g; p −= lr·v.
+void dc_sgd_step(float *p, const float *g, float *v, int64_t n, float lr, float momentum,
+                 float wd, int first);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

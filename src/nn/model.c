@@ -1,0 +1,543 @@
+/* model.c — a VGG-style network as a layer list over flat buffers (the
+ * original's src/model/vgg16.py and model_factory.py): zero padding, the
+ * fixed Sobel stage, conv–BN–ReLU blocks and max-pools from a cfg string,
+ * then Linear→ReLU→Dropout→Linear giving the feature vector (no final
+ * ReLU). Everything is allocated by dc_model_init; forward and backward
+ * only read and write those buffers. Backward accumulates into `grads`.
+ * Includes: dc/nn.h, dc/kernels.h, dc/io.h. */
+#include "dc/nn.h"
+#include "dc/io.h"
+#include "dc/kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+
+static const dc_preset presets[] = {
+    {"vgg16", 224, "64 64 M 128 128 M 256 256 256 M 512 512 512 M 512 512 512 M", 4096, 0.5f, 256},
+    {"vgg-s32", 32, "64 64 M 128 128 M 256 256 M", 512, 0.5f, 32},
+    {"vgg-s64", 64, "64 64 M 128 128 M 256 256 M 512 512 M", 1024, 0.5f, 72},
+};
+
+const dc_preset *dc_preset_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+        if (strcmp(presets[i].name, name) == 0) return &presets[i];
+    return NULL;
+}
+
+const char *dc_preset_names(void) { return "vgg16, vgg-s32, vgg-s64"; }
+
+/* ------------------------------------------------------------------------ */
+/* Building the layer list                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    dc_model *m;
+    int cap;
+    int c, h, w;  /* current per-sample shape */
+    int64_t maxsize;
+    int feat_idx, nconv;
+    int64_t maxwork;
+    int maxc;
+} builder;
+
+static dc_layer *add(builder *b, dc_layer_kind kind, const char *name)
+{
+    dc_model *m = b->m;
+    if (m->nlayers == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 32;
+        m->layers = dc_xrealloc(m->layers, (size_t)b->cap * sizeof *m->layers);
+    }
+    dc_layer *l = &m->layers[m->nlayers++];
+    memset(l, 0, sizeof *l);
+    l->kind = kind;
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->c = l->oc = b->c;
+    l->h = l->oh = b->h;
+    l->w = l->ow = b->w;
+    l->w_off = l->b_off = l->rm_off = l->rv_off = l->cache_off = -1;
+    return l;
+}
+
+/* Records the output shape, reserves activations and moves the cursor. */
+static void finish(builder *b, dc_layer *l)
+{
+    dc_model *m = b->m;
+    int64_t size = (int64_t)l->oc * l->oh * l->ow;
+    if (l->kind == DC_LAYER_FLATTEN) {
+        l->act_off = m->nlayers >= 2 ? m->layers[m->nlayers - 2].act_off : 0;
+    } else {
+        l->act_off = m->nacts;
+        m->nacts += size * m->max_batch;
+    }
+    int64_t insize = (int64_t)l->c * l->h * l->w;
+    if (size > b->maxsize) b->maxsize = size;
+    if (insize > b->maxsize) b->maxsize = insize;
+    b->c = l->oc;
+    b->h = l->oh;
+    b->w = l->ow;
+}
+
+static void add_conv(builder *b, const char *name, int oc, int k, int pad, int fixed)
+{
+    dc_model *m = b->m;
+    dc_layer *l = add(b, DC_LAYER_CONV, name);
+    l->oc = oc;
+    l->k = k;
+    l->stride = 1;
+    l->pad = pad;
+    l->fixed = fixed;
+    l->oh = dc_conv_out_size(l->h, k, 1, pad);
+    l->ow = dc_conv_out_size(l->w, k, 1, pad);
+    int64_t nw = (int64_t)oc * l->c * k * k;
+    int64_t *cnt = fixed ? &m->nfixed : &m->nparams;
+    l->w_off = *cnt;
+    l->b_off = *cnt + nw;
+    *cnt += nw + oc;
+    int64_t work = (int64_t)dc_conv2d_workspace(l->c, l->h, l->w, k, 1, pad);
+    if (work > b->maxwork) b->maxwork = work;
+    finish(b, l);
+}
+
+static void add_linear(builder *b, const char *name, int out)
+{
+    dc_model *m = b->m;
+    dc_layer *l = add(b, DC_LAYER_LINEAR, name);
+    l->c = l->c * l->h * l->w;
+    l->h = l->w = 1;
+    l->oc = out;
+    l->oh = l->ow = 1;
+    l->w_off = m->nparams;
+    l->b_off = m->nparams + (int64_t)out * l->c;
+    m->nparams += (int64_t)out * l->c + out;
+    finish(b, l);
+}
+
+static void feature_name(builder *b, char *buf, size_t n)
+{
+    snprintf(buf, n, "body.features.%d", b->feat_idx++);
+}
+
+static dc_status build(builder *b, const dc_preset *p, int sobel, int in_c)
+{
+    dc_model *m = b->m;
+    char name[40];
+    b->c = in_c;
+    b->h = b->w = p->input;
+    dc_layer *l = add(b, DC_LAYER_PAD, "padding");
+    l->pad = sobel ? 2 : 1;
+    l->oh = l->h + 2 * l->pad;
+    l->ow = l->w + 2 * l->pad;
+    finish(b, l);
+    if (sobel) {
+        add_conv(b, "sobel.0", 1, 1, 0, 1);
+        add_conv(b, "sobel.1", 2, 3, 0, 1);
+    }
+    const char *s = p->features;
+    while (*s) {
+        while (*s == ' ') s++;
+        if (!*s) break;
+        if (*s == 'M') {
+            feature_name(b, name, sizeof name);
+            l = add(b, DC_LAYER_MAXPOOL, name);
+            l->k = l->stride = 2;
+            l->oh = (l->h - 2) / 2 + 1;
+            l->ow = (l->w - 2) / 2 + 1;
+            l->cache_off = m->nargs;
+            m->nargs += (int64_t)l->oc * l->oh * l->ow * m->max_batch;
+            finish(b, l);
+            s++;
+            continue;
+        }
+        int ch = (int)strtol(s, (char **)&s, 10);
+        DC_ASSERT(ch > 0);
+        feature_name(b, name, sizeof name);
+        add_conv(b, name, ch, 3, 1, 0);
+        feature_name(b, name, sizeof name);
+        l = add(b, DC_LAYER_BN, name);
+        l->w_off = m->nparams;
+        l->b_off = m->nparams + ch;
+        m->nparams += 2 * ch;
+        l->rm_off = m->nstats;
+        l->rv_off = m->nstats + ch;
+        m->nstats += 2 * ch;
+        l->cache_off = m->ncache;
+        m->ncache += 2 * ch;
+        l->bn_index = m->nbn++;
+        if (ch > b->maxc) b->maxc = ch;
+        finish(b, l);
+        feature_name(b, name, sizeof name);
+        l = add(b, DC_LAYER_RELU, name);
+        l->conv_index = ++b->nconv;
+        finish(b, l);
+    }
+    if (b->h < 1 || b->w < 1)
+        return dc_set_error(DC_STATUS_ARG, "preset %s: input %d is too small for its pools", p->name, p->input);
+    l = add(b, DC_LAYER_FLATTEN, "flatten");
+    l->oc = l->c * l->h * l->w;
+    l->oh = l->ow = 1;
+    finish(b, l);
+    add_linear(b, "body.classifier.0", p->hidden);
+    finish(b, add(b, DC_LAYER_RELU, "body.classifier.1"));
+    l = add(b, DC_LAYER_DROPOUT, "body.classifier.2");
+    l->p = p->dropout;
+    l->cache_off = m->nmasks;
+    m->nmasks += (int64_t)l->oc * m->max_batch;
+    finish(b, l);
+    add_linear(b, "body.classifier.3", p->hidden);
+    m->feat_dim = p->hidden;
+    return DC_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Initialisation (SPEC §2)                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void init_params(dc_model *m, uint64_t seed)
+{
+    for (int i = 0; i < m->nlayers; i++) {
+        dc_layer *l = &m->layers[i];
+        dc_rng r;
+        dc_rng_init(&r, seed, DC_RNG_STREAM_INIT, (uint32_t)i, 0);
+        if (l->kind == DC_LAYER_CONV && l->fixed) {
+            float *w = m->fixed + l->w_off, *b = m->fixed + l->b_off;
+            if (l->k == 1) {
+                /* grey: mean of the colour channels (one grey channel: 1) */
+                for (int c = 0; c < l->c; c++) w[c] = l->c == 3 ? 1.0f / 3.0f : 1.0f;
+            } else {
+                static const float gx[9] = {1, 0, -1, 2, 0, -2, 1, 0, -1};
+                static const float gy[9] = {1, 2, 1, 0, 0, 0, -1, -2, -1};
+                memcpy(w, gx, sizeof gx);
+                memcpy(w + 9, gy, sizeof gy);
+            }
+            for (int o = 0; o < l->oc; o++) b[o] = 0;
+        } else if (l->kind == DC_LAYER_CONV) {
+            int64_t nw = (int64_t)l->oc * l->c * l->k * l->k;
+            double std = sqrt(2.0 / (double)(l->k * l->k * l->oc));
+            for (int64_t j = 0; j < nw; j++) m->params[l->w_off + j] = (float)(dc_rng_normal(&r) * std);
+            for (int o = 0; o < l->oc; o++) m->params[l->b_off + o] = 0;
+        } else if (l->kind == DC_LAYER_BN) {
+            for (int c = 0; c < l->oc; c++) {
+                m->params[l->w_off + c] = 1;
+                m->params[l->b_off + c] = 0;
+                m->stats[l->rm_off + c] = 0;
+                m->stats[l->rv_off + c] = 1;
+            }
+            m->nbt[l->bn_index] = 0;
+        } else if (l->kind == DC_LAYER_LINEAR) {
+            float bound = 1.0f / sqrtf((float)l->c);
+            int64_t nw = (int64_t)l->oc * l->c;
+            for (int64_t j = 0; j < nw; j++)
+                m->params[l->w_off + j] = (2.0f * dc_rng_uniform(&r) - 1.0f) * bound;
+            for (int o = 0; o < l->oc; o++) m->params[l->b_off + o] = (2.0f * dc_rng_uniform(&r) - 1.0f) * bound;
+        }
+    }
+}
+
+void dc_model_free(dc_model *m)
+{
+    if (!m) return;
+    dc_free(m->layers);
+    dc_free(m->params);
+    dc_free(m->grads);
+    dc_free(m->fixed);
+    dc_free(m->stats);
+    dc_free(m->nbt);
+    dc_free(m->acts);
+    dc_free(m->cache);
+    dc_free(m->args);
+    dc_free(m->masks);
+    dc_free(m->grad_a);
+    dc_free(m->grad_b);
+    dc_free(m->work);
+    dc_free(m->bn_tmp);
+    memset(m, 0, sizeof *m);
+}
+
+dc_status dc_model_init(dc_model *m, const char *preset, int sobel, int in_c, int max_batch,
+                        uint64_t seed)
+{
+    memset(m, 0, sizeof *m);
+    const dc_preset *p = dc_preset_find(preset);
+    if (!p) return dc_set_error(DC_STATUS_ARG, "unknown architecture '%s' (presets: %s)", preset, dc_preset_names());
+    return dc_model_init_spec(m, p, sobel, in_c, max_batch, seed);
+}
+
+dc_status dc_model_init_spec(dc_model *m, const dc_preset *p, int sobel, int in_c, int max_batch,
+                             uint64_t seed)
+{
+    memset(m, 0, sizeof *m);
+    if (in_c != 1 && in_c != 3)
+        return dc_set_error(DC_STATUS_ARG, "input must have 1 or 3 channels, not %d", in_c);
+    if (max_batch < 1) return dc_set_error(DC_STATUS_ARG, "batch size must be at least 1");
+    m->preset = p;
+    m->sobel = sobel;
+    m->in_c = in_c;
+    m->in_size = p->input;
+    m->max_batch = max_batch;
+    builder b = {m, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    dc_status s = build(&b, p, sobel, in_c);
+    if (s) {
+        dc_model_free(m);
+        return s;
+    }
+    m->ngrad = b.maxsize * max_batch;
+    m->nwork = b.maxwork;
+    m->params = dc_calloc((size_t)m->nparams, sizeof(float), "parameters");
+    m->grads = dc_calloc((size_t)m->nparams, sizeof(float), "gradients");
+    m->fixed = dc_calloc((size_t)m->nfixed + 1, sizeof(float), "fixed parameters");
+    m->stats = dc_calloc((size_t)m->nstats + 1, sizeof(float), "batch-norm statistics");
+    m->nbt = dc_calloc((size_t)m->nbn + 1, sizeof(int64_t), "batch-norm counters");
+    m->acts = dc_calloc((size_t)m->nacts, sizeof(float), "activations");
+    m->cache = dc_calloc((size_t)m->ncache + 1, sizeof(float), "batch-norm cache");
+    m->args = dc_calloc((size_t)m->nargs + 1, sizeof(int32_t), "max-pool indices");
+    m->masks = dc_calloc((size_t)m->nmasks + 1, 1, "dropout masks");
+    m->grad_a = dc_calloc((size_t)m->ngrad, sizeof(float), "activation gradients");
+    m->grad_b = dc_calloc((size_t)m->ngrad, sizeof(float), "activation gradients");
+    m->work = dc_calloc((size_t)m->nwork + 1, sizeof(float), "convolution workspace");
+    m->bn_tmp = dc_calloc(2 * (size_t)(b.maxc + 1), sizeof(double), "batch-norm sums");
+    if (!m->params || !m->grads || !m->fixed || !m->stats || !m->nbt || !m->acts || !m->cache ||
+        !m->args || !m->masks || !m->grad_a || !m->grad_b || !m->work || !m->bn_tmp) {
+        dc_model_free(m);
+        return DC_STATUS_NOMEM;
+    }
+    init_params(m, seed);
+    m->dropout_seed = seed;
+    return DC_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Forward and backward                                                     */
+/* ------------------------------------------------------------------------ */
+
+static const float *wptr(const dc_model *m, const dc_layer *l)
+{
+    return (l->fixed ? m->fixed : m->params) + l->w_off;
+}
+
+static const float *bptr(const dc_model *m, const dc_layer *l)
+{
+    return (l->fixed ? m->fixed : m->params) + l->b_off;
+}
+
+const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
+{
+    DC_ASSERT(N >= 1 && N <= m->max_batch);
+    m->batch = N;
+    m->train = train;
+    m->input = in;
+    const float *x = in;
+    for (int i = 0; i < m->nlayers; i++) {
+        dc_layer *l = &m->layers[i];
+        float *y = m->acts + l->act_off;
+        int64_t insize = (int64_t)l->c * l->h * l->w, outsize = (int64_t)l->oc * l->oh * l->ow;
+        switch (l->kind) {
+        case DC_LAYER_PAD: dc_pad_forward(y, x, N * l->c, l->h, l->w, l->pad); break;
+        case DC_LAYER_CONV:
+            dc_conv2d_forward(y, m->work, x, wptr(m, l), bptr(m, l), N, l->c, l->h, l->w, l->oc, l->k,
+                              l->stride, l->pad);
+            break;
+        case DC_LAYER_BN: {
+            const float *gamma = m->params + l->w_off, *beta = m->params + l->b_off;
+            float *rm = m->stats + l->rm_off, *rv = m->stats + l->rv_off;
+            int hw = l->h * l->w;
+            if (train) {
+                float *mean = m->cache + l->cache_off, *rstd = mean + l->c;
+                double *sum = m->bn_tmp, *sumsq = m->bn_tmp + l->c;
+                dc_bn_moments(sum, sumsq, x, N, l->c, hw);
+                dc_bn_finalize(mean, rstd, rm, rv, sum, sumsq, l->c, (int64_t)N * hw, BN_EPS, BN_MOMENTUM);
+                dc_bn_apply(y, x, gamma, beta, mean, rstd, N, l->c, hw);
+                m->nbt[l->bn_index]++;
+            } else {
+                dc_batchnorm_forward_eval(y, x, gamma, beta, rm, rv, N, l->c, hw, BN_EPS);
+            }
+            break;
+        }
+        case DC_LAYER_RELU: dc_relu_forward(y, x, N * insize); break;
+        case DC_LAYER_MAXPOOL:
+            dc_maxpool_forward(y, m->args + l->cache_off, x, N * l->c, l->h, l->w, l->k, l->stride);
+            break;
+        case DC_LAYER_AVGPOOL: dc_avgpool_forward(y, x, N * l->c, l->h, l->w, l->k, l->stride); break;
+        case DC_LAYER_FLATTEN: break; /* y aliases x */
+        case DC_LAYER_LINEAR:
+            dc_linear_forward(y, x, m->params + l->w_off, m->params + l->b_off, N, l->c, l->oc);
+            break;
+        case DC_LAYER_DROPOUT:
+            if (train)
+                dc_dropout_forward(y, m->masks + l->cache_off, x, N * outsize, l->p, m->dropout_seed,
+                                   (uint32_t)i, (uint32_t)m->step);
+            else
+                memcpy(y, x, (size_t)(N * outsize) * sizeof *y);
+            break;
+        }
+        x = y;
+    }
+    if (train) m->step++;
+    return x;
+}
+
+const float *dc_model_layer_output(const dc_model *m, int i)
+{
+    DC_ASSERT(i >= 0 && i < m->nlayers);
+    return m->acts + m->layers[i].act_off;
+}
+
+int dc_model_conv_relu(const dc_model *m, int j)
+{
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i].kind == DC_LAYER_RELU && m->layers[i].conv_index == j) return i;
+    return -1;
+}
+
+int dc_model_nconv(const dc_model *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->nlayers; i++) n += m->layers[i].kind == DC_LAYER_CONV && !m->layers[i].fixed;
+    return n;
+}
+
+void dc_model_zero_grad(dc_model *m)
+{
+    memset(m->grads, 0, (size_t)m->nparams * sizeof *m->grads);
+}
+
+void dc_model_backward(dc_model *m, const float *dout)
+{
+    DC_ASSERT(m->train && m->batch > 0);
+    int N = m->batch;
+    int first = 0; /* the first layer with trainable parameters */
+    while (first < m->nlayers && !(m->layers[first].kind == DC_LAYER_CONV && !m->layers[first].fixed)) first++;
+    float *g = m->grad_a, *dx = m->grad_b;
+    memcpy(g, dout, (size_t)N * m->feat_dim * sizeof *g);
+    for (int i = m->nlayers - 1; i >= first; i--) {
+        dc_layer *l = &m->layers[i];
+        if (l->kind == DC_LAYER_FLATTEN) continue; /* same memory, same gradient */
+        const float *x = i == 0 ? m->input : m->acts + m->layers[i - 1].act_off;
+        const float *y = m->acts + l->act_off;
+        int64_t insize = (int64_t)l->c * l->h * l->w, outsize = (int64_t)l->oc * l->oh * l->ow;
+        float *d = i > first ? dx : NULL;
+        if (d) memset(d, 0, (size_t)(N * insize) * sizeof *d);
+        switch (l->kind) {
+        case DC_LAYER_PAD:
+            if (d) dc_pad_backward(d, g, N * l->c, l->h, l->w, l->pad);
+            break;
+        case DC_LAYER_CONV:
+            DC_ASSERT(!l->fixed);
+            dc_conv2d_backward(d, m->grads + l->w_off, m->grads + l->b_off, m->work, g, x,
+                               m->params + l->w_off, N, l->c, l->h, l->w, l->oc, l->k, l->stride, l->pad);
+            break;
+        case DC_LAYER_BN: {
+            const float *mean = m->cache + l->cache_off, *rstd = mean + l->c;
+            double *sdy = m->bn_tmp, *sdx = m->bn_tmp + l->c;
+            int hw = l->h * l->w;
+            dc_bn_backward_sums(sdy, sdx, g, x, mean, rstd, N, l->c, hw);
+            dc_bn_backward_apply(d, m->grads + l->w_off, m->grads + l->b_off, g, x, m->params + l->w_off,
+                                 mean, rstd, sdy, sdx, N, l->c, hw, (int64_t)N * hw);
+            break;
+        }
+        case DC_LAYER_RELU:
+            if (d) dc_relu_backward(d, g, y, N * insize);
+            break;
+        case DC_LAYER_MAXPOOL:
+            if (d) dc_maxpool_backward(d, g, m->args + l->cache_off, N * l->c, l->h, l->w, l->oh, l->ow);
+            break;
+        case DC_LAYER_AVGPOOL:
+            if (d) dc_avgpool_backward(d, g, N * l->c, l->h, l->w, l->k, l->stride);
+            break;
+        case DC_LAYER_LINEAR:
+            dc_linear_backward(d, m->grads + l->w_off, m->grads + l->b_off, g, x, m->params + l->w_off, N,
+                               l->c, l->oc);
+            break;
+        case DC_LAYER_DROPOUT:
+            if (d) dc_dropout_backward(d, g, m->masks + l->cache_off, N * outsize, l->p);
+            break;
+        case DC_LAYER_FLATTEN: break;
+        }
+        float *t = g;
+        g = dx;
+        dx = t;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Named tensors                                                            */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    char name[64];
+    dc_dtype dtype;
+    int ndim;
+    int64_t shape[4];
+    void *data;
+} named;
+
+/* The model's tensors in state_dict order; returns the count (≤ cap). */
+static int list_tensors(const dc_model *m, named *t, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const dc_layer *l = &m->layers[i];
+        float *base = l->fixed ? m->fixed : m->params;
+        if (l->kind == DC_LAYER_CONV || l->kind == DC_LAYER_LINEAR || l->kind == DC_LAYER_BN) {
+            DC_ASSERT(n + 5 <= cap);
+            named *w = &t[n++], *b = &t[n++];
+            snprintf(w->name, sizeof w->name, "%s.weight", l->name);
+            snprintf(b->name, sizeof b->name, "%s.bias", l->name);
+            w->dtype = b->dtype = DC_DTYPE_F32;
+            w->data = base + l->w_off;
+            b->data = base + l->b_off;
+            b->ndim = 1;
+            b->shape[0] = l->oc;
+            if (l->kind == DC_LAYER_CONV) {
+                w->ndim = 4;
+                w->shape[0] = l->oc;
+                w->shape[1] = l->c;
+                w->shape[2] = w->shape[3] = l->k;
+            } else if (l->kind == DC_LAYER_LINEAR) {
+                w->ndim = 2;
+                w->shape[0] = l->oc;
+                w->shape[1] = l->c;
+            } else {
+                w->ndim = 1;
+                w->shape[0] = l->oc;
+                named *rm = &t[n++], *rv = &t[n++], *nb = &t[n++];
+                snprintf(rm->name, sizeof rm->name, "%s.running_mean", l->name);
+                snprintf(rv->name, sizeof rv->name, "%s.running_var", l->name);
+                snprintf(nb->name, sizeof nb->name, "%s.num_batches_tracked", l->name);
+                rm->dtype = rv->dtype = DC_DTYPE_F32;
+                rm->ndim = rv->ndim = 1;
+                rm->shape[0] = rv->shape[0] = l->oc;
+                rm->data = m->stats + l->rm_off;
+                rv->data = m->stats + l->rv_off;
+                nb->dtype = DC_DTYPE_I64;
+                nb->ndim = 0;
+                nb->data = m->nbt + l->bn_index;
+            }
+        }
+    }
+    return n;
+}
+
+void dc_model_add_tensors(const dc_model *m, dc_st_writer *w)
+{
+    named *t = dc_xmalloc((size_t)(5 * m->nlayers + 1) * sizeof *t);
+    int n = list_tensors(m, t, 5 * m->nlayers + 1);
+    for (int i = 0; i < n; i++) dc_st_writer_add(w, t[i].name, t[i].dtype, t[i].ndim, t[i].shape, t[i].data);
+    dc_free(t);
+}
+
+dc_status dc_model_load_tensors(dc_model *m, const dc_st_file *f)
+{
+    named *t = dc_xmalloc((size_t)(5 * m->nlayers + 1) * sizeof *t);
+    int n = list_tensors(m, t, 5 * m->nlayers + 1);
+    dc_status s = DC_OK;
+    for (int i = 0; i < n && s == DC_OK; i++)
+        s = dc_st_read(f, t[i].name, t[i].dtype, t[i].ndim, t[i].shape, t[i].data);
+    dc_free(t);
+    return s;
+}

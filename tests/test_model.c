@@ -1,0 +1,203 @@
+/* test_model.c — the network as data: preset shapes and state_dict names,
+ * SPEC §2 initialisation, whole-model gradients against finite differences,
+ * train/eval modes, SGD with PyTorch semantics, heads, and the safetensors
+ * round trip of the weights. */
+#include "dc/io.h"
+#include "dc/kernels.h"
+#include "dc/nn.h"
+#include "test.h"
+
+#include <math.h>
+
+static const dc_preset tiny = {"tiny", 12, "4 M 6 M", 10, 0.5f, 12};
+
+static void test_presets(void)
+{
+    dc_model m;
+    CHECK(dc_model_init(&m, "vgg-s32", 1, 3, 2, 1) == DC_OK);
+    CHECK_EQ_INT(m.feat_dim, 512);
+    CHECK_EQ_INT(dc_model_nconv(&m), 6);
+    const dc_layer *l0 = &m.layers[0], *s1 = &m.layers[2], *c1 = &m.layers[3];
+    CHECK(l0->kind == DC_LAYER_PAD && l0->pad == 2 && l0->oh == 36);
+    CHECK(s1->kind == DC_LAYER_CONV && s1->fixed && s1->oh == 34 && s1->oc == 2);
+    CHECK(c1->kind == DC_LAYER_CONV && !c1->fixed && c1->c == 2 && strcmp(c1->name, "body.features.0") == 0);
+    int flat = -1;
+    for (int i = 0; i < m.nlayers; i++)
+        if (m.layers[i].kind == DC_LAYER_FLATTEN) flat = i;
+    CHECK(flat > 0 && m.layers[flat].oc == 256 * 4 * 4);
+    CHECK(strcmp(m.layers[m.nlayers - 1].name, "body.classifier.3") == 0);
+    int r3 = dc_model_conv_relu(&m, 3);
+    CHECK(r3 > 0 && m.layers[r3].kind == DC_LAYER_RELU && m.layers[r3].oc == 128);
+    /* SPEC §2 initialisation */
+    const dc_layer *c2 = &m.layers[dc_model_conv_relu(&m, 2) - 2];
+    int64_t nw = (int64_t)c2->oc * c2->c * 9;
+    double s2 = 0;
+    for (int64_t i = 0; i < nw; i++) s2 += (double)m.params[c2->w_off + i] * m.params[c2->w_off + i];
+    CHECK_CLOSE(sqrt(s2 / nw), sqrt(2.0 / (9 * 64)), 0.01);
+    CHECK(m.params[c2->b_off] == 0);
+    CHECK(m.fixed[s1->w_off] == 1 && m.fixed[s1->w_off + 2] == -1 && m.fixed[s1->w_off + 9 + 1] == 2);
+    CHECK(fabsf(m.fixed[m.layers[1].w_off] - 1.0f / 3.0f) < 1e-7f);
+    dc_model_free(&m);
+
+    CHECK(dc_model_init(&m, "vgg16", 0, 3, 1, 1) == DC_OK);
+    CHECK_EQ_INT(dc_model_nconv(&m), 13);
+    CHECK_EQ_INT(m.feat_dim, 4096);
+    CHECK(m.layers[0].pad == 1 && m.layers[1].c == 3);
+    for (int i = 0; i < m.nlayers; i++)
+        if (m.layers[i].kind == DC_LAYER_FLATTEN) CHECK(m.layers[i].oc == 512 * 7 * 7);
+    int64_t want = 0; /* torchvision-style count: convs + BN + classifier */
+    int cfg[13] = {64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512}, c = 3;
+    for (int i = 0; i < 13; i++) {
+        want += (int64_t)cfg[i] * c * 9 + cfg[i] + 2 * cfg[i];
+        c = cfg[i];
+    }
+    want += 25088LL * 4096 + 4096 + 4096LL * 4096 + 4096;
+    CHECK_EQ_INT(m.nparams, want);
+    dc_model_free(&m);
+    CHECK(dc_model_init(&m, "resnet", 1, 3, 1, 1) == DC_STATUS_ARG);
+    CHECK_STR_CONTAINS(dc_last_error(), "unknown architecture 'resnet'");
+    CHECK(dc_model_init(&m, "vgg-s32", 1, 2, 1, 1) == DC_STATUS_ARG);
+}
+
+/* L = Σ r·body(x) in training mode, with the dropout step pinned. */
+static double model_loss(dc_model *m, const float *x, int N, const float *r, uint64_t step)
+{
+    m->step = step;
+    const float *y = dc_model_forward(m, x, N, 1);
+    double s = 0;
+    for (int64_t i = 0; i < (int64_t)N * m->feat_dim; i++) s += (double)r[i] * y[i];
+    return s;
+}
+
+static void test_gradients(void)
+{
+    for (int sobel = 0; sobel <= 1; sobel++) {
+        dc_model m;
+        int N = 3;
+        CHECK(dc_model_init_spec(&m, &tiny, sobel, 3, N, 5) == DC_OK);
+        dc_rng r;
+        dc_rng_init(&r, 9, DC_RNG_STREAM_TEST, (uint32_t)sobel, 0);
+        int64_t nin = (int64_t)N * 3 * 12 * 12;
+        float *x = dc_xmalloc((size_t)nin * sizeof *x), *g = dc_xmalloc((size_t)N * m.feat_dim * sizeof *g);
+        for (int64_t i = 0; i < nin; i++) x[i] = (float)dc_rng_normal(&r);
+        for (int64_t i = 0; i < (int64_t)N * m.feat_dim; i++) g[i] = (float)dc_rng_normal(&r);
+        /* double the params' scale so that BN's outputs are not tiny */
+        dc_model_zero_grad(&m);
+        model_loss(&m, x, N, g, 100);
+        dc_model_backward(&m, g);
+        int probes = 0, good = 0;
+        double worst = 0;
+        for (int64_t i = 0; i < m.nparams; i += m.nparams / 60 + 1) {
+            /* Several step sizes: a step that straddles a ReLU kink or a
+             * max-pool switch is wrong, the smaller ones are not; float
+             * round-off limits how small they go. Keep the best. */
+            float keep = m.params[i];
+            double best = 1e9;
+            for (float h = 1e-2f * (fabsf(keep) > 1 ? fabsf(keep) : 1); h > 1e-4f; h /= 4) {
+                m.params[i] = keep + h;
+                double lp = model_loss(&m, x, N, g, 100);
+                m.params[i] = keep - h;
+                double lm = model_loss(&m, x, N, g, 100);
+                m.params[i] = keep;
+                double num = (lp - lm) / (2 * h), ana = m.grads[i];
+                double err = fabs(num - ana) / (fabs(num) + fabs(ana) + 1e-2);
+                if (err < best) best = err;
+            }
+            if (best > worst) worst = best;
+            good += best < 2e-2;
+            probes++;
+        }
+        printf("model gradients (sobel=%d): %d of %d probes within 2%%, worst %.3g\n", sobel, good, probes, worst);
+        CHECK_MSG(good == probes, "sobel=%d: %d of %d probes match (worst %.3g)", sobel, good,
+                  probes, worst);
+        dc_free(x);
+        dc_free(g);
+        dc_model_free(&m);
+    }
+}
+
+static void test_modes_and_io(void)
+{
+    dc_model m, m2;
+    int N = 4;
+    CHECK(dc_model_init_spec(&m, &tiny, 1, 1, N, 3) == DC_OK);
+    CHECK(dc_model_init_spec(&m2, &tiny, 1, 1, N, 4) == DC_OK);
+    float x[4 * 12 * 12];
+    for (int i = 0; i < 4 * 144; i++) x[i] = (float)((i * 7919) % 97) / 97.0f;
+    float e1[40], e2[40];
+    memcpy(e1, dc_model_forward(&m, x, N, 0), sizeof e1);
+    memcpy(e2, dc_model_forward(&m, x, N, 0), sizeof e2);
+    CHECK(memcmp(e1, e2, sizeof e1) == 0); /* eval: deterministic, stats unchanged */
+    const dc_layer *bn = &m.layers[4]; /* pad, sobel.0, sobel.1, conv, BN */
+    CHECK(bn->kind == DC_LAYER_BN && m.stats[bn->rv_off] == 1.0f && m.nbt[0] == 0);
+    dc_model_forward(&m, x, N, 1);
+    CHECK(m.stats[bn->rv_off] != 1.0f && m.nbt[0] == 1);
+    CHECK(memcmp(dc_model_forward(&m2, x, N, 0), e1, sizeof e1) != 0);
+
+    /* safetensors round trip: m2 becomes m */
+    dc_st_writer *w = dc_st_writer_new();
+    dc_model_add_tensors(&m, w);
+    const char *p = test_path("model.safetensors");
+    CHECK(dc_st_writer_write(w, p) == DC_OK);
+    dc_st_writer_free(w);
+    dc_st_file *f;
+    CHECK(dc_st_open(p, &f) == DC_OK);
+    const dc_st_tensor *t = dc_st_find(f, "sobel.0.weight");
+    CHECK(t && t->ndim == 4 && t->shape[0] == 1 && t->shape[1] == 1);
+    CHECK(dc_st_find(f, "body.features.1.num_batches_tracked") != NULL);
+    CHECK(dc_st_find(f, "body.classifier.3.bias") != NULL);
+    CHECK(dc_model_load_tensors(&m2, f) == DC_OK);
+    dc_st_close(f);
+    CHECK(memcmp(m.params, m2.params, (size_t)m.nparams * sizeof(float)) == 0);
+    CHECK(memcmp(m.stats, m2.stats, (size_t)m.nstats * sizeof(float)) == 0);
+    memcpy(e1, dc_model_forward(&m, x, N, 0), sizeof e1);
+    CHECK(memcmp(dc_model_forward(&m2, x, N, 0), e1, sizeof e1) == 0);
+    /* a model of another shape refuses the file, naming the tensor */
+    dc_model m3;
+    CHECK(dc_model_init_spec(&m3, &tiny, 0, 3, 1, 1) == DC_OK);
+    CHECK(dc_st_open(p, &f) == DC_OK);
+    CHECK(dc_model_load_tensors(&m3, f) != DC_OK);
+    CHECK_STR_CONTAINS(dc_last_error(), "tensor 'body.features.0.weight': wrong shape");
+    dc_st_close(f);
+    dc_model_free(&m3);
+    dc_model_free(&m);
+    dc_model_free(&m2);
+}
+
+static void test_sgd_and_heads(void)
+{
+    float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, 0.25f}, v[2] = {99, 99};
+    dc_sgd_step(p, g, v, 2, 0.1f, 0.9f, 0.01f, 1);
+    /* d = g + wd·p; v = d; p -= lr·v */
+    float d0 = 0.5f + 0.01f * 1.0f;
+    CHECK(v[0] == d0 && fabsf(p[0] - (1.0f - 0.1f * d0)) < 1e-7f);
+    float p0 = p[0], v0 = v[0];
+    dc_sgd_step(p, g, v, 2, 0.1f, 0.9f, 0.01f, 0);
+    float d1 = 0.5f + 0.01f * p0, v1 = 0.9f * v0 + d1;
+    CHECK(fabsf(v[0] - v1) < 1e-7f && fabsf(p[0] - (p0 - 0.1f * v1)) < 1e-7f);
+
+    dc_head h;
+    CHECK(dc_head_init(&h, 16, 5, 1, 2, 3) == DC_OK);
+    int inb = 1;
+    for (int i = 0; i < 80; i++) inb &= fabsf(h.w[i]) <= 0.25f;
+    CHECK(inb);
+    float w0 = h.w[0];
+    h.mw[0] = 5;
+    h.has_momentum = 1;
+    dc_head_reset(&h, 1, 2, 4);
+    CHECK(h.w[0] != w0 && h.mw[0] == 0 && !h.has_momentum);
+    dc_head_reset(&h, 1, 2, 3);
+    CHECK(h.w[0] == w0);
+    dc_head_free(&h);
+    dc_head_free(&h);
+}
+
+int main(void)
+{
+    dc_log_set_level(DC_LOG_WARN);
+    test_presets();
+    test_gradients();
+    test_modes_and_io();
+    test_sgd_and_heads();
+    return TEST_SUMMARY();
+}
