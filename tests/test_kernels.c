@@ -84,7 +84,7 @@ static void test_conv(void)
         /* N, C, H, W, OC, K, stride, pad */
         {1, 3, 7, 5, 5, 3, 1, 1}, {2, 2, 9, 9, 4, 3, 2, 0}, {3, 5, 6, 7, 3, 5, 1, 2},
         {1, 1, 4, 4, 2, 1, 1, 0}, {2, 4, 11, 8, 6, 3, 2, 1}, {1, 3, 5, 5, 7, 1, 2, 1},
-        {4, 16, 8, 8, 24, 3, 1, 1},
+        {4, 16, 8, 8, 24, 3, 1, 1}, {1, 2, 70, 66, 3, 3, 1, 1}, /* over 4096 positions: chunked dw */
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int *q = shapes[s];
@@ -94,18 +94,19 @@ static void test_conv(void)
         float *in = randv(nin, 1), *w = randv(nw, 0.5f), *b = randv(OC, 0.5f);
         float *o1 = zeros(nout), *o2 = zeros(nout), *r = randv(nout, 1);
         float *col = zeros((int64_t)dc_conv2d_workspace(C, H, W, K, S, P));
+        float *dwt = zeros((int64_t)dc_conv2d_workspace_dw(C, OC, K, OH, OW) + 1);
         dc_conv2d_forward_ref(o1, in, w, b, N, C, H, W, OC, K, S, P);
         dc_conv2d_forward(o2, col, in, w, b, N, C, H, W, OC, K, S, P);
         CHECK_MSG(maxrel(o2, o1, nout) < 1e-5, "conv fwd shape %zu: %g", s, maxrel(o2, o1, nout));
         float *di1 = zeros(nin), *dw1 = zeros(nw), *db1 = zeros(OC);
         float *di2 = zeros(nin), *dw2 = zeros(nw), *db2 = zeros(OC);
         dc_conv2d_backward_ref(di1, dw1, db1, r, in, w, N, C, H, W, OC, K, S, P);
-        dc_conv2d_backward(di2, dw2, db2, col, r, in, w, N, C, H, W, OC, K, S, P);
+        dc_conv2d_backward(di2, dw2, db2, col, dwt, r, in, w, N, C, H, W, OC, K, S, P);
         CHECK_MSG(maxrel(di2, di1, nin) < 1e-5, "conv din shape %zu", s);
         CHECK_MSG(maxrel(dw2, dw1, nw) < 1e-5, "conv dw shape %zu", s);
         CHECK_MSG(maxrel(db2, db1, OC) < 1e-5, "conv db shape %zu", s);
         /* accumulation: a second backward doubles the gradients */
-        dc_conv2d_backward(di2, dw2, db2, col, r, in, w, N, C, H, W, OC, K, S, P);
+        dc_conv2d_backward(di2, dw2, db2, col, dwt, r, in, w, N, C, H, W, OC, K, S, P);
         for (int64_t i = 0; i < nw; i++) dw1[i] *= 2;
         CHECK(maxrel(dw2, dw1, nw) < 1e-5);
         for (int64_t i = 0; i < nw; i++) dw1[i] /= 2;
@@ -115,7 +116,7 @@ static void test_conv(void)
             CHECK_MSG(fd_check(conv_fwd, &c, w, dw1, nw, r, nout, 0.1f) < 2e-3, "conv fd dw %zu", s);
             CHECK_MSG(fd_check(conv_fwd, &c, b, db1, OC, r, nout, 0.1f) < 2e-3, "conv fd db %zu", s);
         }
-        dc_free(in); dc_free(w); dc_free(b); dc_free(o1); dc_free(o2); dc_free(r); dc_free(col);
+        dc_free(in); dc_free(w); dc_free(b); dc_free(o1); dc_free(o2); dc_free(r); dc_free(col); dc_free(dwt);
         dc_free(di1); dc_free(dw1); dc_free(db1); dc_free(di2); dc_free(dw2); dc_free(db2);
     }
 }
@@ -132,8 +133,11 @@ static void bn_fwd(void *c, float *out)
     bn_ctx *x = c;
     double sum[16], sq[16];
     float mean[16], rstd[16];
-    dc_bn_moments(sum, sq, x->in, x->N, x->C, x->HW);
-    dc_bn_finalize(mean, rstd, NULL, NULL, sum, sq, x->C, (int64_t)x->N * x->HW, 1e-5f, 0.1f);
+    int64_t cnt = (int64_t)x->N * x->HW;
+    dc_bn_sums(sum, x->in, x->N, x->C, x->HW);
+    for (int ch = 0; ch < x->C; ch++) mean[ch] = (float)(sum[ch] / (double)cnt);
+    dc_bn_centered_sumsq(sq, x->in, mean, x->N, x->C, x->HW);
+    dc_bn_finalize(mean, rstd, NULL, NULL, sq, x->C, cnt, 1e-5f, 0.1f);
     dc_bn_apply(out, x->in, x->gamma, x->beta, mean, rstd, x->N, x->C, x->HW);
 }
 
@@ -146,8 +150,10 @@ static void test_batchnorm(void)
     float *out = zeros(n), *din = zeros(n), *dg = zeros(C), *dbt = zeros(C);
     double sum[4], sq[4], sdy[4], sdx[4];
     float mean[4], rstd[4], rm[4] = {0, 0, 0, 0}, rv[4] = {1, 1, 1, 1};
-    dc_bn_moments(sum, sq, in, N, C, HW);
-    dc_bn_finalize(mean, rstd, rm, rv, sum, sq, C, N * HW, 1e-5f, 0.1f);
+    dc_bn_sums(sum, in, N, C, HW);
+    for (int c = 0; c < C; c++) mean[c] = (float)(sum[c] / (N * HW));
+    dc_bn_centered_sumsq(sq, in, mean, N, C, HW);
+    dc_bn_finalize(mean, rstd, rm, rv, sq, C, N * HW, 1e-5f, 0.1f);
     dc_bn_apply(out, in, gamma, beta, mean, rstd, N, C, HW);
     /* Per channel: output mean = beta, std = |gamma| (biased). */
     for (int c = 0; c < C; c++) {

@@ -56,20 +56,25 @@ void dc_conv2d_backward_ref(float *din, float *dw, float *db, const float *dout,
 size_t dc_conv2d_workspace(int C, int H, int W, int K, int stride, int pad);
 void dc_conv2d_forward(float *out, float *col, const float *in, const float *w, const float *b,
                        int N, int C, int H, int W, int OC, int K, int stride, int pad);
-void dc_conv2d_backward(float *din, float *dw, float *db, float *col, const float *dout,
-                        const float *in, const float *w, int N, int C, int H, int W, int OC, int K,
-                        int stride, int pad);
+/// Floats of `dwtmp` the backward needs (0 when the output plane is small).
+size_t dc_conv2d_workspace_dw(int C, int OC, int K, int OH, int OW);
+void dc_conv2d_backward(float *din, float *dw, float *db, float *col, float *dwtmp,
+                        const float *dout, const float *in, const float *w, int N, int C, int H, int W,
+                        int OC, int K, int stride, int pad);
 
 /* Batch-norm 2-D in building blocks (a distributed caller all-reduces the
- * double sums between them). Training: moments → finalize → apply;
- * backward: sums → apply. count = N·HW over the whole (global) batch. */
-/// sum[c], sumsq[c] over (N, HW) of in (N, C, HW).
-void dc_bn_moments(double *sum, double *sumsq, const float *in, int N, int C, int HW);
-/// mean, rstd = 1/sqrt(var + eps) (biased var); running stats updated with
-/// `momentum` and the unbiased variance when running_mean is not NULL.
+ * double sums between them). Training: sums → mean = sum/count → centred
+ * sums of squares → finalize → apply; backward: sums → apply.
+ * count = N·HW over the whole (global) batch. */
+/// sum[c] over (N, HW) of in (N, C, HW), in double.
+void dc_bn_sums(double *sum, const float *in, int N, int C, int HW);
+/// sumsq[c] = Σ (in − mean[c])², in double.
+void dc_bn_centered_sumsq(double *sumsq, const float *in, const float *mean, int N, int C, int HW);
+/// rstd = 1/sqrt(var + eps) with the biased var = sumsq/count; running
+/// stats updated with `momentum` and the unbiased variance when
+/// running_mean is not NULL.
 void dc_bn_finalize(float *mean, float *rstd, float *running_mean, float *running_var,
-                    const double *sum, const double *sumsq, int C, int64_t count, float eps,
-                    float momentum);
+                    const double *sumsq, int C, int64_t count, float eps, float momentum);
 /// out = (in − mean)·rstd·gamma + beta, per channel.
 void dc_bn_apply(float *out, const float *in, const float *gamma, const float *beta,
                  const float *mean, const float *rstd, int N, int C, int HW);

@@ -84,6 +84,8 @@ typedef struct dc_model {
     int64_t ngrad;
     float *work;             /* convolution workspace                   */
     int64_t nwork;
+    float *dwork;            /* chunked weight-gradient scratch         */
+    int64_t ndwork;
     double *bn_tmp;          /* 2·max channels of double sums           */
     int batch;               /* N of the last forward                   */
     int train;               /* mode of the last forward                */

@@ -9,39 +9,44 @@
 
 #include <math.h>
 
-void dc_bn_moments(double *sum, double *sumsq, const float *in, int N, int C, int HW)
+void dc_bn_sums(double *sum, const float *in, int N, int C, int HW)
 {
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
-        double s = 0, q = 0;
+        double s = 0;
         for (int n = 0; n < N; n++) {
             const float *x = in + ((size_t)n * C + c) * HW;
-            float fs = 0, fq = 0; /* per plane in float, then summed in double */
-            for (int i = 0; i < HW; i++) {
-                fs += x[i];
-                fq += x[i] * x[i];
-            }
-            s += fs;
-            q += fq;
+            for (int i = 0; i < HW; i++) s += x[i];
         }
         sum[c] = s;
+    }
+}
+
+void dc_bn_centered_sumsq(double *sumsq, const float *in, const float *mean, int N, int C, int HW)
+{
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double q = 0, m = mean[c];
+        for (int n = 0; n < N; n++) {
+            const float *x = in + ((size_t)n * C + c) * HW;
+            for (int i = 0; i < HW; i++) {
+                double e = x[i] - m;
+                q += e * e;
+            }
+        }
         sumsq[c] = q;
     }
 }
 
 void dc_bn_finalize(float *mean, float *rstd, float *running_mean, float *running_var,
-                    const double *sum, const double *sumsq, int C, int64_t count, float eps,
-                    float momentum)
+                    const double *sumsq, int C, int64_t count, float eps, float momentum)
 {
     for (int c = 0; c < C; c++) {
-        double m = sum[c] / (double)count;
-        double v = sumsq[c] / (double)count - m * m;
-        if (v < 0) v = 0;
-        mean[c] = (float)m;
+        double v = sumsq[c] / (double)count;
         rstd[c] = (float)(1.0 / sqrt(v + eps));
         if (running_mean) {
             double unbiased = count > 1 ? v * (double)count / (double)(count - 1) : v;
-            running_mean[c] = (float)((1 - momentum) * running_mean[c] + momentum * m);
+            running_mean[c] = (float)((1 - momentum) * running_mean[c] + momentum * mean[c]);
             running_var[c] = (float)((1 - momentum) * running_var[c] + momentum * unbiased);
         }
     }
@@ -53,10 +58,11 @@ void dc_bn_apply(float *out, const float *in, const float *gamma, const float *b
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++) {
-            float s = gamma[c] * rstd[c], t = beta[c] - mean[c] * s;
+            /* (x − mean)·s + β: no cancellation when the mean is large */
+            float s = gamma[c] * rstd[c], m = mean[c], b = beta[c];
             const float *x = in + ((size_t)n * C + c) * HW;
             float *y = out + ((size_t)n * C + c) * HW;
-            for (int i = 0; i < HW; i++) y[i] = x[i] * s + t;
+            for (int i = 0; i < HW; i++) y[i] = (x[i] - m) * s + b;
         }
 }
 
@@ -75,17 +81,14 @@ void dc_bn_backward_sums(double *sum_dy, double *sum_dy_xhat, const float *dout,
 {
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
-        double s = 0, q = 0;
+        double s = 0, q = 0, m = mean[c];
         for (int n = 0; n < N; n++) {
             const float *g = dout + ((size_t)n * C + c) * HW;
             const float *x = in + ((size_t)n * C + c) * HW;
-            float fs = 0, fq = 0;
             for (int i = 0; i < HW; i++) {
-                fs += g[i];
-                fq += g[i] * (x[i] - mean[c]);
+                s += g[i];
+                q += (double)g[i] * (x[i] - m);
             }
-            s += fs;
-            q += fq;
         }
         sum_dy[c] = s;
         sum_dy_xhat[c] = q * rstd[c];

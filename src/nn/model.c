@@ -42,7 +42,7 @@ typedef struct {
     int c, h, w;  /* current per-sample shape */
     int64_t maxsize;
     int feat_idx, nconv;
-    int64_t maxwork;
+    int64_t maxwork, maxdwork;
     int maxc;
 } builder;
 
@@ -101,6 +101,8 @@ static void add_conv(builder *b, const char *name, int oc, int k, int pad, int f
     *cnt += nw + oc;
     int64_t work = (int64_t)dc_conv2d_workspace(l->c, l->h, l->w, k, 1, pad);
     if (work > b->maxwork) b->maxwork = work;
+    int64_t dwork = fixed ? 0 : (int64_t)dc_conv2d_workspace_dw(l->c, oc, k, l->oh, l->ow);
+    if (dwork > b->maxdwork) b->maxdwork = dwork;
     finish(b, l);
 }
 
@@ -255,6 +257,7 @@ void dc_model_free(dc_model *m)
     dc_free(m->grad_a);
     dc_free(m->grad_b);
     dc_free(m->work);
+    dc_free(m->dwork);
     dc_free(m->bn_tmp);
     memset(m, 0, sizeof *m);
 }
@@ -280,7 +283,8 @@ dc_status dc_model_init_spec(dc_model *m, const dc_preset *p, int sobel, int in_
     m->in_c = in_c;
     m->in_size = p->input;
     m->max_batch = max_batch;
-    builder b = {m, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    builder b = {0};
+    b.m = m;
     dc_status s = build(&b, p, sobel, in_c);
     if (s) {
         dc_model_free(m);
@@ -288,6 +292,7 @@ dc_status dc_model_init_spec(dc_model *m, const dc_preset *p, int sobel, int in_
     }
     m->ngrad = b.maxsize * max_batch;
     m->nwork = b.maxwork;
+    m->ndwork = b.maxdwork;
     m->params = dc_calloc((size_t)m->nparams, sizeof(float), "parameters");
     m->grads = dc_calloc((size_t)m->nparams, sizeof(float), "gradients");
     m->fixed = dc_calloc((size_t)m->nfixed + 1, sizeof(float), "fixed parameters");
@@ -300,9 +305,10 @@ dc_status dc_model_init_spec(dc_model *m, const dc_preset *p, int sobel, int in_
     m->grad_a = dc_calloc((size_t)m->ngrad, sizeof(float), "activation gradients");
     m->grad_b = dc_calloc((size_t)m->ngrad, sizeof(float), "activation gradients");
     m->work = dc_calloc((size_t)m->nwork + 1, sizeof(float), "convolution workspace");
+    m->dwork = dc_calloc((size_t)m->ndwork + 1, sizeof(float), "convolution weight-gradient workspace");
     m->bn_tmp = dc_calloc(2 * (size_t)(b.maxc + 1), sizeof(double), "batch-norm sums");
     if (!m->params || !m->grads || !m->fixed || !m->stats || !m->nbt || !m->acts || !m->cache ||
-        !m->args || !m->masks || !m->grad_a || !m->grad_b || !m->work || !m->bn_tmp) {
+        !m->args || !m->masks || !m->grad_a || !m->grad_b || !m->work || !m->dwork || !m->bn_tmp) {
         dc_model_free(m);
         return DC_STATUS_NOMEM;
     }
@@ -349,8 +355,11 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
             if (train) {
                 float *mean = m->cache + l->cache_off, *rstd = mean + l->c;
                 double *sum = m->bn_tmp, *sumsq = m->bn_tmp + l->c;
-                dc_bn_moments(sum, sumsq, x, N, l->c, hw);
-                dc_bn_finalize(mean, rstd, rm, rv, sum, sumsq, l->c, (int64_t)N * hw, BN_EPS, BN_MOMENTUM);
+                int64_t count = (int64_t)N * hw;
+                dc_bn_sums(sum, x, N, l->c, hw);
+                for (int c = 0; c < l->c; c++) mean[c] = (float)(sum[c] / (double)count);
+                dc_bn_centered_sumsq(sumsq, x, mean, N, l->c, hw);
+                dc_bn_finalize(mean, rstd, rm, rv, sumsq, l->c, count, BN_EPS, BN_MOMENTUM);
                 dc_bn_apply(y, x, gamma, beta, mean, rstd, N, l->c, hw);
                 m->nbt[l->bn_index]++;
             } else {
@@ -428,7 +437,7 @@ void dc_model_backward(dc_model *m, const float *dout)
             break;
         case DC_LAYER_CONV:
             DC_ASSERT(!l->fixed);
-            dc_conv2d_backward(d, m->grads + l->w_off, m->grads + l->b_off, m->work, g, x,
+            dc_conv2d_backward(d, m->grads + l->w_off, m->grads + l->b_off, m->work, m->dwork, g, x,
                                m->params + l->w_off, N, l->c, l->h, l->w, l->oc, l->k, l->stride, l->pad);
             break;
         case DC_LAYER_BN: {

@@ -1,0 +1,62 @@
+/* dc/train.h — DeeperCluster training (SPEC §5). This part: one
+ * optimisation step of the two-level loss on a global batch, with the
+ * original's distributed gradient semantics reproduced on one process:
+ *   body and super-class head: gradient of the mean over the whole batch of
+ *     CE(super-class) + CE(sub-class);
+ *   sub-class head s: gradient of the mean of CE(sub-class) over the
+ *     samples of super-class s only.
+ * Includes: dc/core.h, dc/nn.h. */
+#ifndef DC_TRAIN_H
+#define DC_TRAIN_H
+
+#include "dc/core.h"
+#include "dc/nn.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dc_step_stats {
+    double loss, loss_super, loss_sub; /* means over the batch            */
+    int correct_super, correct_sub;    /* top-1 hits                      */
+    int correct_both;                  /* both right (the original's prec) */
+    int n;
+} dc_step_stats;
+
+/// Scratch of the step, allocated once for batches up to max_batch.
+typedef struct dc_stepper {
+    int S, k_sub, D, max_batch;
+    float *h, *dh;           /* ReLU(features) and its gradient (N, D)   */
+    float *ls, *ps, *dls;    /* super-class logits, probs, grad (N, S)   */
+    float *lsub, *psub;      /* sub-class logits, probs (N, k_sub)       */
+    float *dlsub;            /* (N, k_sub)                               */
+    float *hs, *dhs;         /* one super-class's rows gathered (N, D)   */
+    float *tmp;              /* (N, k_sub)                               */
+    int32_t *rows;           /* sample indices grouped by super-class    */
+    int32_t *start;          /* (S + 1) group boundaries in rows         */
+    int32_t *tsub;           /* gathered sub targets (max(N, S))         */
+    float *momentum;         /* body momentum buffer (nparams)           */
+    int64_t nparams;
+    int body_first;          /* body optimiser not stepped yet           */
+} dc_stepper;
+
+dc_status dc_stepper_init(dc_stepper *st, const dc_model *m, int S, int k_sub, int max_batch);
+void dc_stepper_free(dc_stepper *st);
+
+/// Forward and backward of the two-level loss on x (N inputs) with
+/// super-class targets sup[i] in [0, S) and sub-class targets sub[i] in
+/// [0, k_sub). Zeroes, then fills, the gradients of the body, the super
+/// head and every sub head. The body runs in training mode.
+void dc_step_compute(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs, const float *x,
+                     const int32_t *sup, const int32_t *sub, int N, dc_step_stats *stats);
+
+/// SGD (momentum 0.9, weight decay wd, PyTorch semantics) on the body, the
+/// super head and the sub heads that had samples in the last step.
+void dc_step_sgd(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs, float lr, float wd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,173 @@
+/* step.c — one optimisation step of DeeperCluster's two-level loss
+ * (SPEC §5; the original's src/trainer.py run on W processes, one
+ * super-class each, with gradients averaged by DistributedDataParallel):
+ * here the global batch is processed by one process, samples grouped by
+ * super-class so that each sub-class head is one GEMM.
+ * Includes: dc/train.h, dc/nn.h, dc/kernels.h. */
+#include "dc/train.h"
+#include "dc/kernels.h"
+
+#include <string.h>
+
+#define MOMENTUM 0.9f
+
+void dc_stepper_free(dc_stepper *st)
+{
+    if (!st) return;
+    dc_free(st->h);
+    dc_free(st->rows);
+    dc_free(st->momentum);
+    memset(st, 0, sizeof *st);
+}
+
+dc_status dc_stepper_init(dc_stepper *st, const dc_model *m, int S, int k_sub, int max_batch)
+{
+    memset(st, 0, sizeof *st);
+    DC_ASSERT(S >= 1 && k_sub >= 1 && max_batch >= 1);
+    st->S = S;
+    st->k_sub = k_sub;
+    st->D = m->feat_dim;
+    st->max_batch = max_batch;
+    size_t N = (size_t)max_batch, D = (size_t)m->feat_dim;
+    /* floats: h, dh, hs, dhs (N·D each); ls, ps, dls (N·S); lsub, psub,
+     * dlsub, tmp (N·k_sub) */
+    size_t nf = 4 * N * D + 3 * N * (size_t)S + 4 * N * (size_t)k_sub;
+    float *f = dc_calloc(nf, sizeof(float), "training step buffers");
+    size_t nt = N > (size_t)S ? N : (size_t)S; /* tsub doubles as S cursors */
+    int32_t *ints = dc_calloc(N + nt + (size_t)S + 1, sizeof(int32_t), "training step indices");
+    float *mom = dc_calloc((size_t)m->nparams, sizeof(float), "momentum");
+    if (!f || !ints || !mom) {
+        dc_free(f);
+        dc_free(ints);
+        dc_free(mom);
+        return DC_STATUS_NOMEM;
+    }
+    st->h = f;
+    st->dh = st->h + N * D;
+    st->hs = st->dh + N * D;
+    st->dhs = st->hs + N * D;
+    st->ls = st->dhs + N * D;
+    st->ps = st->ls + N * S;
+    st->dls = st->ps + N * S;
+    st->lsub = st->dls + N * S;
+    st->psub = st->lsub + N * k_sub;
+    st->dlsub = st->psub + N * k_sub;
+    st->tmp = st->dlsub + N * k_sub;
+    st->rows = ints;
+    st->tsub = ints + N;
+    st->start = ints + N + nt;
+    st->momentum = mom;
+    st->nparams = m->nparams;
+    st->body_first = 1;
+    return DC_OK;
+}
+
+static void zero_head_grads(dc_head *h)
+{
+    memset(h->dw, 0, (size_t)h->out * h->in * sizeof(float));
+    memset(h->db, 0, (size_t)h->out * sizeof(float));
+}
+
+void dc_step_compute(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs, const float *x,
+                     const int32_t *sup, const int32_t *sub, int N, dc_step_stats *stats)
+{
+    DC_ASSERT(N >= 1 && N <= st->max_batch);
+    int S = st->S, K = st->k_sub, D = st->D;
+    memset(stats, 0, sizeof *stats);
+    stats->n = N;
+    dc_model_zero_grad(m);
+    zero_head_grads(super);
+    for (int s = 0; s < S; s++) zero_head_grads(&subs[s]);
+
+    const float *feat = dc_model_forward(m, x, N, 1);
+    dc_relu_forward(st->h, feat, (int64_t)N * D);
+    memset(st->dh, 0, (size_t)N * D * sizeof(float));
+
+    /* Super-class head over the whole batch: mean CE. */
+    dc_linear_forward(st->ls, st->h, super->w, super->b, N, D, S);
+    double lsup = dc_softmax_xent_forward(st->ps, &stats->correct_super, st->ls, sup, N, S);
+    memset(st->dls, 0, (size_t)N * S * sizeof(float));
+    dc_softmax_xent_backward(st->dls, st->ps, sup, N, S, 1.0f / (float)N);
+    dc_linear_backward(st->dh, super->dw, super->db, st->dls, st->h, super->w, N, D, S);
+
+    /* Group the samples by super-class (stable: batch order kept). */
+    for (int s = 0; s <= S; s++) st->start[s] = 0;
+    for (int i = 0; i < N; i++) {
+        DC_ASSERT(sup[i] >= 0 && sup[i] < S && sub[i] >= 0 && sub[i] < K);
+        st->start[sup[i] + 1]++;
+    }
+    for (int s = 0; s < S; s++) st->start[s + 1] += st->start[s];
+    /* counting sort into rows; tsub serves as the per-class cursor */
+    for (int s = 0; s < S; s++) st->tsub[s] = st->start[s];
+    for (int i = 0; i < N; i++) st->rows[st->tsub[sup[i]]++] = i;
+
+    /* Sub-class head s on its own samples. Body gradient: 1/N (mean over
+     * the batch); head gradient: 1/n_s (mean over the head's samples). */
+    double lsub = 0;
+    for (int s = 0; s < S; s++) {
+        int lo = st->start[s], ns = st->start[s + 1] - lo;
+        if (ns == 0) continue;
+        for (int j = 0; j < ns; j++) {
+            int i = st->rows[lo + j];
+            memcpy(st->hs + (size_t)j * D, st->h + (size_t)i * D, (size_t)D * sizeof(float));
+            st->tsub[j] = sub[i];
+        }
+        float *lg = st->lsub + (size_t)lo * K, *pr = st->psub + (size_t)lo * K, *dl = st->dlsub + (size_t)lo * K;
+        dc_linear_forward(lg, st->hs, subs[s].w, subs[s].b, ns, D, K);
+        int hits = 0;
+        lsub += dc_softmax_xent_forward(pr, &hits, lg, st->tsub, ns, K);
+        stats->correct_sub += hits;
+        /* joint precision: both heads right for the same sample */
+        for (int j = 0; j < ns; j++) {
+            int i = st->rows[lo + j];
+            const float *zs = st->ls + (size_t)i * S, *zk = lg + (size_t)j * K;
+            int as = 0, ak = 0;
+            for (int c = 1; c < S; c++)
+                if (zs[c] > zs[as]) as = c;
+            for (int c = 1; c < K; c++)
+                if (zk[c] > zk[ak]) ak = c;
+            stats->correct_both += as == sup[i] && ak == sub[i];
+        }
+        memset(dl, 0, (size_t)ns * K * sizeof(float));
+        dc_softmax_xent_backward(dl, pr, st->tsub, ns, K, 1.0f / (float)N);
+        /* head: (N / n_s) · Σ dlᵀ hs, i.e. the mean over its samples */
+        memcpy(st->tmp, dl, (size_t)ns * K * sizeof(float));
+        float scale = (float)N / (float)ns;
+        for (int64_t t = 0; t < (int64_t)ns * K; t++) st->tmp[t] *= scale;
+        memset(st->dhs, 0, (size_t)ns * D * sizeof(float));
+        dc_linear_backward(NULL, subs[s].dw, subs[s].db, st->tmp, st->hs, subs[s].w, ns, D, K);
+        dc_linear_backward(st->dhs, NULL, NULL, dl, st->hs, subs[s].w, ns, D, K);
+        for (int j = 0; j < ns; j++) {
+            int i = st->rows[lo + j];
+            float *d = st->dh + (size_t)i * D;
+            const float *e = st->dhs + (size_t)j * D;
+            for (int t = 0; t < D; t++) d[t] += e[t];
+        }
+    }
+    stats->loss_super = lsup / N;
+    stats->loss_sub = lsub / N;
+    stats->loss = stats->loss_super + stats->loss_sub;
+
+    /* Through the ReLU into the body. */
+    float *dfeat = st->hs; /* free again: reuse as (N, D) */
+    memset(dfeat, 0, (size_t)N * D * sizeof(float));
+    dc_relu_backward(dfeat, st->dh, st->h, (int64_t)N * D);
+    dc_model_backward(m, dfeat);
+}
+
+static void head_sgd(dc_head *h, float lr, float wd)
+{
+    int first = !h->has_momentum;
+    dc_sgd_step(h->w, h->dw, h->mw, (int64_t)h->out * h->in, lr, MOMENTUM, wd, first);
+    dc_sgd_step(h->b, h->db, h->mb, h->out, lr, MOMENTUM, wd, first);
+    h->has_momentum = 1;
+}
+
+void dc_step_sgd(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs, float lr, float wd)
+{
+    dc_sgd_step(m->params, m->grads, st->momentum, m->nparams, lr, MOMENTUM, wd, st->body_first);
+    st->body_first = 0;
+    head_sgd(super, lr, wd);
+    for (int s = 0; s < st->S; s++)
+        if (st->start[s + 1] > st->start[s]) head_sgd(&subs[s], lr, wd);
+}
