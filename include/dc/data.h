@@ -1,0 +1,84 @@
+/* dc/data.h — image data in: datasets (IDX and CIFAR binaries so far), the
+ * exact augmentations of the original (SPEC §3: RandomResizedCrop with PIL's
+ * bilinear filter, horizontal flip, rotation by multiples of 90°,
+ * normalisation), and batch assembly, deterministic from (seed, epoch,
+ * position in the epoch) whatever the thread count.
+ * Includes: dc/core.h. */
+#ifndef DC_DATA_H
+#define DC_DATA_H
+
+#include "dc/core.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// An 8-bit image, rows of w·c bytes, channels interleaved (HWC); c is 1
+/// (grey) or 3 (RGB).
+typedef struct dc_image {
+    const uint8_t *data;
+    int h, w, c;
+} dc_image;
+
+typedef struct dc_dataset dc_dataset;
+
+/// Opens `src`, the kind detected from what it is: an IDX image file
+/// (MNIST / Fashion-MNIST, gzipped or not; labels from `labels` or found
+/// beside it by the conventional name), or CIFAR-10/100 binary batches (a
+/// file or a directory holding data_batch_*.bin / test_batch.bin).
+/// Owned result: dc_dataset_close.
+dc_status dc_dataset_open(const char *src, const char *labels, dc_dataset **out);
+void dc_dataset_close(dc_dataset *d);
+int64_t dc_dataset_size(const dc_dataset *d);
+/// Channels of the images (1 or 3) and their common size (0 if they vary).
+int dc_dataset_channels(const dc_dataset *d);
+int dc_dataset_height(const dc_dataset *d);
+int dc_dataset_width(const dc_dataset *d);
+/// Labels (size entries) or NULL when the set is unlabelled.
+const int32_t *dc_dataset_labels(const dc_dataset *d);
+int dc_dataset_nclasses(const dc_dataset *d);
+/// A short description: "IDX 60000 x 28x28 grey (…/train-images-idx3-ubyte.gz)".
+const char *dc_dataset_describe(const dc_dataset *d);
+/// Image i (a view valid while the dataset is open).
+dc_image dc_dataset_image(const dc_dataset *d, int64_t i);
+
+/* ------------------------------------------------------------------------ */
+/* Transforms                                                               */
+/* ------------------------------------------------------------------------ */
+
+/// Per-channel normalisation: ImageNet's for RGB (0.485/0.456/0.406,
+/// 0.229/0.224/0.225); their averages (0.449, 0.226) for grey images.
+void dc_norm_constants(int c, float mean[3], float std[3]);
+
+/// torchvision's RandomResizedCrop parameters (scale [0.08, 1], log-uniform
+/// ratio [3/4, 4/3], 10 attempts, then the centred fallback) for an h×w
+/// image: the crop's top, left, height and width.
+void dc_rrc_params(dc_rng *r, int h, int w, int *top, int *left, int *ch, int *cw);
+
+/// Resizes the region (top, left, ch, cw) of `src` to out_h×out_w with PIL's
+/// bilinear filter (a triangle filter widened by the scale when shrinking,
+/// as Image.resize(..., BILINEAR) with a box). out is float HWC in [0, 255].
+void dc_resize_region(float *out, int out_h, int out_w, const dc_image *src, int top, int left, int ch,
+                      int cw, float *tmp);
+/// Floats of `tmp` dc_resize_region needs: ch·out_w·c.
+
+/// One training sample (SPEC §3): RandomResizedCrop(size), flip with p=½,
+/// rotation by rot·90° counter-clockwise, to [0,1], normalised; written as
+/// CHW floats into `out` (c·size·size). Draws from `r`.
+void dc_transform_train(float *out, const dc_image *img, int size, int rot, dc_rng *r, float *tmp);
+/// The clustering / evaluation transform: shorter side resized to
+/// `resize`, centre crop size×size, normalised, CHW.
+void dc_transform_eval(float *out, const dc_image *img, int resize, int size, float *tmp);
+/// Scratch floats either transform needs for images up to max_side.
+size_t dc_transform_tmp_size(int size, int resize, int max_side, int c);
+
+/// Rotates a CHW float image (c, s, s) by rot·90° counter-clockwise, as the
+/// original's rotate_img on the HWC array.
+void dc_rotate90(float *out, const float *in, int c, int s, int rot);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
