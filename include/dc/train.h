@@ -10,6 +10,7 @@
 #define DC_TRAIN_H
 
 #include "dc/core.h"
+#include "dc/data.h"
 #include "dc/nn.h"
 
 #include <stdint.h>
@@ -55,6 +56,51 @@ void dc_step_compute(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs,
 /// SGD (momentum 0.9, weight decay wd, PyTorch semantics) on the body, the
 /// super head and the sub heads that had samples in the last step.
 void dc_step_sgd(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs, float lr, float wd);
+
+/// Output of layer `layer` (e.g. the last: the body's output) for the first
+/// n images of d, in order, under the evaluation transform, into out (n,
+/// layer size); batches of m->max_batch; a progress bar titled `label`
+/// (NULL: none).
+dc_status dc_extract_features(float *out, dc_model *m, const dc_dataset *d, int64_t n, int layer,
+                              const char *label);
+
+/* ------------------------------------------------------------------------ */
+/* The DeeperCluster loop (SPEC §1, §4, §5)                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct dc_train_config {
+    const char *data, *labels, *out;
+    const char *arch;        /* preset; NULL: from the image size           */
+    const char *method;      /* deepercluster | deepcluster | rotnet        */
+    int k;                   /* clusters in all (k/m per super-cluster)     */
+    int super_classes;       /* S                                           */
+    int rotnet;              /* rotation part of the super-class            */
+    int sobel;
+    int reassignment;        /* R: cluster every R epochs                   */
+    int dim_pca;
+    int niter;               /* k-means update passes                       */
+    int warm_restart;        /* k-means from the previous centroids         */
+    double lr, wd;
+    int epochs;
+    int batch_size;          /* per super-class                             */
+    int64_t epoch_size;      /* per super-class; 0: the original's N/(4m)   */
+    int threads;
+    int64_t seed;
+    int checkpoint_freq;     /* keep checkpoints/epoch-NNN every F epochs   */
+    const char *pretrained;  /* safetensors weights to start from           */
+    int max_images;          /* use the first N images only (0: all)        */
+} dc_train_config;
+
+/// Defaults for `method` (NULL: deepercluster): S, k, rotation as SPEC §1.
+void dc_train_config_defaults(dc_train_config *c, const char *method);
+/// Fills what depends on the data (arch from the image size, epoch size)
+/// and checks every option against the data: NULL, or a message that says
+/// what to change. n: images; side: their size (0 if mixed).
+const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, char *buf, size_t len);
+
+/// Runs (or resumes, when `out` holds a checkpoint) training. Returns
+/// DC_STATUS_INTERRUPTED after SIGINT/SIGTERM, with a checkpoint written.
+dc_status dc_train_run(dc_train_config *c);
 
 #ifdef __cplusplus
 }

@@ -38,6 +38,7 @@ dc_status dc_cli_load_labels(const char *path, int32_t **out, int64_t *n,
                              int *ncols);
 
 int dc_cmd_inspect(int argc, char **argv);
+int dc_cmd_train(int argc, char **argv);
 int dc_cmd_kmeans(int argc, char **argv);
 int dc_cmd_metrics(int argc, char **argv);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 static const dc_cmd commands[] = {
+    {"train", "learn features from unlabelled images (DeeperCluster, DeepCluster, RotNet)", dc_cmd_train},
     {"kmeans", "cluster a feature matrix (.npy): PCA-whitening, flat or two-level k-means", dc_cmd_kmeans},
     {"metrics", "NMI, ARI, accuracy and purity of an assignment against labels", dc_cmd_metrics},
     {"inspect", "describe a .npy, .safetensors or .json file", dc_cmd_inspect},

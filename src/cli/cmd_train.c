@@ -1,0 +1,84 @@
+/* cmd_train.c — `deepercluster train`: learn features from unlabelled
+ * images by alternating hierarchical clustering and training (SPEC §1).
+ * --method picks the defaults (deepercluster, deepcluster, rotnet); every
+ * option can then override them; everything is validated against the data
+ * before any work starts.
+ * Includes: cli, dc/train.h. */
+#include "cli/cli.h"
+#include "dc/train.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int dc_cmd_train(int argc, char **argv)
+{
+    /* --method first: it decides the defaults the other options override */
+    const char *method = "deepercluster";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--method") == 0 && i + 1 < argc) method = argv[i + 1];
+        else if (strncmp(argv[i], "--method=", 9) == 0) method = argv[i] + 9;
+    }
+    if (strcmp(method, "deepercluster") && strcmp(method, "deepcluster") && strcmp(method, "rotnet")) {
+        fprintf(stderr, "deepercluster train: --method: '%s' is not one of deepercluster|deepcluster|rotnet\n", method);
+        return DC_EXIT_USAGE;
+    }
+    dc_train_config c;
+    dc_train_config_defaults(&c, method);
+    int workers = 0;
+    const dc_opt opts[] = {
+        {"data", "data-path", DC_OPT_STRING, &c.data, 0, 0, NULL, 1, "SRC", "training images (IDX file, CIFAR batches)"},
+        {"labels", NULL, DC_OPT_STRING, &c.labels, 0, 0, NULL, 0, "FILE",
+         "IDX labels (found beside the images by default); used only to report cluster quality"},
+        {"out", "dump-path", DC_OPT_STRING, &c.out, 0, 0, NULL, 1, "RUN", "run directory (resumed if it holds a checkpoint)"},
+        {"method", NULL, DC_OPT_CHOICE, &c.method, 0, 0, "deepercluster|deepcluster|rotnet", 0, "M",
+         "defaults of a method"},
+        {"arch", NULL, DC_OPT_CHOICE, &c.arch, 0, 0, "vgg16|vgg-s32|vgg-s64", 0, "A",
+         "network preset (default: from the image size)"},
+        {"k", "nmb-cluster", DC_OPT_INT, &c.k, 1, 1e9, NULL, 0, "K", "clusters in all"},
+        {"super-classes", NULL, DC_OPT_INT, &c.super_classes, 1, 1e6, NULL, 0, "S",
+         "super-classes (super-clusters x 4 rotations with --rotnet 1)"},
+        {"rotnet", NULL, DC_OPT_INT, &c.rotnet, 0, 1, NULL, 0, "0|1", "rotation as part of the super-class"},
+        {"sobel", NULL, DC_OPT_INT, &c.sobel, 0, 1, NULL, 0, "0|1", "fixed Sobel filtering of the input"},
+        {"reassignment", NULL, DC_OPT_INT, &c.reassignment, 1, 1e6, NULL, 0, "R", "cluster again every R epochs"},
+        {"dim-pca", NULL, DC_OPT_INT, &c.dim_pca, 0, 1e6, NULL, 0, "D", "PCA dimension (0: from the preset)"},
+        {"niter", NULL, DC_OPT_INT, &c.niter, 0, 1e6, NULL, 0, "I", "k-means update passes"},
+        {"warm-restart", NULL, DC_OPT_INT, &c.warm_restart, 0, 1, NULL, 0, "0|1",
+         "k-means from the previous centroids"},
+        {"lr", NULL, DC_OPT_DOUBLE, &c.lr, 1e-12, 100, NULL, 0, "LR", "learning rate"},
+        {"wd", NULL, DC_OPT_DOUBLE, &c.wd, 0, 1, NULL, 0, "WD", "weight decay"},
+        {"epochs", "nepochs", DC_OPT_INT, &c.epochs, 1, 1e6, NULL, 0, "E", "epochs"},
+        {"batch-size", NULL, DC_OPT_INT, &c.batch_size, 1, 1e5, NULL, 0, "B",
+         "images per super-class in each step (the original's per-process batch)"},
+        {"epoch-size", "size-dataset", DC_OPT_I64, &c.epoch_size, 0, 1e12, NULL, 0, "N",
+         "images per super-class per epoch (0: N/(4m), the original's)"},
+        {"workers", NULL, DC_OPT_INT, &workers, 0, 4096, NULL, 0, "W",
+         "decoding threads (the images are augmented on the --threads pool for now)"},
+        {"threads", NULL, DC_OPT_INT, &c.threads, 0, 4096, NULL, 0, "T", "threads (0: all cores)"},
+        {"seed", NULL, DC_OPT_I64, &c.seed, 0, 9.2e18, NULL, 0, "S", "random seed"},
+        {"checkpoint-freq", NULL, DC_OPT_INT, &c.checkpoint_freq, 0, 1e6, NULL, 0, "F",
+         "keep checkpoints/epoch-NNN every F epochs (0: never)"},
+        {"pretrained", NULL, DC_OPT_STRING, &c.pretrained, 0, 0, NULL, 0, "FILE", "start from these weights (safetensors)"},
+        {"max-images", NULL, DC_OPT_INT, &c.max_images, 0, 2e9, NULL, 0, "N", "use the first N images only (0: all)"},
+    };
+    dc_args a;
+    int code;
+    if (!dc_cli_parse(&a, "train", "--data SRC --out RUN [options]",
+                      "Learns image features without labels: every R epochs the images' features are\n"
+                      "PCA-whitened and clustered in two levels; in between, the network learns to\n"
+                      "predict (super-cluster x rotation, sub-cluster). Re-running the same command on\n"
+                      "a run directory resumes it; SIGINT/SIGTERM checkpoint before stopping.",
+                      opts, (int)(sizeof opts / sizeof opts[0]), 0, argc, argv, &code))
+        return code;
+    dc_cli_set_threads(c.threads);
+    dc_status s = dc_train_run(&c);
+    if (s == DC_OK) return DC_EXIT_OK;
+    if (s == DC_STATUS_ARG) {
+        fprintf(stderr, "deepercluster train: %s\n", dc_last_error());
+        return DC_EXIT_USAGE;
+    }
+    if (s == DC_STATUS_INTERRUPTED) {
+        fprintf(stderr, "deepercluster train: %s\n", dc_last_error());
+        return 130;
+    }
+    return dc_cli_fail();
+}

@@ -1,0 +1,806 @@
+/* loop.c — the DeeperCluster training loop (SPEC §1, §4, §5; the original's
+ * main.py): every R epochs, features of every image under the clustering
+ * transform, PCA-whitening + L2, two-level k-means, heads reset; between
+ * them, epochs of uniform sampling over pseudo-labels per super-class and
+ * SGD on the two-level loss. The run directory holds the configuration,
+ * log, per-epoch statistics, assignments and checkpoints; a run resumes
+ * from its checkpoint, mid-epoch included, and SIGINT/SIGTERM write one
+ * before stopping. Every random draw is keyed by (seed, epoch, position),
+ * so a resumed run computes what an uninterrupted one does.
+ * Includes: dc/train.h, dc/cluster.h, dc/data.h, dc/nn.h, dc/io.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "dc/cluster.h"
+#include "dc/io.h"
+#include "dc/kernels.h"
+#include "dc/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Set by the signal handler only; read between steps. */
+static volatile sig_atomic_t stop_signal;
+static void on_signal(int s) { stop_signal = s; }
+
+void dc_train_config_defaults(dc_train_config *c, const char *method)
+{
+    memset(c, 0, sizeof *c);
+    c->method = method ? method : "deepercluster";
+    c->sobel = 1;
+    c->reassignment = 3;
+    c->dim_pca = 0; /* from the preset */
+    c->niter = 10;
+    c->lr = 0.05;
+    c->wd = 1e-5;
+    c->epochs = 10;
+    c->seed = 31;
+    c->checkpoint_freq = 5;
+    if (strcmp(c->method, "deepcluster") == 0) {
+        c->super_classes = 1;
+        c->rotnet = 0;
+        c->k = 256;
+        c->batch_size = 128;
+    } else if (strcmp(c->method, "rotnet") == 0) {
+        c->super_classes = 4;
+        c->rotnet = 1;
+        c->k = 1;
+        c->batch_size = 32;
+    } else {
+        c->super_classes = 8;
+        c->rotnet = 1;
+        c->k = 256;
+        c->batch_size = 16;
+    }
+}
+
+const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, char *buf, size_t len)
+{
+    if (!c->arch) c->arch = side > 0 && side <= 32 ? "vgg-s32" : side > 0 && side <= 64 ? "vgg-s64" : "vgg16";
+    const dc_preset *p = dc_preset_find(c->arch);
+    if (!p) {
+        snprintf(buf, len, "--arch %s is not a preset (presets: %s)", c->arch, dc_preset_names());
+        return buf;
+    }
+    if (c->dim_pca == 0) c->dim_pca = p->hidden >= 4096 ? 4096 : p->hidden / 4;
+    if (c->dim_pca > p->hidden) {
+        snprintf(buf, len, "--dim-pca %d is larger than the %s feature dimension %d", c->dim_pca, c->arch, p->hidden);
+        return buf;
+    }
+    if (c->rotnet && c->super_classes % 4 != 0) {
+        snprintf(buf, len, "--super-classes %d is not a multiple of 4, which rotation needs (use a multiple of 4, or --rotnet 0)",
+                 c->super_classes);
+        return buf;
+    }
+    int m = c->rotnet ? c->super_classes / 4 : c->super_classes;
+    if (c->k < m || c->k % m != 0) {
+        snprintf(buf, len, "--k %d is not a multiple of the %d super-clusters (choose k = %d x the sub-clusters per super-cluster)",
+                 c->k, m, m);
+        return buf;
+    }
+    if (c->k > n) {
+        snprintf(buf, len, "--k %d is larger than the %lld images (use at most %lld clusters)", c->k, (long long)n,
+                 (long long)n);
+        return buf;
+    }
+    if (c->epoch_size == 0) {
+        c->epoch_size = n / (4 * m) / c->batch_size * c->batch_size;
+        if (c->epoch_size < c->batch_size) c->epoch_size = c->batch_size;
+    }
+    if (c->epoch_size < c->batch_size) {
+        snprintf(buf, len, "--epoch-size %lld is smaller than --batch-size %d", (long long)c->epoch_size, c->batch_size);
+        return buf;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* State                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    dc_train_config *c;
+    const dc_dataset *d;
+    int64_t n;
+    int S, m, k_sub, B, C, size;
+    dc_model model;
+    dc_head sup;
+    dc_head *subs;
+    dc_stepper st;
+    int32_t *assign;      /* (n, 2): super-cluster, sub-cluster          */
+    int assign_epoch;     /* epoch of the clustering in use, -1: none     */
+    int64_t *members;     /* image indices grouped by (super, sub)        */
+    int64_t *mstart;      /* (m·k_sub + 1) group boundaries               */
+    int32_t **lists;      /* per super-class: the epoch's samples          */
+    float *batch;         /* (S·B, C, size, size)                         */
+    int32_t *tsup, *tsub;
+    float *tmp;           /* per-thread transform scratch                 */
+    size_t tmpn;
+    float *cent_super, *cent_sub; /* previous centroids (warm restart)    */
+    int have_cent;
+    char path[4096];
+} run_state;
+
+static const char *run_path(run_state *r, const char *name)
+{
+    snprintf(r->path, sizeof r->path, "%s/%s", r->c->out, name);
+    return r->path;
+}
+
+static dc_status ensure_dir(const char *p)
+{
+    if (mkdir(p, 0777) != 0 && errno != EEXIST)
+        return dc_set_error(DC_STATUS_IO, "%s: cannot create directory: %s", p, strerror(errno));
+    struct stat st;
+    if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) return dc_set_error(DC_STATUS_IO, "%s: not a directory", p);
+    return DC_OK;
+}
+
+/* Groups images by (super, sub) cluster for the sampler. */
+static void build_groups(run_state *r)
+{
+    int G = r->m * r->k_sub;
+    memset(r->mstart, 0, (size_t)(G + 1) * sizeof *r->mstart);
+    for (int64_t i = 0; i < r->n; i++) r->mstart[r->assign[2 * i] * r->k_sub + r->assign[2 * i + 1] + 1]++;
+    for (int g = 0; g < G; g++) r->mstart[g + 1] += r->mstart[g];
+    int64_t *pos = dc_xmalloc((size_t)G * sizeof *pos);
+    memcpy(pos, r->mstart, (size_t)G * sizeof *pos);
+    for (int64_t i = 0; i < r->n; i++) r->members[pos[r->assign[2 * i] * r->k_sub + r->assign[2 * i + 1]]++] = i;
+    dc_free(pos);
+}
+
+/* SPEC §5 sampling for super-class s: epoch_size images drawn from its
+ * super-cluster, the same number per non-empty sub-cluster (with
+ * replacement only for sub-clusters too small), shuffled; as the original's
+ * DistUnifTargSampler. Entries encode image·k_sub + sub-cluster. */
+static void sample_epoch(run_state *r, int epoch, int s)
+{
+    int c = r->c->rotnet ? s / 4 : s;
+    int64_t E = r->c->epoch_size;
+    int nonempty = 0;
+    for (int j = 0; j < r->k_sub; j++) nonempty += r->mstart[c * r->k_sub + j + 1] > r->mstart[c * r->k_sub + j];
+    int32_t *out = r->lists[s];
+    dc_rng rng;
+    dc_rng_init(&rng, (uint64_t)r->c->seed, DC_RNG_STREAM_SAMPLER, (uint32_t)epoch, (uint32_t)s);
+    if (nonempty == 0) { /* only when the data has fewer images than super-clusters */
+        for (int64_t t = 0; t < E; t++) out[t] = (int32_t)(dc_rng_below(&rng, (uint64_t)r->n) * r->k_sub);
+        return;
+    }
+    int64_t per = E / nonempty + 1, total = per * nonempty;
+    int32_t *all = dc_xmalloc((size_t)total * sizeof *all);
+    int64_t *pick = dc_xmalloc((size_t)per * sizeof *pick);
+    int64_t at = 0;
+    for (int j = 0; j < r->k_sub; j++) {
+        const int64_t *mem = r->members + r->mstart[c * r->k_sub + j];
+        int64_t cnt = r->mstart[c * r->k_sub + j + 1] - r->mstart[c * r->k_sub + j];
+        if (cnt == 0) continue;
+        if (cnt <= per) {
+            for (int64_t t = 0; t < per; t++) all[at++] = (int32_t)(mem[dc_rng_below(&rng, (uint64_t)cnt)] * r->k_sub + j);
+        } else {
+            dc_rng_sample_distinct(&rng, (uint64_t)cnt, (size_t)per, pick);
+            for (int64_t t = 0; t < per; t++) all[at++] = (int32_t)(mem[pick[t]] * r->k_sub + j);
+        }
+    }
+    dc_rng_shuffle_i32(&rng, all, (size_t)total);
+    memcpy(out, all, (size_t)E * sizeof *out);
+    dc_free(all);
+    dc_free(pick);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    int epoch, step;           /* next to run                                */
+    double sums[7];            /* partial epoch: loss, super, sub, hits ×3, n */
+    double seconds;
+} progress_state;
+
+static char *fingerprint(const run_state *r, char *buf, size_t n)
+{
+    const dc_train_config *c = r->c;
+    snprintf(buf, n, "arch=%s sobel=%d S=%d rotnet=%d k=%d batch=%d epoch_size=%lld seed=%lld data_n=%lld",
+             c->arch, c->sobel, c->super_classes, c->rotnet, c->k, c->batch_size, (long long)c->epoch_size,
+             (long long)c->seed, (long long)r->n);
+    return buf;
+}
+
+static dc_status save_checkpoint(run_state *r, const progress_state *ps, const char *path)
+{
+    dc_st_writer *w = dc_st_writer_new();
+    dc_model_add_tensors(&r->model, w);
+    int D = r->model.feat_dim, S = r->S, K = r->k_sub;
+    dc_st_writer_add(w, "optimizer.body.momentum", DC_DTYPE_F32, 1, (int64_t[]){r->model.nparams}, r->st.momentum);
+    dc_st_writer_add(w, "head.super.weight", DC_DTYPE_F32, 2, (int64_t[]){S, D}, r->sup.w);
+    dc_st_writer_add(w, "head.super.bias", DC_DTYPE_F32, 1, (int64_t[]){S}, r->sup.b);
+    dc_st_writer_add(w, "head.super.momentum_weight", DC_DTYPE_F32, 2, (int64_t[]){S, D}, r->sup.mw);
+    dc_st_writer_add(w, "head.super.momentum_bias", DC_DTYPE_F32, 1, (int64_t[]){S}, r->sup.mb);
+    size_t nw = (size_t)S * K * D, nb = (size_t)S * K;
+    float *sw = dc_xmalloc(nw * 4), *sb = dc_xmalloc(nb * 4), *smw = dc_xmalloc(nw * 4), *smb = dc_xmalloc(nb * 4);
+    int32_t *has = dc_xmalloc((size_t)(S + 1) * 4);
+    for (int s = 0; s < S; s++) {
+        memcpy(sw + (size_t)s * K * D, r->subs[s].w, (size_t)K * D * 4);
+        memcpy(sb + (size_t)s * K, r->subs[s].b, (size_t)K * 4);
+        memcpy(smw + (size_t)s * K * D, r->subs[s].mw, (size_t)K * D * 4);
+        memcpy(smb + (size_t)s * K, r->subs[s].mb, (size_t)K * 4);
+        has[s] = r->subs[s].has_momentum;
+    }
+    has[S] = r->sup.has_momentum;
+    dc_st_writer_add(w, "head.sub.weight", DC_DTYPE_F32, 3, (int64_t[]){S, K, D}, sw);
+    dc_st_writer_add(w, "head.sub.bias", DC_DTYPE_F32, 2, (int64_t[]){S, K}, sb);
+    dc_st_writer_add(w, "head.sub.momentum_weight", DC_DTYPE_F32, 3, (int64_t[]){S, K, D}, smw);
+    dc_st_writer_add(w, "head.sub.momentum_bias", DC_DTYPE_F32, 2, (int64_t[]){S, K}, smb);
+    dc_st_writer_add(w, "head.has_momentum", DC_DTYPE_I32, 1, (int64_t[]){S + 1}, has);
+    char v[64], fp[512];
+    dc_st_writer_set_meta(w, "format", "deepercluster-checkpoint");
+    dc_st_writer_set_meta(w, "version", "1");
+    dc_st_writer_set_meta(w, "fingerprint", fingerprint(r, fp, sizeof fp));
+#define META_I(key, val)                                  \
+    do {                                                  \
+        snprintf(v, sizeof v, "%lld", (long long)(val));  \
+        dc_st_writer_set_meta(w, key, v);                 \
+    } while (0)
+    META_I("epoch", ps->epoch);
+    META_I("step", ps->step);
+    META_I("assign_epoch", r->assign_epoch);
+    META_I("body_first", r->st.body_first);
+    META_I("model_step", r->model.step);
+    for (int i = 0; i < 7; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "sum%d", i);
+        snprintf(v, sizeof v, "%.17g", ps->sums[i]);
+        dc_st_writer_set_meta(w, key, v);
+    }
+    snprintf(v, sizeof v, "%.17g", ps->seconds);
+    dc_st_writer_set_meta(w, "seconds", v);
+#undef META_I
+    dc_status s = dc_st_writer_write(w, path);
+    dc_st_writer_free(w);
+    dc_free(sw);
+    dc_free(sb);
+    dc_free(smw);
+    dc_free(smb);
+    dc_free(has);
+    return s;
+}
+
+static dc_status write_checkpoint(run_state *r, const progress_state *ps)
+{
+    dc_status s = save_checkpoint(r, ps, run_path(r, "checkpoint.safetensors"));
+    if (s) return s;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "epoch", ps->epoch);
+    cJSON_AddNumberToObject(j, "step", ps->step);
+    cJSON_AddNumberToObject(j, "assign_epoch", r->assign_epoch);
+    cJSON_AddStringToObject(j, "weights", "checkpoint.safetensors");
+    s = dc_json_write(run_path(r, "checkpoint.json"), j);
+    cJSON_Delete(j);
+    return s;
+}
+
+static dc_status load_assignments(run_state *r, int epoch)
+{
+    char name[64];
+    snprintf(name, sizeof name, "assignments/epoch-%03d.npy", epoch);
+    dc_array a;
+    dc_status s = dc_npy_read(run_path(r, name), &a);
+    if (s) return s;
+    s = dc_array_expect(&a, r->path, DC_DTYPE_I32, 2, (int64_t[]){r->n, 2});
+    if (s == DC_OK) {
+        memcpy(r->assign, a.data, (size_t)r->n * 2 * sizeof(int32_t));
+        for (int64_t i = 0; i < r->n && s == DC_OK; i++)
+            if (r->assign[2 * i] < 0 || r->assign[2 * i] >= r->m || r->assign[2 * i + 1] < 0 ||
+                r->assign[2 * i + 1] >= r->k_sub)
+                s = dc_set_error(DC_STATUS_FORMAT, "%s: assignment out of range at row %lld", r->path, (long long)i);
+    }
+    dc_array_free(&a);
+    if (s == DC_OK) {
+        r->assign_epoch = epoch;
+        build_groups(r);
+    }
+    return s;
+}
+
+static dc_status load_checkpoint(run_state *r, progress_state *ps)
+{
+    dc_st_file *f;
+    dc_status s = dc_st_open(run_path(r, "checkpoint.safetensors"), &f);
+    if (s) return s;
+    char fp[512];
+    const char *fmt = dc_st_meta(f, "format"), *have = dc_st_meta(f, "fingerprint");
+    if (!fmt || strcmp(fmt, "deepercluster-checkpoint") != 0) {
+        s = dc_set_error(DC_STATUS_FORMAT, "%s: not a deepercluster checkpoint", dc_st_path(f));
+    } else if (!have || strcmp(have, fingerprint(r, fp, sizeof fp)) != 0) {
+        s = dc_set_error(DC_STATUS_ARG,
+                         "%s holds a run with other settings (%s); resume with the same options, or choose another --out",
+                         r->c->out, have ? have : "?");
+    }
+    int D = r->model.feat_dim, S = r->S, K = r->k_sub;
+    if (s == DC_OK) s = dc_model_load_tensors(&r->model, f);
+    if (s == DC_OK)
+        s = dc_st_read(f, "optimizer.body.momentum", DC_DTYPE_F32, 1, (int64_t[]){r->model.nparams}, r->st.momentum);
+    if (s == DC_OK) s = dc_st_read(f, "head.super.weight", DC_DTYPE_F32, 2, (int64_t[]){S, D}, r->sup.w);
+    if (s == DC_OK) s = dc_st_read(f, "head.super.bias", DC_DTYPE_F32, 1, (int64_t[]){S}, r->sup.b);
+    if (s == DC_OK) s = dc_st_read(f, "head.super.momentum_weight", DC_DTYPE_F32, 2, (int64_t[]){S, D}, r->sup.mw);
+    if (s == DC_OK) s = dc_st_read(f, "head.super.momentum_bias", DC_DTYPE_F32, 1, (int64_t[]){S}, r->sup.mb);
+    size_t nw = (size_t)S * K * D, nb = (size_t)S * K;
+    float *sw = dc_xmalloc(nw * 4), *sb = dc_xmalloc(nb * 4), *smw = dc_xmalloc(nw * 4), *smb = dc_xmalloc(nb * 4);
+    int32_t *has = dc_xmalloc((size_t)(S + 1) * 4);
+    if (s == DC_OK) s = dc_st_read(f, "head.sub.weight", DC_DTYPE_F32, 3, (int64_t[]){S, K, D}, sw);
+    if (s == DC_OK) s = dc_st_read(f, "head.sub.bias", DC_DTYPE_F32, 2, (int64_t[]){S, K}, sb);
+    if (s == DC_OK) s = dc_st_read(f, "head.sub.momentum_weight", DC_DTYPE_F32, 3, (int64_t[]){S, K, D}, smw);
+    if (s == DC_OK) s = dc_st_read(f, "head.sub.momentum_bias", DC_DTYPE_F32, 2, (int64_t[]){S, K}, smb);
+    if (s == DC_OK) s = dc_st_read(f, "head.has_momentum", DC_DTYPE_I32, 1, (int64_t[]){S + 1}, has);
+    if (s == DC_OK) {
+        for (int q = 0; q < S; q++) {
+            memcpy(r->subs[q].w, sw + (size_t)q * K * D, (size_t)K * D * 4);
+            memcpy(r->subs[q].b, sb + (size_t)q * K, (size_t)K * 4);
+            memcpy(r->subs[q].mw, smw + (size_t)q * K * D, (size_t)K * D * 4);
+            memcpy(r->subs[q].mb, smb + (size_t)q * K, (size_t)K * 4);
+            r->subs[q].has_momentum = has[q];
+        }
+        r->sup.has_momentum = has[S];
+        ps->epoch = atoi(dc_st_meta(f, "epoch"));
+        ps->step = atoi(dc_st_meta(f, "step"));
+        r->st.body_first = atoi(dc_st_meta(f, "body_first"));
+        r->model.step = strtoull(dc_st_meta(f, "model_step"), NULL, 10);
+        for (int i = 0; i < 7; i++) {
+            char key[32];
+            snprintf(key, sizeof key, "sum%d", i);
+            ps->sums[i] = strtod(dc_st_meta(f, key), NULL);
+        }
+        ps->seconds = strtod(dc_st_meta(f, "seconds"), NULL);
+        int ae = atoi(dc_st_meta(f, "assign_epoch"));
+        if (ae >= 0) s = load_assignments(r, ae);
+    }
+    dc_free(sw);
+    dc_free(sb);
+    dc_free(smw);
+    dc_free(smb);
+    dc_free(has);
+    dc_st_close(f);
+    return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Clustering step (SPEC §4)                                                */
+/* ------------------------------------------------------------------------ */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static dc_status cluster_step(run_state *r, int epoch)
+{
+    dc_train_config *c = r->c;
+    double t0 = dc_time_now();
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "type", "clustering");
+    cJSON_AddNumberToObject(j, "epoch", epoch);
+    int32_t *prev = NULL;
+    if (r->assign_epoch >= 0) {
+        prev = dc_xmalloc((size_t)r->n * sizeof *prev);
+        for (int64_t i = 0; i < r->n; i++) prev[i] = r->assign[2 * i] * r->k_sub + r->assign[2 * i + 1];
+    }
+    dc_status s = DC_OK;
+    if (c->k == 1 && r->m == 1) {
+        /* RotNet: no clustering, one pseudo-class */
+        memset(r->assign, 0, (size_t)r->n * 2 * sizeof(int32_t));
+    } else {
+        int D = r->model.feat_dim;
+        float *feat = dc_malloc((size_t)r->n * D * sizeof(float), "features");
+        float *x = dc_malloc((size_t)r->n * c->dim_pca * sizeof(float), "whitened features");
+        if (!feat || !x) {
+            dc_free(feat);
+            dc_free(x);
+            cJSON_Delete(j);
+            dc_free(prev);
+            return DC_STATUS_NOMEM;
+        }
+        s = dc_extract_features(feat, &r->model, r->d, r->n, r->model.nlayers - 1, "features");
+        dc_pca pca = {0};
+        if (s == DC_OK) s = dc_pca_fit_sample(&pca, feat, r->n, D, c->dim_pca, (int64_t)D * (D - 1) / 2,
+                                              (uint64_t)c->seed * 1000003u + (uint64_t)epoch);
+        if (s == DC_OK) {
+            dc_pca_apply(&pca, x, feat, r->n, 1);
+            s = dc_pca_save(&pca, run_path(r, "pca.safetensors"));
+            cJSON_AddNumberToObject(j, "pca_energy", pca.energy);
+        }
+        dc_pca_free(&pca);
+        dc_free(feat);
+        dc_hkmeans_result h = {0};
+        if (s == DC_OK) {
+            dc_kmeans_params kp = dc_kmeans_params_default();
+            kp.k = c->k;
+            kp.niter = c->niter;
+            kp.seed = (uint64_t)c->seed * 1000003u + (uint64_t)epoch;
+            kp.progress = 1;
+            int warm = c->warm_restart && r->have_cent;
+            s = dc_hkmeans_train(&h, x, r->n, c->dim_pca, r->m, &kp, warm ? r->cent_super : NULL,
+                                 warm ? r->cent_sub : NULL);
+        }
+        if (s == DC_OK) {
+            for (int64_t i = 0; i < r->n; i++) {
+                r->assign[2 * i] = h.super[i];
+                r->assign[2 * i + 1] = h.sub[i];
+            }
+            memcpy(r->cent_super, h.super_centroids, (size_t)r->m * c->dim_pca * 4);
+            memcpy(r->cent_sub, h.sub_centroids, (size_t)c->k * c->dim_pca * 4);
+            r->have_cent = 1;
+            cJSON_AddNumberToObject(j, "objective_super", h.obj1);
+            cJSON_AddNumberToObject(j, "objective_sub", h.obj2);
+            cJSON_AddNumberToObject(j, "empty_splits", h.splits1 + h.splits2);
+            /* cluster sizes: min / median / max, collapse warning */
+            int64_t *sz = dc_xmalloc((size_t)c->k * sizeof *sz);
+            memcpy(sz, h.sub_counts, (size_t)c->k * sizeof *sz);
+            qsort(sz, (size_t)c->k, sizeof *sz, cmp_i64);
+            cJSON *o = cJSON_AddObjectToObject(j, "sizes");
+            cJSON_AddNumberToObject(o, "min", (double)sz[0]);
+            cJSON_AddNumberToObject(o, "median", (double)sz[c->k / 2]);
+            cJSON_AddNumberToObject(o, "max", (double)sz[c->k - 1]);
+            dc_log_info("clustering epoch %d: %d clusters, sizes min %lld / median %lld / max %lld, %d empty splits",
+                        epoch, c->k, (long long)sz[0], (long long)sz[c->k / 2], (long long)sz[c->k - 1],
+                        h.splits1 + h.splits2);
+            if (c->k >= 4 && sz[c->k - 1] > r->n / 2)
+                dc_log_warn("clusters collapse: one cluster holds %lld of %lld images", (long long)sz[c->k - 1],
+                            (long long)r->n);
+            dc_free(sz);
+        }
+        dc_hkmeans_result_free(&h);
+        dc_free(x);
+    }
+    if (s == DC_OK) {
+        int32_t *cur = dc_xmalloc((size_t)r->n * sizeof *cur);
+        for (int64_t i = 0; i < r->n; i++) cur[i] = r->assign[2 * i] * r->k_sub + r->assign[2 * i + 1];
+        if (prev) {
+            double nmi;
+            dc_nmi(&nmi, cur, prev, r->n);
+            cJSON_AddNumberToObject(j, "nmi_prev", nmi);
+            dc_log_info("clustering epoch %d: NMI with the previous assignment %.4f", epoch, nmi);
+        } else {
+            cJSON_AddNullToObject(j, "nmi_prev");
+        }
+        const int32_t *lab = dc_dataset_labels(r->d);
+        if (lab && c->k > 1) {
+            dc_cluster_scores sc;
+            if (dc_cluster_scores_compute(&sc, cur, lab, r->n) == DC_OK) {
+                cJSON *o = cJSON_AddObjectToObject(j, "labels");
+                cJSON_AddNumberToObject(o, "nmi", sc.nmi);
+                cJSON_AddNumberToObject(o, "ari", sc.ari);
+                if (sc.acc >= 0) cJSON_AddNumberToObject(o, "acc", sc.acc);
+                cJSON_AddNumberToObject(o, "purity", sc.purity);
+                dc_log_info("clusters against the labels (not used for training): NMI %.4f, ARI %.4f, purity %.4f",
+                            sc.nmi, sc.ari, sc.purity);
+            }
+        }
+        dc_free(cur);
+        /* assignments/epoch-NNN.npy and .tsv */
+        char name[64];
+        snprintf(name, sizeof name, "assignments/epoch-%03d.npy", epoch);
+        s = dc_npy_write(run_path(r, name), DC_DTYPE_I32, 2, (int64_t[]){r->n, 2}, r->assign);
+        if (s == DC_OK) {
+            snprintf(name, sizeof name, "assignments/epoch-%03d.tsv", epoch);
+            dc_afile af;
+            s = dc_afile_open(&af, run_path(r, name));
+            if (s == DC_OK) {
+                char line[64];
+                dc_afile_write(&af, "index\tsuper\tsub\n", 16);
+                for (int64_t i = 0; i < r->n; i++) {
+                    int len = snprintf(line, sizeof line, "%lld\t%d\t%d\n", (long long)i, r->assign[2 * i],
+                                       r->assign[2 * i + 1]);
+                    dc_afile_write(&af, line, (size_t)len);
+                }
+                s = dc_afile_commit(&af);
+            }
+        }
+    }
+    if (s == DC_OK) {
+        r->assign_epoch = epoch;
+        build_groups(r);
+        /* SPEC §4.7: new heads, fresh momentum; the body is kept */
+        if (r->m > 1) dc_head_reset(&r->sup, (uint64_t)c->seed, 1000u + (uint32_t)epoch, 0);
+        for (int q = 0; q < r->S; q++) dc_head_reset(&r->subs[q], (uint64_t)c->seed, 1000u + (uint32_t)epoch, 1u + (uint32_t)q);
+        cJSON_AddNumberToObject(j, "seconds", dc_time_now() - t0);
+        s = dc_json_append_line(run_path(r, "stats.jsonl"), j);
+    }
+    cJSON_Delete(j);
+    dc_free(prev);
+    return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Training epoch (SPEC §5)                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void make_batch(run_state *r, int epoch, int step)
+{
+    int S = r->S, B = r->B, C = r->C, size = r->size;
+    int64_t E = r->c->epoch_size;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int q = 0; q < S * B; q++) {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        int s = q / B, j = q % B;
+        int32_t code = r->lists[s][(int64_t)step * B + j];
+        int64_t img = code / r->k_sub;
+        dc_rng rng;
+        dc_rng_init(&rng, (uint64_t)r->c->seed, DC_RNG_STREAM_AUGMENT, (uint32_t)epoch,
+                    (uint32_t)((int64_t)s * E + (int64_t)step * B + j));
+        dc_image im = dc_dataset_image(r->d, img);
+        dc_transform_train(r->batch + (size_t)q * C * size * size, &im, size, r->c->rotnet ? s % 4 : 0, &rng,
+                           r->tmp + (size_t)t * r->tmpn);
+        r->tsup[q] = s;
+        r->tsub[q] = code % r->k_sub;
+    }
+}
+
+static dc_status train_epoch(run_state *r, progress_state *ps)
+{
+    dc_train_config *c = r->c;
+    int epoch = ps->epoch, steps = (int)(c->epoch_size / r->B);
+    for (int s = 0; s < r->S; s++) sample_epoch(r, epoch, s);
+    dc_progress_opts po = dc_progress_opts_default();
+    po.unit = "step";
+    char label[32];
+    snprintf(label, sizeof label, "epoch %d", epoch);
+    dc_progress *bar = dc_progress_start(label, (uint64_t)steps, &po);
+    double t0 = dc_time_now();
+    for (int step = ps->step; step < steps; step++) {
+        make_batch(r, epoch, step);
+        dc_step_stats st;
+        dc_step_compute(&r->st, &r->model, &r->sup, r->subs, r->batch, r->tsup, r->tsub, r->S * r->B, &st);
+        dc_step_sgd(&r->st, &r->model, &r->sup, r->subs, (float)c->lr, (float)c->wd);
+        if (!isfinite(st.loss)) {
+            dc_progress_finish(bar);
+            return dc_set_error(DC_STATUS_INTERNAL,
+                                "epoch %d step %d: the loss is not finite (%g); lower --lr (now %g)", epoch, step,
+                                st.loss, c->lr);
+        }
+        ps->sums[0] += st.loss * st.n;
+        ps->sums[1] += st.loss_super * st.n;
+        ps->sums[2] += st.loss_sub * st.n;
+        ps->sums[3] += st.correct_super;
+        ps->sums[4] += st.correct_sub;
+        ps->sums[5] += st.correct_both;
+        ps->sums[6] += st.n;
+        ps->step = step + 1;
+        char note[64];
+        snprintf(note, sizeof note, "loss %.4f", ps->sums[0] / ps->sums[6]);
+        dc_progress_set_note(bar, note);
+        dc_progress_update(bar, (uint64_t)step + 1);
+        if (stop_signal) {
+            ps->seconds += dc_time_now() - t0;
+            dc_progress_finish(bar);
+            dc_log_warn("signal %d: writing a checkpoint at epoch %d, step %d", (int)stop_signal, epoch, ps->step);
+            dc_status s = write_checkpoint(r, ps);
+            return s ? s : dc_set_error(DC_STATUS_INTERRUPTED, "stopped by signal %d; run the same command to resume",
+                                        (int)stop_signal);
+        }
+    }
+    dc_progress_finish(bar);
+    ps->seconds += dc_time_now() - t0;
+    double n = ps->sums[6] > 0 ? ps->sums[6] : 1;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "type", "epoch");
+    cJSON_AddNumberToObject(j, "epoch", epoch);
+    cJSON_AddNumberToObject(j, "loss", ps->sums[0] / n);
+    cJSON_AddNumberToObject(j, "prec", ps->sums[5] / n);
+    cJSON_AddNumberToObject(j, "loss_super", ps->sums[1] / n);
+    cJSON_AddNumberToObject(j, "prec_super", ps->sums[3] / n);
+    cJSON_AddNumberToObject(j, "loss_sub", ps->sums[2] / n);
+    cJSON_AddNumberToObject(j, "prec_sub", ps->sums[4] / n);
+    cJSON_AddNumberToObject(j, "images", n);
+    cJSON_AddNumberToObject(j, "seconds", ps->seconds);
+    cJSON_AddNumberToObject(j, "images_per_s", ps->seconds > 0 ? n / ps->seconds : 0);
+    cJSON_AddNumberToObject(j, "lr", c->lr);
+    dc_log_info("epoch %d: loss %.4f (super %.4f, sub %.4f), prec %.3f (super %.3f, sub %.3f), %.1f images/s", epoch,
+                ps->sums[0] / n, ps->sums[1] / n, ps->sums[2] / n, ps->sums[5] / n, ps->sums[3] / n, ps->sums[4] / n,
+                ps->seconds > 0 ? n / ps->seconds : 0);
+    dc_status s = dc_json_append_line(run_path(r, "stats.jsonl"), j);
+    cJSON_Delete(j);
+    return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The run                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void run_free(run_state *r)
+{
+    dc_model_free(&r->model);
+    dc_head_free(&r->sup);
+    for (int s = 0; s < r->S && r->subs; s++) dc_head_free(&r->subs[s]);
+    dc_free(r->subs);
+    dc_stepper_free(&r->st);
+    dc_free(r->assign);
+    dc_free(r->members);
+    dc_free(r->mstart);
+    for (int s = 0; s < r->S && r->lists; s++) dc_free(r->lists[s]);
+    dc_free(r->lists);
+    dc_free(r->batch);
+    dc_free(r->tsup);
+    dc_free(r->tsub);
+    dc_free(r->tmp);
+    dc_free(r->cent_super);
+    dc_free(r->cent_sub);
+}
+
+static dc_status write_config(run_state *r)
+{
+    const dc_train_config *c = r->c;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "data", c->data);
+    if (c->labels) cJSON_AddStringToObject(j, "labels", c->labels);
+    cJSON_AddStringToObject(j, "out", c->out);
+    cJSON_AddStringToObject(j, "method", c->method);
+    cJSON_AddStringToObject(j, "arch", c->arch);
+    cJSON_AddNumberToObject(j, "images", (double)r->n);
+    cJSON_AddNumberToObject(j, "k", c->k);
+    cJSON_AddNumberToObject(j, "super_classes", c->super_classes);
+    cJSON_AddNumberToObject(j, "super_clusters", r->m);
+    cJSON_AddNumberToObject(j, "rotnet", c->rotnet);
+    cJSON_AddNumberToObject(j, "sobel", c->sobel);
+    cJSON_AddNumberToObject(j, "reassignment", c->reassignment);
+    cJSON_AddNumberToObject(j, "dim_pca", c->dim_pca);
+    cJSON_AddNumberToObject(j, "niter", c->niter);
+    cJSON_AddNumberToObject(j, "warm_restart", c->warm_restart);
+    cJSON_AddNumberToObject(j, "lr", c->lr);
+    cJSON_AddNumberToObject(j, "wd", c->wd);
+    cJSON_AddNumberToObject(j, "epochs", c->epochs);
+    cJSON_AddNumberToObject(j, "batch_size", c->batch_size);
+    cJSON_AddNumberToObject(j, "epoch_size", (double)c->epoch_size);
+    cJSON_AddNumberToObject(j, "threads", c->threads);
+    cJSON_AddNumberToObject(j, "seed", (double)c->seed);
+    cJSON_AddNumberToObject(j, "checkpoint_freq", c->checkpoint_freq);
+    if (c->pretrained) cJSON_AddStringToObject(j, "pretrained", c->pretrained);
+    cJSON_AddNumberToObject(j, "max_images", c->max_images);
+    cJSON_AddStringToObject(j, "version", DC_VERSION_STRING);
+    dc_status s = dc_json_write(run_path(r, "config.json"), j);
+    cJSON_Delete(j);
+    return s;
+}
+
+dc_status dc_train_run(dc_train_config *c)
+{
+    dc_dataset *d;
+    dc_status s = dc_dataset_open(c->data, c->labels, &d);
+    if (s) return s;
+    int64_t n = dc_dataset_size(d);
+    if (c->max_images > 0 && c->max_images < n) n = c->max_images;
+    int side = dc_dataset_height(d) > dc_dataset_width(d) ? dc_dataset_height(d) : dc_dataset_width(d);
+    char why[512];
+    if (dc_train_config_resolve(c, n, side, why, sizeof why)) {
+        dc_dataset_close(d);
+        return dc_set_error(DC_STATUS_ARG, "%s", why);
+    }
+    run_state r;
+    memset(&r, 0, sizeof r);
+    r.c = c;
+    r.d = d;
+    r.n = n;
+    r.S = c->super_classes;
+    r.m = c->rotnet ? r.S / 4 : r.S;
+    r.k_sub = c->k / r.m;
+    r.B = c->batch_size;
+    r.C = dc_dataset_channels(d);
+    r.assign_epoch = -1;
+    FILE *log = NULL;
+    if ((s = ensure_dir(c->out)) || (s = ensure_dir(run_path(&r, "assignments"))) ||
+        (s = ensure_dir(run_path(&r, "checkpoints")))) {
+        dc_dataset_close(d);
+        return s;
+    }
+    log = fopen(run_path(&r, "log.txt"), "a");
+    if (!log) {
+        dc_dataset_close(d);
+        return dc_set_error(DC_STATUS_IO, "%s: cannot write: %s", r.path, strerror(errno));
+    }
+    dc_log_set_tee(log);
+    dc_log_info("deepercluster %s: %s", DC_VERSION_STRING, dc_dataset_describe(d));
+    dc_log_info("%s: %s, %d super-classes (%d super-clusters%s), k = %d, %d epochs of %lld images per super-class, "
+                "batch %d per super-class",
+                c->method, c->arch, r.S, r.m, c->rotnet ? " x 4 rotations" : "", c->k, c->epochs,
+                (long long)c->epoch_size, r.B);
+    int GB = r.S * r.B;
+    s = dc_model_init(&r.model, c->arch, c->sobel, r.C, GB, (uint64_t)c->seed);
+    r.size = r.model.in_size;
+    int D = r.model.feat_dim;
+    if (s == DC_OK) s = dc_head_init(&r.sup, D, r.S, (uint64_t)c->seed, 999, 0);
+    r.subs = dc_xcalloc((size_t)r.S, sizeof *r.subs);
+    for (int q = 0; q < r.S && s == DC_OK; q++) s = dc_head_init(&r.subs[q], D, r.k_sub, (uint64_t)c->seed, 999, 1u + (uint32_t)q);
+    if (s == DC_OK) s = dc_stepper_init(&r.st, &r.model, r.S, r.k_sub, GB);
+    int nth = 1;
+#ifdef _OPENMP
+    nth = omp_get_max_threads();
+#endif
+    r.tmpn = dc_transform_tmp_size(r.size, r.model.preset->eval_resize, 2 * side + 64, r.C);
+    r.assign = dc_calloc((size_t)n * 2, sizeof(int32_t), "assignments");
+    r.members = dc_malloc((size_t)n * sizeof(int64_t), "cluster members");
+    r.mstart = dc_calloc((size_t)c->k + 1, sizeof(int64_t), "cluster bounds");
+    r.lists = dc_xcalloc((size_t)r.S, sizeof *r.lists);
+    for (int q = 0; q < r.S; q++) r.lists[q] = dc_xmalloc((size_t)c->epoch_size * sizeof(int32_t));
+    r.batch = dc_malloc((size_t)GB * r.C * r.size * r.size * sizeof(float), "batch");
+    r.tsup = dc_malloc((size_t)GB * sizeof(int32_t), "targets");
+    r.tsub = dc_malloc((size_t)GB * sizeof(int32_t), "targets");
+    r.tmp = dc_malloc((size_t)nth * r.tmpn * sizeof(float), "transform scratch");
+    r.cent_super = dc_calloc((size_t)r.m * c->dim_pca, sizeof(float), "centroids");
+    r.cent_sub = dc_calloc((size_t)c->k * c->dim_pca, sizeof(float), "centroids");
+    if (s == DC_OK && (!r.assign || !r.members || !r.mstart || !r.batch || !r.tsup || !r.tsub || !r.tmp ||
+                       !r.cent_super || !r.cent_sub))
+        s = DC_STATUS_NOMEM;
+
+    progress_state ps = {0};
+    struct stat st;
+    int resumed = 0;
+    if (s == DC_OK && stat(run_path(&r, "checkpoint.safetensors"), &st) == 0) {
+        s = load_checkpoint(&r, &ps);
+        if (s == DC_OK) {
+            resumed = 1;
+            dc_log_info("resuming from %s: epoch %d, step %d", r.path, ps.epoch, ps.step);
+        }
+    } else if (s == DC_OK && c->pretrained) {
+        dc_st_file *f;
+        s = dc_st_open(c->pretrained, &f);
+        if (s == DC_OK) {
+            s = dc_model_load_tensors(&r.model, f);
+            dc_st_close(f);
+        }
+        if (s == DC_OK) dc_log_info("starting from the weights in %s", c->pretrained);
+    }
+    if (s == DC_OK && !resumed) s = write_config(&r);
+
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    stop_signal = 0;
+    while (s == DC_OK && ps.epoch < c->epochs) {
+        int epoch = ps.epoch;
+        if (ps.step == 0 && (r.assign_epoch < 0 || epoch % c->reassignment == 0) && r.assign_epoch != epoch) {
+            s = cluster_step(&r, epoch);
+            if (s) break;
+            /* a checkpoint after clustering: a kill during the epoch keeps it */
+            s = write_checkpoint(&r, &ps);
+            if (s) break;
+            if (stop_signal) {
+                s = dc_set_error(DC_STATUS_INTERRUPTED, "stopped by signal %d; run the same command to resume",
+                                 (int)stop_signal);
+                break;
+            }
+        }
+        s = train_epoch(&r, &ps);
+        if (s) break;
+        ps.epoch++;
+        ps.step = 0;
+        memset(ps.sums, 0, sizeof ps.sums);
+        ps.seconds = 0;
+        s = write_checkpoint(&r, &ps);
+        if (s == DC_OK && c->checkpoint_freq > 0 && ps.epoch % c->checkpoint_freq == 0) {
+            char name[64];
+            snprintf(name, sizeof name, "checkpoints/epoch-%03d.safetensors", ps.epoch);
+            s = save_checkpoint(&r, &ps, run_path(&r, name));
+        }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (s == DC_OK) dc_log_info("done: %d epochs; weights in %s", c->epochs, run_path(&r, "checkpoint.safetensors"));
+    else if (s != DC_STATUS_INTERRUPTED) dc_log_error("%s", dc_last_error());
+    dc_log_set_tee(NULL);
+    fclose(log);
+    run_free(&r);
+    dc_dataset_close(d);
+    return s;
+}
