@@ -52,6 +52,14 @@ static void print_stats(dc_dtype t, const void *data, int64_t n)
     printf("\n");
 }
 
+static uint64_t fnv1a(const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
 static void print_rows(dc_dtype t, const void *data, int ndim,
                        const int64_t *shape, int rows)
 {
@@ -68,16 +76,18 @@ static void print_rows(dc_dtype t, const void *data, int ndim,
 
 int dc_cmd_inspect(int argc, char **argv)
 {
-    int rows = 0;
+    int rows = 0, hash = 0;
     const dc_opt opts[] = {
         {"rows", NULL, DC_OPT_INT, &rows, 0, 1e6, NULL, 0, "N", "print the first N rows of each array"},
+        {"hash", NULL, DC_OPT_FLAG, &hash, 0, 0, NULL, 0, NULL,
+         "print a 64-bit FNV-1a hash of each array's bytes (to compare weights exactly)"},
     };
     dc_args a;
     int code;
-    if (!dc_cli_parse(&a, "inspect", "FILE [--rows N]",
+    if (!dc_cli_parse(&a, "inspect", "FILE [--rows N] [--hash]",
                       "Describes a .npy array, a safetensors file (tensors and metadata) or a\n"
                       "JSON document; the kind is detected from the file's first bytes.",
-                      opts, 1, 1, argc, argv, &code))
+                      opts, 2, 1, argc, argv, &code))
         return code;
     if (a.npos != 1) {
         fprintf(stderr, "deepercluster inspect: expected one FILE (see --help)\n");
@@ -101,6 +111,7 @@ int dc_cmd_inspect(int argc, char **argv)
         print_shape(arr.ndim, arr.shape);
         printf("\n");
         print_stats(arr.dtype, arr.data, dc_array_numel(&arr));
+        if (hash) printf("  hash %016llx\n", (unsigned long long)fnv1a(arr.data, arr.nbytes));
         print_rows(arr.dtype, arr.data, arr.ndim, arr.shape, rows);
         dc_array_free(&arr);
         return DC_EXIT_OK;
@@ -121,6 +132,7 @@ int dc_cmd_inspect(int argc, char **argv)
             printf("  %-40s %-3s ", t->name, dc_dtype_name(t->dtype));
             print_shape(t->ndim, t->shape);
             print_stats(t->dtype, t->data, n);
+            if (hash) printf("  %-40s hash %016llx\n", t->name, (unsigned long long)fnv1a(t->data, t->nbytes));
             print_rows(t->dtype, t->data, t->ndim, t->shape, rows);
         }
         dc_st_close(st);

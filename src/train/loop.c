@@ -125,6 +125,7 @@ typedef struct {
     size_t tmpn;
     float *cent_super, *cent_sub; /* previous centroids (warm restart)    */
     int have_cent;
+    double nmi_prev;      /* of the last clustering, NAN before a second */
     char path[4096];
 } run_state;
 
@@ -466,6 +467,7 @@ static dc_status cluster_step(run_state *r, int epoch)
             double nmi;
             dc_nmi(&nmi, cur, prev, r->n);
             cJSON_AddNumberToObject(j, "nmi_prev", nmi);
+            r->nmi_prev = nmi;
             dc_log_info("clustering epoch %d: NMI with the previous assignment %.4f", epoch, nmi);
         } else {
             cJSON_AddNullToObject(j, "nmi_prev");
@@ -605,6 +607,9 @@ static dc_status train_epoch(run_state *r, progress_state *ps)
     cJSON_AddNumberToObject(j, "seconds", ps->seconds);
     cJSON_AddNumberToObject(j, "images_per_s", ps->seconds > 0 ? n / ps->seconds : 0);
     cJSON_AddNumberToObject(j, "lr", c->lr);
+    if (isfinite(r->nmi_prev)) cJSON_AddNumberToObject(j, "nmi_prev", r->nmi_prev);
+    else cJSON_AddNullToObject(j, "nmi_prev");
+    cJSON_AddNumberToObject(j, "assignment_epoch", r->assign_epoch);
     dc_log_info("epoch %d: loss %.4f (super %.4f, sub %.4f), prec %.3f (super %.3f, sub %.3f), %.1f images/s", epoch,
                 ps->sums[0] / n, ps->sums[1] / n, ps->sums[2] / n, ps->sums[5] / n, ps->sums[3] / n, ps->sums[4] / n,
                 ps->seconds > 0 ? n / ps->seconds : 0);
@@ -696,6 +701,7 @@ dc_status dc_train_run(dc_train_config *c)
     r.B = c->batch_size;
     r.C = dc_dataset_channels(d);
     r.assign_epoch = -1;
+    r.nmi_prev = NAN;
     FILE *log = NULL;
     if ((s = ensure_dir(c->out)) || (s = ensure_dir(run_path(&r, "assignments"))) ||
         (s = ensure_dir(run_path(&r, "checkpoints")))) {
@@ -760,6 +766,8 @@ dc_status dc_train_run(dc_train_config *c)
         if (s == DC_OK) dc_log_info("starting from the weights in %s", c->pretrained);
     }
     if (s == DC_OK && !resumed) s = write_config(&r);
+    if (s == DC_OK && !resumed) /* IDX and CIFAR sets hold no undecodable files */
+        s = dc_write_file_atomic(run_path(&r, "skipped.tsv"), "path\treason\n", 12);
 
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# test_train.sh — `deepercluster train` end to end on a tiny slice of
+# Fashion-MNIST: options validated before any work, the three methods run
+# and write the run directory, the loss goes down, and a run interrupted by
+# SIGTERM (checkpoint, then exit) or SIGKILL (at any moment) and resumed ends
+# with weights bit-identical to an uninterrupted run.
+set -u
+BIN=${DC_TEST_BIN:?run through tests/run.sh}
+TMP=${DC_TEST_TMP:-/tmp}/train.$$
+mkdir -p "$TMP"
+pass=0; fail=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+DATA=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+if [ ! -e "$DATA" ]; then
+  echo "SKIP: $DATA not installed (apt-get install dataset-fashion-mnist)"
+  echo "0 passed, 0 failed"; exit 0
+fi
+export OMP_NUM_THREADS=2
+TINY=(--data "$DATA" --max-images 256 --batch-size 8 --niter 3)
+
+expect_fail() { # STATUS PATTERN ARGS...
+  local want=$1 pat=$2; shift 2
+  "$BIN" train "$@" >"$TMP/out" 2>&1; local rc=$?
+  [ "$rc" -eq "$want" ] && ok || bad "train $* exited $rc, expected $want: $(cat "$TMP/out")"
+  grep -qE -- "$pat" "$TMP/out" && ok || bad "train $*: no '$pat' in: $(cat "$TMP/out")"
+}
+expect_fail 2 "--k 15 is not a multiple of the 2 super-clusters" "${TINY[@]}" --out "$TMP/v1" --k 15
+expect_fail 2 "--super-classes 6 is not a multiple of 4" "${TINY[@]}" --out "$TMP/v2" --super-classes 6
+expect_fail 2 "--k 1000 is larger than the 256 images" "${TINY[@]}" --out "$TMP/v3" --k 1000
+expect_fail 2 "--lr: 'nan' is not a finite number" "${TINY[@]}" --out "$TMP/v4" --lr nan
+expect_fail 2 "--method: 'simclr' is not one of" "${TINY[@]}" --out "$TMP/v5" --method simclr
+expect_fail 2 "--dim-pca 1024 is larger than the vgg-s32 feature dimension 512" "${TINY[@]}" --out "$TMP/v6" --dim-pca 1024
+expect_fail 1 "cannot open" --data "$TMP/absent.idx" --out "$TMP/v7"
+expect_fail 2 "missing required option --out" --data "$DATA"
+for v in v1 v2 v3 v4 v5 v6 v7; do [ ! -e "$TMP/$v" ] && ok || bad "a rejected run created $TMP/$v"; done
+
+# the three methods run and fill the run directory
+for m in deepercluster deepcluster rotnet; do
+  karg=(--k 16); [ $m = rotnet ] && karg=()
+  if "$BIN" train "${TINY[@]}" --method $m --out "$TMP/$m" --epochs 2 "${karg[@]}" >"$TMP/$m.log" 2>&1; then ok
+  else bad "method $m failed: $(tail -3 "$TMP/$m.log")"; fi
+  for f in config.json log.txt stats.jsonl checkpoint.safetensors checkpoint.json skipped.tsv assignments/epoch-000.npy assignments/epoch-000.tsv; do
+    [ -e "$TMP/$m/$f" ] && ok || bad "$m: no $f"
+  done
+  [ "$(grep -c '"type":"epoch"' "$TMP/$m/stats.jsonl")" -eq 2 ] && ok || bad "$m: expected 2 epoch lines in stats.jsonl"
+  grep -q '"loss_super"' "$TMP/$m/stats.jsonl" && grep -q '"prec_sub"' "$TMP/$m/stats.jsonl" && grep -q '"nmi_prev"' "$TMP/$m/stats.jsonl" && ok || bad "$m: stats keys missing"
+done
+grep -qE '"method":[[:space:]]*"deepcluster"' "$TMP/deepcluster/config.json" && grep -qE '"super_classes":[[:space:]]*1,' "$TMP/deepcluster/config.json" && ok || bad "deepcluster config"
+grep -qE '"super_classes":[[:space:]]*4,' "$TMP/rotnet/config.json" && grep -qE '"k":[[:space:]]*1,' "$TMP/rotnet/config.json" && ok || bad "rotnet config"
+"$BIN" inspect "$TMP/deepercluster/assignments/epoch-000.npy" | grep -q 'npy I32 (256, 2)' && ok || bad "assignments shape"
+
+# the loss goes down (rotation prediction, no re-clustering)
+"$BIN" train "${TINY[@]}" --method rotnet --out "$TMP/learn" --epochs 4 --lr 0.05 >"$TMP/learn.log" 2>&1 || bad "rotnet 4 epochs failed"
+first=$(grep '"type":"epoch"' "$TMP/learn/stats.jsonl" | head -1 | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')
+last=$(grep '"type":"epoch"' "$TMP/learn/stats.jsonl" | tail -1 | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')
+awk -v a="$first" -v b="$last" 'BEGIN{exit !(b < a)}' && ok || bad "loss did not go down: $first -> $last"
+
+# resume: uninterrupted vs SIGTERM vs SIGKILL at some moment, same weights
+RUN=("${TINY[@]}" --epochs 3 --reassignment 2 --k 16 --seed 5)
+"$BIN" train "${RUN[@]}" --out "$TMP/full" >"$TMP/full.log" 2>&1 || bad "uninterrupted run failed"
+"$BIN" inspect --hash "$TMP/full/checkpoint.safetensors" | grep ' hash ' > "$TMP/full.hash"
+[ -s "$TMP/full.hash" ] && ok || bad "no hashes"
+for sig in TERM KILL; do
+  for delay in 3 6; do
+    out="$TMP/r-$sig-$delay"
+    "$BIN" train "${RUN[@]}" --out "$out" >"$out.log" 2>&1 &
+    pid=$!
+    sleep $delay
+    kill -$sig $pid 2>/dev/null
+    wait $pid 2>/dev/null; rc=$?
+    if [ $sig = TERM ] && [ $rc -ne 0 ]; then
+      [ $rc -eq 130 ] && ok || bad "SIGTERM: exit $rc, expected 130: $(tail -2 "$out.log")"
+      grep -q "resume" "$out.log" && ok || bad "SIGTERM: no resume hint"
+    fi
+    "$BIN" train "${RUN[@]}" --out "$out" >>"$out.log" 2>&1 || bad "resume after SIG$sig at ${delay}s failed: $(tail -3 "$out.log")"
+    "$BIN" inspect --hash "$out/checkpoint.safetensors" | grep ' hash ' > "$out.hash"
+    cmp -s "$TMP/full.hash" "$out.hash" && ok || bad "SIG$sig at ${delay}s: resumed weights differ from the uninterrupted run"
+  done
+done
+# a run directory of other settings is refused, not overwritten
+"$BIN" train "${RUN[@]}" --out "$TMP/full" --k 32 >"$TMP/o.log" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q "holds a run with other settings" "$TMP/o.log" && ok || bad "other settings accepted (exit $rc)"
+
+rm -rf "$TMP"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
