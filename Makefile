@@ -59,7 +59,7 @@ CFLAGS := $(CFLAGS_COMMON) $(CFLAGS_MODE) $(EXTRA_CFLAGS)
 # Library modules, bottom layer first. A module includes only those before it.
 LIB_SRC := $(wildcard src/core/*.c) $(wildcard src/io/*.c) $(wildcard src/kernels/*.c) \
            $(wildcard src/data/*.c) $(wildcard src/cluster/*.c) $(wildcard src/nn/*.c) \
-           $(wildcard src/train/*.c)
+           $(wildcard src/train/*.c) $(wildcard src/eval/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 

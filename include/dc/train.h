@@ -59,10 +59,16 @@ void dc_step_sgd(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs, flo
 
 /// Output of layer `layer` (e.g. the last: the body's output) for the first
 /// n images of d, in order, under the evaluation transform, into out (n,
-/// layer size); batches of m->max_batch; a progress bar titled `label`
-/// (NULL: none).
-dc_status dc_extract_features(float *out, dc_model *m, const dc_dataset *d, int64_t n, int layer,
+/// dc_feature_dim); spatial outputs average-pooled to pool_side×pool_side
+/// (PyTorch's adaptive pooling) when pool_side > 0; batches of
+/// m->max_batch; a progress bar titled `label` (NULL: none).
+dc_status dc_extract_features(float *out, dc_model *m, const dc_dataset *d, int64_t n, int layer, int pool_side,
                               const char *label);
+/// Values per image that dc_extract_features writes.
+int64_t dc_feature_dim(const dc_model *m, int layer, int pool_side);
+/// The pooling side that keeps a layer's output under max_dim values (the
+/// linear-probe protocol: about 10,000), or 0 when it already fits.
+int dc_feature_pool_side(const dc_model *m, int layer, int64_t max_dim);
 
 /* ------------------------------------------------------------------------ */
 /* The DeeperCluster loop (SPEC §1, §4, §5)                                 */

@@ -37,7 +37,18 @@ int dc_cli_set_threads(int threads);
 dc_status dc_cli_load_labels(const char *path, int32_t **out, int64_t *n,
                              int *ncols);
 
+/// A model from --weights: a run directory, a safetensors file or
+/// random:<preset> (then `sobel_random` and `seed` apply). When a run
+/// directory, its path goes to run_dir (else run_dir[0] = 0).
+typedef struct dc_model dc_model;
+dc_status dc_cli_load_model(dc_model *m, const char *weights, int in_c, int sobel_random, uint64_t seed, int batch,
+                            char *run_dir, size_t run_len);
+/// Layer index for a layer name (final, conv1 … convN), or -1 with a message.
+int dc_cli_layer_index(const dc_model *m, const char *name, char *err, size_t n);
+
 int dc_cmd_inspect(int argc, char **argv);
+int dc_cmd_eval(int argc, char **argv);
+int dc_cmd_features(int argc, char **argv);
 int dc_cmd_train(int argc, char **argv);
 int dc_cmd_kmeans(int argc, char **argv);
 int dc_cmd_metrics(int argc, char **argv);

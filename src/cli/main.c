@@ -10,6 +10,8 @@
 
 static const dc_cmd commands[] = {
     {"train", "learn features from unlabelled images (DeeperCluster, DeepCluster, RotNet)", dc_cmd_train},
+    {"features", "a layer's features for every image (.npy)", dc_cmd_features},
+    {"eval", "linear probe, k-NN and cluster quality of frozen features", dc_cmd_eval},
     {"kmeans", "cluster a feature matrix (.npy): PCA-whitening, flat or two-level k-means", dc_cmd_kmeans},
     {"metrics", "NMI, ARI, accuracy and purity of an assignment against labels", dc_cmd_metrics},
     {"inspect", "describe a .npy, .safetensors or .json file", dc_cmd_inspect},

@@ -5,17 +5,53 @@
 #include "dc/data.h"
 #include "dc/train.h"
 
+#include <math.h>
 #include <string.h>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-dc_status dc_extract_features(float *out, dc_model *m, const dc_dataset *d, int64_t n, int layer,
+int64_t dc_feature_dim(const dc_model *m, int layer, int pool_side)
+{
+    const dc_layer *l = &m->layers[layer];
+    if (pool_side > 0 && l->oh > 1) return (int64_t)l->oc * pool_side * pool_side;
+    return (int64_t)l->oc * l->oh * l->ow;
+}
+
+int dc_feature_pool_side(const dc_model *m, int layer, int64_t max_dim)
+{
+    const dc_layer *l = &m->layers[layer];
+    if ((int64_t)l->oc * l->oh * l->ow <= max_dim || l->oh <= 1) return 0;
+    int s = (int)floor(sqrt((double)max_dim / l->oc));
+    if (s < 1) s = 1;
+    if (s > l->oh) s = l->oh;
+    return s;
+}
+
+/* PyTorch's AdaptiveAvgPool2d to s×s: bin i spans [⌊iH/s⌋, ⌈(i+1)H/s⌉). */
+static void adaptive_pool(float *out, const float *in, int C, int H, int W, int s)
+{
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < s; i++) {
+            int h0 = i * H / s, h1 = ((i + 1) * H + s - 1) / s;
+            for (int j = 0; j < s; j++) {
+                int w0 = j * W / s, w1 = ((j + 1) * W + s - 1) / s;
+                double acc = 0;
+                for (int y = h0; y < h1; y++)
+                    for (int x = w0; x < w1; x++) acc += in[((size_t)c * H + y) * W + x];
+                out[((size_t)c * s + i) * s + j] = (float)(acc / ((h1 - h0) * (w1 - w0)));
+            }
+        }
+}
+
+dc_status dc_extract_features(float *out, dc_model *m, const dc_dataset *d, int64_t n, int layer, int pool_side,
                               const char *label)
 {
     int S = m->in_size, resize = m->preset->eval_resize, c = dc_dataset_channels(d), B = m->max_batch;
-    int64_t dim = (int64_t)m->layers[layer].oc * m->layers[layer].oh * m->layers[layer].ow;
+    const dc_layer *ly = &m->layers[layer];
+    int64_t raw = (int64_t)ly->oc * ly->oh * ly->ow, dim = dc_feature_dim(m, layer, pool_side);
+    int pool = dim != raw;
     int side = dc_dataset_height(d) > dc_dataset_width(d) ? dc_dataset_height(d) : dc_dataset_width(d);
     size_t tmpn = dc_transform_tmp_size(S, resize, side * 2 + resize, c);
     int nth = 1;
@@ -44,7 +80,14 @@ dc_status dc_extract_features(float *out, dc_model *m, const dc_dataset *d, int6
             dc_transform_eval(batch + (size_t)j * c * S * S, &img, resize, S, tmp + (size_t)t * tmpn);
         }
         dc_model_forward(m, batch, nb, 0);
-        memcpy(out + b0 * dim, dc_model_layer_output(m, layer), (size_t)nb * dim * sizeof(float));
+        const float *y = dc_model_layer_output(m, layer);
+        if (pool) {
+#pragma omp parallel for schedule(static)
+            for (int j = 0; j < nb; j++)
+                adaptive_pool(out + (b0 + j) * dim, y + (size_t)j * raw, ly->oc, ly->oh, ly->ow, pool_side);
+        } else {
+            memcpy(out + b0 * dim, y, (size_t)nb * dim * sizeof(float));
+        }
         if (bar) dc_progress_update(bar, (uint64_t)(b0 + nb));
     }
     dc_progress_finish(bar);

@@ -242,6 +242,11 @@ static dc_status save_checkpoint(run_state *r, const progress_state *ps, const c
     dc_st_writer_add(w, "head.has_momentum", DC_DTYPE_I32, 1, (int64_t[]){S + 1}, has);
     char v[64], fp[512];
     dc_st_writer_set_meta(w, "format", "deepercluster-checkpoint");
+    dc_st_writer_set_meta(w, "arch", r->c->arch);
+    snprintf(v, sizeof v, "%d", r->c->sobel);
+    dc_st_writer_set_meta(w, "sobel", v);
+    snprintf(v, sizeof v, "%d", r->C);
+    dc_st_writer_set_meta(w, "in_channels", v);
     dc_st_writer_set_meta(w, "version", "1");
     dc_st_writer_set_meta(w, "fingerprint", fingerprint(r, fp, sizeof fp));
 #define META_I(key, val)                                  \
@@ -408,7 +413,7 @@ static dc_status cluster_step(run_state *r, int epoch)
             dc_free(prev);
             return DC_STATUS_NOMEM;
         }
-        s = dc_extract_features(feat, &r->model, r->d, r->n, r->model.nlayers - 1, "features");
+        s = dc_extract_features(feat, &r->model, r->d, r->n, r->model.nlayers - 1, 0, "features");
         dc_pca pca = {0};
         if (s == DC_OK) s = dc_pca_fit_sample(&pca, feat, r->n, D, c->dim_pca, (int64_t)D * (D - 1) / 2,
                                               (uint64_t)c->seed * 1000003u + (uint64_t)epoch);

@@ -1,0 +1,59 @@
+/* dc/eval.h — the evaluation protocols of SPEC §7 on frozen features:
+ * k-means cluster quality against labels, the linear probe (logistic
+ * regression by SGD with lr_t = lr0 / sqrt(1 + lr0·wd·t), the learning
+ * rate chosen on a held-out part of the training set), and the weighted
+ * k-nearest-neighbour classifier on L2-normalised features.
+ * Includes: dc/core.h, dc/cluster.h. */
+#ifndef DC_EVAL_H
+#define DC_EVAL_H
+
+#include "dc/cluster.h"
+#include "dc/core.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// k-means (k clusters, niter passes) on x (n, d) — first PCA-whitened to
+/// dim_pca dimensions and L2-normalised when dim_pca > 0, as the training's
+/// clustering step — scored against labels. x is modified.
+dc_status dc_eval_clusters(dc_cluster_scores *out, float *x, int64_t n, int d, const int32_t *labels, int k,
+                           int dim_pca, int niter, uint64_t seed);
+
+typedef struct dc_probe_params {
+    int epochs;        /* passes over the training features (default 10)   */
+    int batch;         /* default 256                                      */
+    double wd;         /* default 1e-4                                     */
+    double lrs[8];     /* learning rates tried (default 0.01 … 1)          */
+    int nlr;
+    double holdout;    /* fraction of the training set held out (0.1)      */
+    uint64_t seed;
+} dc_probe_params;
+
+dc_probe_params dc_probe_params_default(void);
+
+typedef struct dc_probe_result {
+    double top1, top5;     /* on the test set (top5 = -1 with ≤ 5 classes) */
+    double lr;             /* the learning rate chosen                      */
+    double val_top1;       /* its held-out accuracy                         */
+} dc_probe_result;
+
+/// Linear probe: features are standardised with the training set's mean and
+/// deviation (both arrays are modified), each learning rate is trained on
+/// the training set minus the held-out part, the best one is retrained on
+/// all of it and scored on the test set.
+dc_status dc_linear_probe(dc_probe_result *r, float *xtr, const int32_t *ytr, int64_t ntr, float *xte,
+                          const int32_t *yte, int64_t nte, int d, int nclasses, const dc_probe_params *p);
+
+/// Weighted k-NN: cosine similarity on L2-normalised features (both arrays
+/// normalised in place), votes weighted by exp(sim / T) over the k nearest
+/// training samples. Returns top-1 accuracy on the test set in *top1.
+dc_status dc_knn_eval(double *top1, float *xtr, const int32_t *ytr, int64_t ntr, float *xte, const int32_t *yte,
+                      int64_t nte, int d, int nclasses, int k, double T);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
