@@ -78,6 +78,26 @@ for sig in TERM KILL; do
     cmp -s "$TMP/full.hash" "$out.hash" && ok || bad "SIG$sig at ${delay}s: resumed weights differ from the uninterrupted run"
   done
 done
+# evaluation of the run and of the random baseline (contract keys, eval.jsonl)
+TEST=${DATA/train-images/t10k-images}
+EV=(--max-images 300 --threads 2)
+"$BIN" eval clusters --weights "$TMP/full" --data "$TEST" "${EV[@]}" --json "$TMP/ec.json" >"$TMP/ec.out" 2>&1 && ok || bad "eval clusters: $(tail -2 "$TMP/ec.out")"
+grep -qE '^final +0\.[0-9]{4} ' "$TMP/ec.out" && ok || bad "eval clusters table: $(cat "$TMP/ec.out")"
+for key in nmi ari acc layer; do grep -q "\"$key\"" "$TMP/ec.json" && ok || bad "eval clusters JSON has no $key"; done
+grep -q '"protocol":"clusters"' "$TMP/full/eval.jsonl" && ok || bad "no line in RUN/eval.jsonl"
+"$BIN" eval knn --weights random:vgg-s32 --train "$DATA" --test "$TEST" "${EV[@]}" --json "$TMP/ek.json" >"$TMP/ek.out" 2>&1 && ok || bad "eval knn: $(tail -2 "$TMP/ek.out")"
+grep -q '"top1"' "$TMP/ek.json" && ok || bad "eval knn JSON has no top1"
+"$BIN" eval linear --weights "$TMP/full/checkpoint.safetensors" --train "$DATA" --test "$TEST" "${EV[@]}" --layer all --epochs 2 \
+  --json "$TMP/el.json" >"$TMP/el.out" 2>&1 && ok || bad "eval linear: $(tail -2 "$TMP/el.out")"
+[ "$(grep -cE '^(conv[0-9]|final) ' "$TMP/el.out")" -eq 7 ] && ok || bad "eval linear: expected conv1..conv6 and final rows: $(cat "$TMP/el.out")"
+grep -q '"top5"' "$TMP/el.json" && ok || bad "eval linear JSON has no top5"
+"$BIN" features --weights "$TMP/full" --data "$TEST" --layer conv2 --out "$TMP/f.npy" --labels-out "$TMP/y.npy" "${EV[@]}" >/dev/null 2>&1 && ok || bad "features failed"
+"$BIN" inspect "$TMP/f.npy" | grep -q 'npy F32 (300, 9216)' && ok || bad "conv2 features: $("$BIN" inspect "$TMP/f.npy" | head -1)"
+"$BIN" features --weights "$TMP/full" --data "$TEST" --layer conv9 --out "$TMP/g.npy" "${EV[@]}" >"$TMP/g.out" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q 'expected final or conv1 ... conv6' "$TMP/g.out" && ok || bad "bad layer name: exit $rc $(cat "$TMP/g.out")"
+"$BIN" eval clusters --weights random:nope --data "$TEST" >"$TMP/g.out" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q "unknown architecture 'nope'" "$TMP/g.out" && ok || bad "random:nope: exit $rc $(cat "$TMP/g.out")"
+
 # a run directory of other settings is refused, not overwritten
 "$BIN" train "${RUN[@]}" --out "$TMP/full" --k 32 >"$TMP/o.log" 2>&1; rc=$?
 [ $rc -eq 2 ] && grep -q "holds a run with other settings" "$TMP/o.log" && ok || bad "other settings accepted (exit $rc)"

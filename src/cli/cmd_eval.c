@@ -14,6 +14,14 @@
 #include <string.h>
 
 /* Features of `layer` for a dataset; owned result. */
+static int64_t max_images; /* --max-images: only the first N images of each set */
+
+static int64_t nimg(const dc_dataset *d)
+{
+    int64_t n = dc_dataset_size(d);
+    return max_images > 0 && max_images < n ? max_images : n;
+}
+
 static dc_status features_for(float **out, int64_t *dim, dc_model *m, const dc_dataset *d, const char *layer,
                               int pool, const char *label)
 {
@@ -21,7 +29,7 @@ static dc_status features_for(float **out, int64_t *dim, dc_model *m, const dc_d
     int li = dc_cli_layer_index(m, layer, err, sizeof err);
     if (li < 0) return dc_set_error(DC_STATUS_ARG, "%s", err);
     int side = pool ? dc_feature_pool_side(m, li, 10000) : 0;
-    int64_t n = dc_dataset_size(d);
+    int64_t n = nimg(d);
     *dim = dc_feature_dim(m, li, side);
     *out = dc_malloc((size_t)n * *dim * sizeof(float), "features");
     if (!*out) return DC_STATUS_NOMEM;
@@ -60,6 +68,7 @@ int dc_cmd_features(int argc, char **argv)
         {"seed", NULL, DC_OPT_I64, &seed, 0, 9.2e18, NULL, 0, "S", "seed for random:<preset>"},
         {"batch-size", NULL, DC_OPT_INT, &batch, 1, 4096, NULL, 0, "B", "images per forward pass"},
         {"threads", NULL, DC_OPT_INT, &threads, 0, 4096, NULL, 0, "T", "threads (0: all cores)"},
+        {"max-images", NULL, DC_OPT_I64, &max_images, 0, 1e12, NULL, 0, "N", "the first N images only (0: all)"},
     };
     dc_args a;
     int code;
@@ -75,12 +84,12 @@ int dc_cmd_features(int argc, char **argv)
     dc_status s = dc_dataset_open(data, labels, &d);
     if (s == DC_OK) s = dc_cli_load_model(&m, weights, dc_dataset_channels(d), sobel, (uint64_t)seed, batch, NULL, 0);
     if (s == DC_OK) s = features_for(&x, &dim, &m, d, layer, 1, "features");
-    if (s == DC_OK) s = dc_npy_write(out, DC_DTYPE_F32, 2, (int64_t[]){dc_dataset_size(d), dim}, x);
+    if (s == DC_OK) s = dc_npy_write(out, DC_DTYPE_F32, 2, (int64_t[]){nimg(d), dim}, x);
     if (s == DC_OK && lab_out) {
         if (!dc_dataset_labels(d)) s = dc_set_error(DC_STATUS_ARG, "--labels-out: %s has no labels", data);
-        else s = dc_npy_write(lab_out, DC_DTYPE_I32, 1, (int64_t[]){dc_dataset_size(d)}, dc_dataset_labels(d));
+        else s = dc_npy_write(lab_out, DC_DTYPE_I32, 1, (int64_t[]){nimg(d)}, dc_dataset_labels(d));
     }
-    if (s == DC_OK) printf("%s: %lld x %lld features of layer %s\n", out, (long long)dc_dataset_size(d), (long long)dim, layer);
+    if (s == DC_OK) printf("%s: %lld x %lld features of layer %s\n", out, (long long)nimg(d), (long long)dim, layer);
     dc_free(x);
     dc_model_free(&m);
     dc_dataset_close(d);
@@ -110,7 +119,7 @@ int dc_cmd_eval(int argc, char **argv)
     int sobel = 1, batch = 128, threads = 0, k = 0, dim_pca = 128, niter = 20, epochs = 10;
     int64_t seed = 0;
     double T = 0.07;
-    dc_opt opts[16];
+    dc_opt opts[20];
     int no = 0;
     opts[no++] = (dc_opt){"weights", NULL, DC_OPT_STRING, &weights, 0, 0, NULL, 1, "W",
                           "RUN directory, weights .safetensors, or random:<preset>"};
@@ -136,6 +145,8 @@ int dc_cmd_eval(int argc, char **argv)
     opts[no++] = (dc_opt){"seed", NULL, DC_OPT_I64, &seed, 0, 9.2e18, NULL, 0, "S", "seed (random weights, k-means, probe)"};
     opts[no++] = (dc_opt){"batch-size", NULL, DC_OPT_INT, &batch, 1, 4096, NULL, 0, "B", "images per forward pass"};
     opts[no++] = (dc_opt){"threads", NULL, DC_OPT_INT, &threads, 0, 4096, NULL, 0, "T", "threads (0: all cores)"};
+    opts[no++] = (dc_opt){"max-images", NULL, DC_OPT_I64, &max_images, 0, 1e12, NULL, 0, "N",
+                          "the first N images of each set only (0: all)"};
     if (is_knn && k == 0) k = 20;
     dc_args a;
     int code;
@@ -181,7 +192,7 @@ int dc_cmd_eval(int argc, char **argv)
         if (s == DC_OK && is_clusters) {
             int kk = k > 0 ? k : dc_dataset_nclasses(dtr);
             dc_cluster_scores sc;
-            s = dc_eval_clusters(&sc, xtr, dc_dataset_size(dtr), (int)dim, dc_dataset_labels(dtr), kk,
+            s = dc_eval_clusters(&sc, xtr, nimg(dtr), (int)dim, dc_dataset_labels(dtr), kk,
                                  dim_pca < dim ? dim_pca : 0, niter, (uint64_t)seed);
             if (s == DC_OK) {
                 printf("%-8s %8.4f %8.4f %8.4f\n", lname, sc.nmi, sc.ari, sc.acc);
@@ -192,8 +203,8 @@ int dc_cmd_eval(int argc, char **argv)
             }
         } else if (s == DC_OK && is_knn) {
             double top1;
-            s = dc_knn_eval(&top1, xtr, dc_dataset_labels(dtr), dc_dataset_size(dtr), xte, dc_dataset_labels(dte),
-                            dc_dataset_size(dte), (int)dim, dc_dataset_nclasses(dtr), k, T);
+            s = dc_knn_eval(&top1, xtr, dc_dataset_labels(dtr), nimg(dtr), xte, dc_dataset_labels(dte),
+                            nimg(dte), (int)dim, dc_dataset_nclasses(dtr), k, T);
             if (s == DC_OK) {
                 printf("%-8s %8.4f\n", lname, top1);
                 cJSON_AddNumberToObject(row, "top1", top1);
@@ -205,8 +216,8 @@ int dc_cmd_eval(int argc, char **argv)
             pp.seed = (uint64_t)seed;
             dc_probe_result pr;
             int ncls = dc_dataset_nclasses(dtr) > dc_dataset_nclasses(dte) ? dc_dataset_nclasses(dtr) : dc_dataset_nclasses(dte);
-            s = dc_linear_probe(&pr, xtr, dc_dataset_labels(dtr), dc_dataset_size(dtr), xte, dc_dataset_labels(dte),
-                                dc_dataset_size(dte), (int)dim, ncls, &pp);
+            s = dc_linear_probe(&pr, xtr, dc_dataset_labels(dtr), nimg(dtr), xte, dc_dataset_labels(dte),
+                                nimg(dte), (int)dim, ncls, &pp);
             if (s == DC_OK) {
                 printf("%-8s %8.4f %8.4f\n", lname, pr.top1, pr.top5);
                 cJSON_AddNumberToObject(row, "top1", pr.top1);
