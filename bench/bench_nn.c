@@ -4,23 +4,13 @@
  * Usage: bench_nn PRESET BATCH [SOBEL] [STEPS]   (run by bench/nn_vs_torch.py) */
 #define _POSIX_C_SOURCE 200809L
 #include "dc/kernels.h"
+#include "bench.h"
 #include "dc/nn.h"
 #include "dc/train.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static double peak_rss_mb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    double kb = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0) kb = atof(line + 6);
-    if (f) fclose(f);
-    return kb / 1024.0;
-}
 
 /* Forward multiply-adds ×2 of the trainable convs and linears, per image. */
 static double forward_flops(const dc_model *m)

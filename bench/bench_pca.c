@@ -4,23 +4,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include "dc/cluster.h"
 #include "dc/io.h"
+#include "bench.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Peak resident memory of this process (VmHWM): unlike getrusage's
- * ru_maxrss, it does not inherit the forking parent's figure. */
-static double peak_rss_mb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    double kb = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0) kb = atof(line + 6);
-    if (f) fclose(f);
-    return kb / 1024.0;
-}
 
 int main(int argc, char **argv)
 {

@@ -74,6 +74,18 @@ static inline const char *test_path(const char *name)
     return b;
 }
 
+/* tests/fixtures/<dir>/<name> under $DC_TEST_ROOT (else the current
+ * directory); a static buffer rotated over 8 slots. */
+static inline const char *test_fixture(const char *dir, const char *name)
+{
+    static char bufs[8][512];
+    static int slot;
+    const char *root = getenv("DC_TEST_ROOT");
+    char *b = bufs[slot++ % 8];
+    snprintf(b, 512, "%s/tests/fixtures/%s/%s", root && *root ? root : ".", dir, name);
+    return b;
+}
+
 static inline int test_write_bytes(const char *path, const void *buf, size_t n)
 {
     FILE *f = fopen(path, "wb");

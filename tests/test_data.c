@@ -10,15 +10,7 @@
 #include <stdint.h>
 #include <zlib.h>
 
-static const char *fixture(const char *name)
-{
-    static char buf[4][512];
-    static int slot;
-    const char *root = getenv("DC_TEST_ROOT");
-    char *b = buf[slot++ % 4];
-    snprintf(b, 512, "%s/tests/fixtures/data/%s", root ? root : ".", name);
-    return b;
-}
+static const char *fixture(const char *name) { return test_fixture("data", name); }
 
 /* PIL cases: our resampler within 1/255 on average of PIL's bytes. */
 static void test_pil(void)

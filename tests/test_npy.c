@@ -6,15 +6,7 @@
 
 #include <stdint.h>
 
-static const char *fixture(const char *name)
-{
-    static char buf[4][512];
-    static int slot;
-    const char *root = getenv("DC_TEST_ROOT");
-    char *b = buf[slot++ % 4];
-    snprintf(b, 512, "%s/tests/fixtures/io/%s", root ? root : ".", name);
-    return b;
-}
+static const char *fixture(const char *name) { return test_fixture("io", name); }
 
 static void test_roundtrip(void)
 {

@@ -7,15 +7,7 @@
 
 #include <math.h>
 
-static const char *fixture(const char *name)
-{
-    static char buf[2][512];
-    static int slot;
-    const char *root = getenv("DC_TEST_ROOT");
-    char *b = buf[slot++ % 2];
-    snprintf(b, 512, "%s/tests/fixtures/cluster/%s", root ? root : ".", name);
-    return b;
-}
+static const char *fixture(const char *name) { return test_fixture("cluster", name); }
 
 int main(void)
 {
