@@ -3,7 +3,8 @@
 # DeeperCluster on Fashion-MNIST (a shortened run: 12,000 training images,
 # 2 epochs, a few minutes on 2 cores), then evaluate the learned features on
 # the 10,000 test images: k-means (k = 10) NMI/ARI/accuracy and the linear
-# probe, each beside a randomly initialised network of the same preset.
+# probe (a middle conv layer and the final one), each beside a randomly
+# initialised network of the same preset.
 # Re-running resumes (or reuses) the run in $RUN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,9 @@ $BIN train --data "$TRAIN" --out "$RUN" --max-images 12000 --epochs 2
 echo "== k-means (k = 10) on the test images' features: trained, then random"
 $BIN eval clusters --weights "$RUN" --data "$TEST" --json "$RUN/eval-clusters.json"
 $BIN eval clusters --weights random:vgg-s32 --data "$TEST"
-echo "== linear probe (final layer; 10,000 training images, 10,000 test images): trained, then random"
-$BIN eval linear --weights "$RUN" --train "$TRAIN" --test "$TEST" --layer final --max-images 10000 \
-  --json "$RUN/eval-linear.json"
-$BIN eval linear --weights random:vgg-s32 --train "$TRAIN" --test "$TEST" --layer final --max-images 10000
+for layer in conv4 final; do
+  echo "== linear probe on $layer (10,000 training images, 10,000 test images): trained, then random"
+  $BIN eval linear --weights "$RUN" --train "$TRAIN" --test "$TEST" --layer $layer --max-images 10000 \
+    --json "$RUN/eval-linear-$layer.json"
+  $BIN eval linear --weights random:vgg-s32 --train "$TRAIN" --test "$TEST" --layer $layer --max-images 10000
+done
