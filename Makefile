@@ -8,6 +8,7 @@
 #   make AVX512=1        target x86-64-v4 (AVX-512) instead of x86-64-v3
 #   make NO_OMP=1        build without OpenMP
 #   make NO_DNNL=1       GEMM through OpenBLAS instead of oneDNN
+#   make NO_MPI=1        without MPI (single-process communication backend)
 #
 # Dependencies come from Debian packages (scripts/setup.sh) via pkg-config.
 
@@ -37,6 +38,14 @@ CFLAGS_COMMON += -DDC_HAVE_DNNL
 LDLIBS += -ldnnl
 endif
 
+ifneq ($(NO_MPI),1)
+ifeq ($(shell pkg-config --exists ompi-c && echo yes),yes)
+CFLAGS_COMMON += -DDC_HAVE_MPI $(shell pkg-config --cflags ompi-c)
+LDLIBS += $(shell pkg-config --libs ompi-c)
+HAVE_MPI := 1
+endif
+endif
+
 ifneq ($(NO_OMP),1)
 CFLAGS_COMMON += -fopenmp
 LDFLAGS += -fopenmp
@@ -57,7 +66,7 @@ endif
 CFLAGS := $(CFLAGS_COMMON) $(CFLAGS_MODE) $(EXTRA_CFLAGS)
 
 # Library modules, bottom layer first. A module includes only those before it.
-LIB_SRC := $(wildcard src/core/*.c) $(wildcard src/io/*.c) $(wildcard src/kernels/*.c) \
+LIB_SRC := $(wildcard src/core/*.c) $(wildcard src/io/*.c) $(wildcard src/comm/*.c) $(wildcard src/kernels/*.c) \
            $(wildcard src/data/*.c) $(wildcard src/cluster/*.c) $(wildcard src/nn/*.c) \
            $(wildcard src/train/*.c) $(wildcard src/eval/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
@@ -78,7 +87,7 @@ all: features $(BIN) $(TEST_BIN)
 features:
 	@pkg-config --exists $(PKGS) && echo "✓ dependencies ($(PKGS))" || \
 	  { echo "✗ missing pkg-config packages; run scripts/setup.sh"; exit 1; }
-	@echo "  build=$(BUILD) march=$(MARCH) openmp=$(if $(filter 1,$(NO_OMP)),off,on) onednn=$(if $(filter 1,$(NO_DNNL)),off,on)"
+	@echo "  build=$(BUILD) march=$(MARCH) openmp=$(if $(filter 1,$(NO_OMP)),off,on) onednn=$(if $(filter 1,$(NO_DNNL)),off,on) mpi=$(if $(HAVE_MPI),on,off)"
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)

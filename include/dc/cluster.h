@@ -100,6 +100,9 @@ void dc_kmeans_result_free(dc_kmeans_result *r);
 void dc_kmeans_init_centroids(float *c, const float *x, int64_t n, int d,
                               int k, uint64_t seed, uint32_t group);
 
+/// The row indices dc_kmeans_init_centroids picks (k of them, from n).
+void dc_kmeans_init_rows(int64_t *rows, int64_t n, int k, uint64_t seed, uint32_t group);
+
 /* The building blocks, for distributed callers. */
 
 /// Scratch for the E-step: the block of point–centroid products.

@@ -9,6 +9,7 @@
 #ifndef DC_TRAIN_H
 #define DC_TRAIN_H
 
+#include "dc/cluster.h"
 #include "dc/core.h"
 #include "dc/data.h"
 #include "dc/nn.h"
@@ -69,6 +70,17 @@ int64_t dc_feature_dim(const dc_model *m, int layer, int pool_side);
 /// The pooling side that keeps a layer's output under max_dim values (the
 /// linear-probe protocol: about 10,000), or 0 when it already fits.
 int dc_feature_pool_side(const dc_model *m, int layer, int64_t max_dim);
+
+/// k-means over points split across the ranks of `comm`: this rank holds
+/// rows [offset, offset + n_local) of n_total. The same computation as
+/// dc_kmeans_train on the concatenation (sums and counts all-reduced each
+/// pass, splits decided identically everywhere, split members moved by
+/// global rank). r->assign is local (n_local); centroids, counts and pass
+/// statistics are global.
+typedef struct dc_comm dc_comm;
+dc_status dc_kmeans_train_dist(dc_kmeans_result *r, const dc_comm *comm, const float *x, int64_t n_local,
+                               int64_t offset, int64_t n_total, int d, const dc_kmeans_params *p,
+                               const float *init);
 
 /* ------------------------------------------------------------------------ */
 /* The DeeperCluster loop (SPEC §1, §4, §5)                                 */

@@ -47,17 +47,21 @@ const char *dc_kmeans_params_check(const dc_kmeans_params *p, int64_t n)
 /* Initialisation                                                           */
 /* ------------------------------------------------------------------------ */
 
-void dc_kmeans_init_centroids(float *c, const float *x, int64_t n, int d,
-                              int k, uint64_t seed, uint32_t group)
+void dc_kmeans_init_rows(int64_t *rows, int64_t n, int k, uint64_t seed, uint32_t group)
 {
     dc_rng r;
     dc_rng_init(&r, seed, DC_RNG_STREAM_KMEANS, group, 0);
-    int64_t *rows = dc_xmalloc((size_t)k * sizeof *rows);
     if (n >= k) {
         dc_rng_sample_distinct(&r, (uint64_t)n, (size_t)k, rows);
     } else {
         for (int j = 0; j < k; j++) rows[j] = (int64_t)dc_rng_below(&r, (uint64_t)n);
     }
+}
+
+void dc_kmeans_init_centroids(float *c, const float *x, int64_t n, int d, int k, uint64_t seed, uint32_t group)
+{
+    int64_t *rows = dc_xmalloc((size_t)k * sizeof *rows);
+    dc_kmeans_init_rows(rows, n, k, seed, group);
     for (int j = 0; j < k; j++) memcpy(c + (size_t)j * d, x + rows[j] * d, (size_t)d * sizeof *c);
     dc_free(rows);
 }

@@ -1,0 +1,124 @@
+/* test_comm.c — the communication module and distributed k-means. Run
+ * alone (single-process backend) by tests/run.sh, and under mpirun with 2
+ * and 4 ranks by tests/test_mpi.sh: collectives give the expected sums and
+ * concatenations, and k-means over the ranks' slices equals single-process
+ * k-means on the whole data (assignments identical, centroids within 1e-5),
+ * empty-cluster splits across ranks included. Every rank checks; rank 0
+ * prints the totals. DC_TEST_ABORT=1 makes rank 1 fail on purpose. */
+#include "dc/cluster.h"
+#include "dc/comm.h"
+#include "dc/train.h"
+#include "test.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static float *blobs(int64_t n, int d, int c, uint64_t seed)
+{
+    dc_rng r;
+    dc_rng_init(&r, seed, DC_RNG_STREAM_TEST, 0, 0);
+    float *centres = dc_xmalloc((size_t)c * d * sizeof(float));
+    for (int i = 0; i < c * d; i++) centres[i] = (float)(dc_rng_normal(&r) * 3.0);
+    float *x = dc_xmalloc((size_t)n * d * sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        int k = (int)dc_rng_below(&r, (uint64_t)c);
+        for (int j = 0; j < d; j++) x[i * d + j] = centres[k * d + j] + (float)dc_rng_normal(&r);
+    }
+    dc_free(centres);
+    return x;
+}
+
+/* Distributed vs single-process k-means on the same data. */
+static void compare_kmeans(const dc_comm *c, const float *x, int64_t n, int d, int k, int niter)
+{
+    int W = dc_comm_size(c), me = dc_comm_rank(c);
+    int64_t lo = n * me / W, hi = n * (me + 1) / W;
+    dc_kmeans_params p = dc_kmeans_params_default();
+    p.k = k;
+    p.niter = niter;
+    p.seed = 3;
+    dc_kmeans_result dist, single;
+    CHECK(dc_kmeans_train_dist(&dist, c, x + lo * d, hi - lo, lo, n, d, &p, NULL) == DC_OK);
+    CHECK(dc_kmeans_train(&single, x, n, d, &p, NULL) == DC_OK);
+    int32_t *all = dc_xmalloc((size_t)n * sizeof *all);
+    size_t *cnt = dc_xmalloc((size_t)W * sizeof *cnt);
+    for (int r = 0; r < W; r++) cnt[r] = (size_t)(n * (r + 1) / W - n * r / W) * sizeof(int32_t);
+    CHECK(dc_comm_allgatherv(c, dist.assign, (size_t)(hi - lo) * sizeof(int32_t), all, cnt) == DC_OK);
+    CHECK_MSG(memcmp(all, single.assign, (size_t)n * sizeof *all) == 0, "k=%d: assignments differ", k);
+    double e = 0, m = 1e-12;
+    for (int64_t i = 0; i < (int64_t)k * d; i++) {
+        if (fabs(dist.centroids[i] - single.centroids[i]) > e) e = fabs(dist.centroids[i] - single.centroids[i]);
+        if (fabs(single.centroids[i]) > m) m = fabs(single.centroids[i]);
+    }
+    CHECK_MSG(e / m < 1e-5, "k=%d: centroids differ by %g", k, e / m);
+    CHECK(memcmp(dist.counts, single.counts, (size_t)k * sizeof(int64_t)) == 0);
+    CHECK_EQ_INT(dist.total_splits, single.total_splits);
+    CHECK_CLOSE(dist.passes[niter].obj, single.passes[niter].obj, 1e-6 * single.passes[niter].obj + 1e-9);
+    if (W == 1) CHECK(memcmp(dist.centroids, single.centroids, (size_t)k * d * sizeof(float)) == 0);
+    dc_free(all);
+    dc_free(cnt);
+    dc_kmeans_result_free(&dist);
+    dc_kmeans_result_free(&single);
+}
+
+int main(int argc, char **argv)
+{
+    dc_log_set_level(DC_LOG_WARN);
+    dc_comm *c;
+    if (dc_comm_init(&argc, &argv, &c) != DC_OK) {
+        fprintf(stderr, "%s\n", dc_last_error());
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    int W = dc_comm_size(c), me = dc_comm_rank(c);
+    if (me == 0) printf("backend %s, %d rank%s\n", dc_comm_backend(c), W, W > 1 ? "s" : "");
+    if (getenv("DC_TEST_ABORT") && me == (W > 1 ? 1 : 0)) dc_comm_abort(c, "injected failure");
+
+    /* collectives */
+    double v = me + 1;
+    float f[3] = {1, 2, (float)me};
+    int64_t iv = (int64_t)1 << 40;
+    CHECK(dc_comm_allreduce_f64(c, &v, 1) == DC_OK && v == W * (W + 1) / 2.0);
+    CHECK(dc_comm_allreduce_f32(c, f, 3) == DC_OK && f[0] == W && f[1] == 2 * W && f[2] == W * (W - 1) / 2.0f);
+    CHECK(dc_comm_allreduce_i64(c, &iv, 1) == DC_OK && iv == ((int64_t)W << 40));
+    int32_t mine[2] = {me, me * 10}, *got = dc_xmalloc((size_t)2 * W * sizeof *got);
+    size_t *cnt = dc_xmalloc((size_t)W * sizeof *cnt);
+    for (int r = 0; r < W; r++) cnt[r] = 2 * sizeof(int32_t);
+    CHECK(dc_comm_allgatherv(c, mine, sizeof mine, got, cnt) == DC_OK);
+    int ok = 1;
+    for (int r = 0; r < W; r++) ok &= got[2 * r] == r && got[2 * r + 1] == 10 * r;
+    CHECK(ok);
+    int64_t token = me == 0 ? 4242 : 0;
+    CHECK(dc_comm_bcast(c, &token, sizeof token, 0) == DC_OK && token == 4242);
+    dc_comm *half;
+    CHECK(dc_comm_split(c, me % 2, me, &half) == DC_OK);
+    int expect = W / 2 + (W % 2 && me % 2 == 0);
+    CHECK(dc_comm_size(half) == expect && dc_comm_rank(half) == me / 2);
+    double hv = 1;
+    CHECK(dc_comm_allreduce_f64(half, &hv, 1) == DC_OK && hv == expect);
+    dc_comm_free(half);
+    CHECK(dc_comm_barrier(c) == DC_OK);
+    dc_free(got);
+    dc_free(cnt);
+
+    /* distributed k-means = single-process k-means */
+    int64_t n = 3001;
+    float *x = blobs(n, 12, 9, 7);
+    compare_kmeans(c, x, n, 12, 20, 8);
+    compare_kmeans(c, x, n, 12, 1, 3);
+    dc_free(x);
+    /* many duplicates: empty clusters split across ranks */
+    enum { N2 = 203, D2 = 4 };
+    float dup[N2 * D2];
+    for (int i = 0; i < N2; i++)
+        for (int j = 0; j < D2; j++) dup[i * D2 + j] = i % 7 ? 1.0f : (float)(i * (j + 2));
+    compare_kmeans(c, dup, N2, D2, 25, 5);
+
+    /* totals over the ranks; rank 0 reports */
+    int64_t tot[2] = {test_passed, test_failed};
+    dc_comm_allreduce_i64(c, tot, 2);
+    int failed = tot[1] > 0;
+    if (me == 0) printf("%lld passed, %lld failed\n", (long long)tot[0], (long long)tot[1]);
+    dc_comm_finalize(c);
+    return failed;
+}
