@@ -154,7 +154,7 @@ def trainable(net):
 def write_safetensors(path, tensors, meta):
     header, blobs, off = {"__metadata__": meta}, [], 0
     for name, arr in tensors.items():
-        arr = np.ascontiguousarray(np.asarray(arr, dtype=np.float64), dtype=np.float32)
+        arr = np.asarray(np.asarray(arr, dtype=np.float64), dtype=np.float32, order="C")
         b = arr.tobytes()
         header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
         blobs.append(b)
