@@ -98,6 +98,14 @@ grep -q '"top5"' "$TMP/el.json" && ok || bad "eval linear JSON has no top5"
 "$BIN" eval clusters --weights random:nope --data "$TEST" >"$TMP/g.out" 2>&1; rc=$?
 [ $rc -eq 2 ] && grep -q "unknown architecture 'nope'" "$TMP/g.out" && ok || bad "random:nope: exit $rc $(cat "$TMP/g.out")"
 
+# an image folder with broken files: trained on the good ones, the rest listed
+FOLDER=$DC_TEST_ROOT/tests/fixtures/images/folder
+"$BIN" train --data "$FOLDER" --out "$TMP/folder" --arch vgg-s32 --method rotnet --epochs 1 --batch-size 2 \
+  >"$TMP/folder.log" 2>&1 && ok || bad "training on an image folder: $(tail -3 "$TMP/folder.log")"
+[ "$(wc -l < "$TMP/folder/skipped.tsv")" -eq 5 ] && ok || bad "skipped.tsv: $(cat "$TMP/folder/skipped.tsv")"
+grep -q "y_truncated.jpg	corrupt JPEG" "$TMP/folder/skipped.tsv" && ok || bad "skipped.tsv has no reason for the truncated JPEG"
+grep -q "4 broken files skipped" "$TMP/folder/log.txt" && ok || bad "log.txt does not report the skipped files"
+
 # a run directory of other settings is refused, not overwritten
 "$BIN" train "${RUN[@]}" --out "$TMP/full" --k 32 >"$TMP/o.log" 2>&1; rc=$?
 [ $rc -eq 2 ] && grep -q "holds a run with other settings" "$TMP/o.log" && ok || bad "other settings accepted (exit $rc)"

@@ -22,12 +22,31 @@ typedef struct dc_image {
     int h, w, c;
 } dc_image;
 
+/// Reusable decoding buffers (grown as needed, never shrunk): one per
+/// thread; zero-initialise, release with dc_image_buf_free.
+typedef struct dc_image_buf {
+    uint8_t *file, *pix;
+    size_t file_cap, pix_cap;
+} dc_image_buf;
+
+void dc_image_buf_free(dc_image_buf *b);
+
+/// Decodes a JPEG or PNG file to 8-bit RGB (see decode.c for the modes);
+/// JPEGs whose shorter side is at least 2·min_side (min_side > 0) are
+/// decoded at 1/2, 1/4 or 1/8 size by the DCT, keeping the shorter side ≥
+/// min_side. `out` points into `b`.
+dc_status dc_decode_image(const char *path, int min_side, dc_image_buf *b, dc_image *out);
+
 typedef struct dc_dataset dc_dataset;
 
 /// Opens `src`, the kind detected from what it is: an IDX image file
 /// (MNIST / Fashion-MNIST, gzipped or not; labels from `labels` or found
-/// beside it by the conventional name), or CIFAR-10/100 binary batches (a
-/// file or a directory holding data_batch_*.bin / test_batch.bin).
+/// beside it by the conventional name), CIFAR-10/100 binary batches (a file
+/// or a directory holding data_batch_*.bin / train.bin), an image folder
+/// (JPEG/PNG found recursively, sorted; first-level sub-folders are the
+/// classes) or a list file (.txt/.lst/.list, one image path per line).
+/// Folder and list images are all decoded once here: broken files are
+/// skipped, logged and listed (dc_dataset_skipped); none usable is an error.
 /// Owned result: dc_dataset_close.
 dc_status dc_dataset_open(const char *src, const char *labels, dc_dataset **out);
 void dc_dataset_close(dc_dataset *d);
@@ -41,8 +60,21 @@ const int32_t *dc_dataset_labels(const dc_dataset *d);
 int dc_dataset_nclasses(const dc_dataset *d);
 /// A short description: "IDX 60000 x 28x28 grey (…/train-images-idx3-ubyte.gz)".
 const char *dc_dataset_describe(const dc_dataset *d);
-/// Image i (a view valid while the dataset is open).
+/// Image i of an in-memory set (IDX, CIFAR): a view valid while open.
 dc_image dc_dataset_image(const dc_dataset *d, int64_t i);
+/// Image i of any set: a view (in memory) or decoded into `buf` (files).
+/// Thread-safe with one buf per thread.
+dc_status dc_dataset_get(const dc_dataset *d, int64_t i, dc_image_buf *buf, dc_image *out);
+/// File of image i (NULL for in-memory sets).
+const char *dc_dataset_path(const dc_dataset *d, int64_t i);
+/// Largest side among the images (after validation).
+int dc_dataset_max_side(const dc_dataset *d);
+/// JPEGs may be decoded smaller by the DCT, keeping the shorter side ≥
+/// min_side (0: full size, the default).
+void dc_dataset_set_decode_hint(dc_dataset *d, int min_side);
+/// Files found but not decodable, with the reason (kept out of the set).
+int64_t dc_dataset_nskipped(const dc_dataset *d);
+void dc_dataset_skipped(const dc_dataset *d, int64_t i, const char **path, const char **why);
 
 /* ------------------------------------------------------------------------ */
 /* Transforms                                                               */

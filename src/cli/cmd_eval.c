@@ -83,6 +83,7 @@ int dc_cmd_features(int argc, char **argv)
     int64_t dim;
     dc_status s = dc_dataset_open(data, labels, &d);
     if (s == DC_OK) s = dc_cli_load_model(&m, weights, dc_dataset_channels(d), sobel, (uint64_t)seed, batch, NULL, 0);
+    if (s == DC_OK) dc_dataset_set_decode_hint(d, m.preset->eval_resize);
     if (s == DC_OK) s = features_for(&x, &dim, &m, d, layer, 1, "features");
     if (s == DC_OK) s = dc_npy_write(out, DC_DTYPE_F32, 2, (int64_t[]){nimg(d), dim}, x);
     if (s == DC_OK && lab_out) {
@@ -171,6 +172,10 @@ int dc_cmd_eval(int argc, char **argv)
     if (s == DC_OK && (!dc_dataset_labels(dtr) || (dte && !dc_dataset_labels(dte))))
         s = dc_set_error(DC_STATUS_ARG, "evaluation needs labelled images (IDX with its labels, CIFAR)");
     if (s == DC_OK) s = dc_cli_load_model(&m, weights, dc_dataset_channels(dtr), sobel, (uint64_t)seed, batch, run, sizeof run);
+    if (s == DC_OK) {
+        dc_dataset_set_decode_hint(dtr, m.preset->eval_resize);
+        if (dte) dc_dataset_set_decode_hint(dte, m.preset->eval_resize);
+    }
     int nconv = s == DC_OK ? dc_model_nconv(&m) : 0;
     int first = 0, last = 0;
     if (s == DC_OK && is_linear && strcmp(layer, "all") == 0) {

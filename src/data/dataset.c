@@ -21,10 +21,15 @@
 
 struct dc_dataset {
     int64_t n;
-    int h, w, c;
-    uint8_t *pixels;  /* (n, h, w, c) */
-    int32_t *labels;  /* (n) or NULL  */
+    int h, w, c;          /* common size (0 when the images vary)     */
+    uint8_t *pixels;      /* in memory: (n, h, w, c); NULL for files   */
+    char **paths;         /* image files (n), decoded on demand        */
+    int32_t *labels;      /* (n) or NULL                               */
     int nclasses;
+    int max_side;         /* largest side among the images             */
+    int decode_min_side;  /* DCT down-scaling hint for JPEGs           */
+    char **skip_path, **skip_why;
+    int64_t nskip;
     char desc[600];
 };
 
@@ -32,8 +37,42 @@ void dc_dataset_close(dc_dataset *d)
 {
     if (!d) return;
     dc_free(d->pixels);
+    for (int64_t i = 0; d->paths && i < d->n; i++) dc_free(d->paths[i]);
+    dc_free(d->paths);
+    for (int64_t i = 0; i < d->nskip; i++) {
+        dc_free(d->skip_path[i]);
+        dc_free(d->skip_why[i]);
+    }
+    dc_free(d->skip_path);
+    dc_free(d->skip_why);
     dc_free(d->labels);
     dc_free(d);
+}
+
+int64_t dc_dataset_nskipped(const dc_dataset *d) { return d->nskip; }
+
+void dc_dataset_skipped(const dc_dataset *d, int64_t i, const char **path, const char **why)
+{
+    DC_ASSERT(i >= 0 && i < d->nskip);
+    *path = d->skip_path[i];
+    *why = d->skip_why[i];
+}
+
+int dc_dataset_max_side(const dc_dataset *d) { return d->max_side; }
+void dc_dataset_set_decode_hint(dc_dataset *d, int min_side) { d->decode_min_side = min_side; }
+const char *dc_dataset_path(const dc_dataset *d, int64_t i) { return d->paths ? d->paths[i] : NULL; }
+
+dc_status dc_dataset_get(const dc_dataset *d, int64_t i, dc_image_buf *buf, dc_image *out)
+{
+    DC_ASSERT(i >= 0 && i < d->n);
+    if (d->pixels) {
+        out->data = d->pixels + (size_t)i * d->h * d->w * d->c;
+        out->h = d->h;
+        out->w = d->w;
+        out->c = d->c;
+        return DC_OK;
+    }
+    return dc_decode_image(d->paths[i], d->decode_min_side, buf, out);
 }
 
 int64_t dc_dataset_size(const dc_dataset *d) { return d->n; }
@@ -46,7 +85,7 @@ const char *dc_dataset_describe(const dc_dataset *d) { return d->desc; }
 
 dc_image dc_dataset_image(const dc_dataset *d, int64_t i)
 {
-    DC_ASSERT(i >= 0 && i < d->n);
+    DC_ASSERT(i >= 0 && i < d->n && d->pixels);
     dc_image im = {d->pixels + (size_t)i * d->h * d->w * d->c, d->h, d->w, d->c};
     return im;
 }
@@ -271,6 +310,211 @@ static dc_status open_cifar_dir(dc_dataset *d, const char *dir)
     return s;
 }
 
+/* ---- image folders and list files ------------------------------------- */
+
+typedef struct {
+    char **v;
+    int64_t n, cap;
+} strvec;
+
+static void sv_push(strvec *s, char *x)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 64;
+        s->v = dc_xrealloc(s->v, (size_t)s->cap * sizeof *s->v);
+    }
+    s->v[s->n++] = x;
+}
+
+static int has_image_ext(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot) return 0;
+    char e[8];
+    size_t n = strlen(dot + 1);
+    if (n >= sizeof e) return 0;
+    for (size_t i = 0; i <= n; i++) e[i] = (char)(dot[1 + i] >= 'A' && dot[1 + i] <= 'Z' ? dot[1 + i] + 32 : dot[1 + i]);
+    return !strcmp(e, "jpg") || !strcmp(e, "jpeg") || !strcmp(e, "png");
+}
+
+/* Every image file under dir, recursively (sorted later). */
+static void scan(const char *dir, strvec *files, int depth)
+{
+    DIR *dp = opendir(dir);
+    if (!dp || depth > 64) {
+        if (dp) closedir(dp);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        if (e->d_name[0] == '.') continue;
+        size_t n = strlen(dir) + strlen(e->d_name) + 2;
+        char *p = dc_xmalloc(n);
+        snprintf(p, n, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+            scan(p, files, depth + 1);
+            dc_free(p);
+        } else if (has_image_ext(e->d_name)) {
+            sv_push(files, p);
+        } else {
+            dc_free(p);
+        }
+    }
+    closedir(dp);
+}
+
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Decodes every file once (all cores): the good ones are kept with their
+ * sizes, the broken ones listed with the reason. */
+static dc_status validate_files(dc_dataset *d, strvec *files, const int32_t *labels_in, const char *src)
+{
+    int64_t n = files->n;
+    char **why = dc_xcalloc((size_t)(n ? n : 1), sizeof *why);
+    int *hh = dc_xcalloc((size_t)(n ? n : 1), sizeof *hh), *ww = dc_xcalloc((size_t)(n ? n : 1), sizeof *ww);
+#pragma omp parallel
+    {
+        dc_image_buf b = {0};
+#pragma omp for schedule(dynamic, 8)
+        for (int64_t i = 0; i < n; i++) {
+            dc_image im;
+            if (dc_decode_image(files->v[i], 0, &b, &im) == DC_OK) {
+                hh[i] = im.h;
+                ww[i] = im.w;
+            } else {
+                const char *msg = dc_last_error();
+                const char *colon = strstr(msg, ": ");
+                why[i] = dc_xstrdup(colon ? colon + 2 : msg);
+            }
+        }
+        dc_image_buf_free(&b);
+    }
+    d->paths = dc_xmalloc((size_t)(n ? n : 1) * sizeof *d->paths);
+    if (labels_in) d->labels = dc_xmalloc((size_t)(n ? n : 1) * sizeof *d->labels);
+    int same = 1;
+    for (int64_t i = 0; i < n; i++) {
+        if (why[i]) {
+            d->skip_path = dc_xrealloc(d->skip_path, (size_t)(d->nskip + 1) * sizeof *d->skip_path);
+            d->skip_why = dc_xrealloc(d->skip_why, (size_t)(d->nskip + 1) * sizeof *d->skip_why);
+            d->skip_path[d->nskip] = files->v[i];
+            d->skip_why[d->nskip] = why[i];
+            d->nskip++;
+            dc_log_warn("skipping %s: %s", files->v[i], why[i]);
+            continue;
+        }
+        if (d->n == 0) {
+            d->h = hh[i];
+            d->w = ww[i];
+        } else if (hh[i] != d->h || ww[i] != d->w) {
+            same = 0;
+        }
+        if (hh[i] > d->max_side) d->max_side = hh[i];
+        if (ww[i] > d->max_side) d->max_side = ww[i];
+        if (labels_in) d->labels[d->n] = labels_in[i];
+        d->paths[d->n++] = files->v[i];
+    }
+    if (!same) d->h = d->w = 0;
+    d->c = 3;
+    dc_free(why);
+    dc_free(hh);
+    dc_free(ww);
+    dc_free(files->v);
+    files->v = NULL;
+    if (d->n == 0)
+        return dc_set_error(DC_STATUS_FORMAT, "%s: no usable images (%lld file%s skipped as broken)", src,
+                            (long long)d->nskip, d->nskip == 1 ? "" : "s");
+    return DC_OK;
+}
+
+static dc_status open_folder(dc_dataset *d, const char *dir)
+{
+    /* first-level sub-folders, sorted, are the classes */
+    strvec classes = {0}, files = {0};
+    DIR *dp = opendir(dir);
+    if (!dp) return dc_set_error(DC_STATUS_IO, "%s: cannot open directory: %s", dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        if (e->d_name[0] == '.') continue;
+        size_t n = strlen(dir) + strlen(e->d_name) + 2;
+        char *p = dc_xmalloc(n);
+        snprintf(p, n, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) sv_push(&classes, p);
+        else dc_free(p);
+    }
+    closedir(dp);
+    int32_t *labels = NULL;
+    if (classes.n > 0) {
+        qsort(classes.v, (size_t)classes.n, sizeof *classes.v, cmp_cstr);
+        int64_t cap = 0;
+        for (int64_t c = 0; c < classes.n; c++) {
+            int64_t before = files.n;
+            scan(classes.v[c], &files, 0);
+            qsort(files.v + before, (size_t)(files.n - before), sizeof *files.v, cmp_cstr);
+            if (files.n > cap) {
+                cap = files.n;
+                labels = dc_xrealloc(labels, (size_t)cap * sizeof *labels);
+            }
+            for (int64_t i = before; i < files.n; i++) labels[i] = (int32_t)c;
+            dc_free(classes.v[c]);
+        }
+        d->nclasses = (int)classes.n;
+        dc_free(classes.v);
+    } else {
+        scan(dir, &files, 0);
+        qsort(files.v, (size_t)files.n, sizeof *files.v, cmp_cstr);
+    }
+    if (files.n == 0) {
+        dc_free(labels);
+        dc_free(files.v);
+        return dc_set_error(DC_STATUS_FORMAT, "%s: no JPEG or PNG files in this folder", dir);
+    }
+    dc_status s = validate_files(d, &files, labels, dir);
+    dc_free(labels);
+    if (s == DC_OK)
+        snprintf(d->desc, sizeof d->desc, "image folder: %lld images%s%s, %lld skipped (%s)", (long long)d->n,
+                 d->labels ? " in " : "", d->labels ? "classes" : "", (long long)d->nskip, dir);
+    return s;
+}
+
+/* One image path per line; relative paths are relative to the list file. */
+static dc_status open_list(dc_dataset *d, const char *path, const char *text, size_t len)
+{
+    strvec files = {0};
+    char base[4096];
+    snprintf(base, sizeof base, "%s", path);
+    char *slash = strrchr(base, '/');
+    if (slash) slash[1] = '\0';
+    else base[0] = '\0';
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        while (n && (p[n - 1] == '\r' || p[n - 1] == ' ')) n--;
+        if (n && p[0] != '#') {
+            size_t m = n + strlen(base) + 1;
+            char *f = dc_xmalloc(m);
+            if (p[0] == '/') snprintf(f, m, "%.*s", (int)n, p);
+            else snprintf(f, m, "%s%.*s", base, (int)n, p);
+            sv_push(&files, f);
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (files.n == 0) return dc_set_error(DC_STATUS_FORMAT, "%s: the list names no files", path);
+    dc_status s = validate_files(d, &files, NULL, path);
+    if (s == DC_OK)
+        snprintf(d->desc, sizeof d->desc, "image list: %lld images, %lld skipped (%s)", (long long)d->n,
+                 (long long)d->nskip, path);
+    return s;
+}
+
+static int is_list_name(const char *p)
+{
+    const char *dot = strrchr(p, '.');
+    return dot && (!strcmp(dot, ".txt") || !strcmp(dot, ".lst") || !strcmp(dot, ".list"));
+}
+
 dc_status dc_dataset_open(const char *src, const char *labels, dc_dataset **out)
 {
     *out = NULL;
@@ -280,8 +524,15 @@ dc_status dc_dataset_open(const char *src, const char *labels, dc_dataset **out)
     if (stat(src, &st) != 0) {
         s = dc_set_error(DC_STATUS_IO, "%s: cannot open: %s", src, strerror(errno));
     } else if (S_ISDIR(st.st_mode)) {
-        s = open_cifar_dir(d, src);
-        if (s == DC_OK) {
+        /* a CIFAR directory (data_batch_*.bin), else an image folder */
+        char probe[4096];
+        struct stat ps;
+        snprintf(probe, sizeof probe, "%s/data_batch_1.bin", src);
+        int cifar = stat(probe, &ps) == 0;
+        snprintf(probe, sizeof probe, "%s/train.bin", src);
+        cifar |= stat(probe, &ps) == 0;
+        s = cifar ? open_cifar_dir(d, src) : open_folder(d, src);
+        if (s == DC_OK && cifar) {
             d->h = d->w = 32;
             d->c = 3;
             snprintf(d->desc, sizeof d->desc, "CIFAR-%d: %lld RGB 32x32 images, labelled (%s)", d->nclasses,
@@ -292,7 +543,9 @@ dc_status dc_dataset_open(const char *src, const char *labels, dc_dataset **out)
         size_t len;
         s = read_gz(src, &buf, &len);
         if (s == DC_OK) {
-            if (len >= 4 && be32(buf) == 0x00000803) {
+            if (is_list_name(src)) {
+                s = open_list(d, src, (const char *)buf, len);
+            } else if (len >= 4 && be32(buf) == 0x00000803) {
                 s = open_idx(d, src, labels, buf, len);
             } else if (len > 0 && (len % 3073 == 0 || len % 3074 == 0)) {
                 size_t cap = 0;
@@ -308,12 +561,15 @@ dc_status dc_dataset_open(const char *src, const char *labels, dc_dataset **out)
             } else if (len == 0) {
                 s = dc_set_error(DC_STATUS_FORMAT, "%s: empty file", src);
             } else {
-                s = dc_set_error(DC_STATUS_FORMAT, "%s: not a dataset deepercluster reads (IDX images or CIFAR binary batches)",
+                s = dc_set_error(DC_STATUS_FORMAT,
+                                 "%s: not a dataset deepercluster reads (IDX images, CIFAR binary batches, an image "
+                                 "folder, or a .txt list of image paths)",
                                  src);
             }
             dc_free(buf);
         }
     }
+    if (s == DC_OK && d->max_side == 0) d->max_side = d->h > d->w ? d->h : d->w;
     if (s == DC_OK && labels && d->labels == NULL)
         s = dc_set_error(DC_STATUS_ARG, "%s: --labels applies to IDX image files only", src);
     if (s) {

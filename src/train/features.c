@@ -52,7 +52,7 @@ dc_status dc_extract_features(float *out, dc_model *m, const dc_dataset *d, int6
     const dc_layer *ly = &m->layers[layer];
     int64_t raw = (int64_t)ly->oc * ly->oh * ly->ow, dim = dc_feature_dim(m, layer, pool_side);
     int pool = dim != raw;
-    int side = dc_dataset_height(d) > dc_dataset_width(d) ? dc_dataset_height(d) : dc_dataset_width(d);
+    int side = dc_dataset_max_side(d);
     size_t tmpn = dc_transform_tmp_size(S, resize, side * 2 + resize, c);
     int nth = 1;
 #ifdef _OPENMP
@@ -60,25 +60,34 @@ dc_status dc_extract_features(float *out, dc_model *m, const dc_dataset *d, int6
 #endif
     float *batch = dc_malloc((size_t)B * c * S * S * sizeof(float), "feature batch");
     float *tmp = dc_malloc((size_t)nth * tmpn * sizeof(float), "transform scratch");
+    dc_image_buf *bufs = dc_xcalloc((size_t)nth, sizeof *bufs);
     if (!batch || !tmp) {
         dc_free(batch);
         dc_free(tmp);
+        dc_free(bufs);
         return DC_STATUS_NOMEM;
     }
+    dc_status st = DC_OK;
     dc_progress_opts po = dc_progress_opts_default();
     po.unit = "img";
     dc_progress *bar = label ? dc_progress_start(label, (uint64_t)n, &po) : NULL;
-    for (int64_t b0 = 0; b0 < n; b0 += B) {
+    for (int64_t b0 = 0; b0 < n && st == DC_OK; b0 += B) {
         int nb = (int)(n - b0 < B ? n - b0 : B);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 4)
         for (int j = 0; j < nb; j++) {
             int t = 0;
 #ifdef _OPENMP
             t = omp_get_thread_num();
 #endif
-            dc_image img = dc_dataset_image(d, b0 + j);
+            dc_image img;
+            if (dc_dataset_get(d, b0 + j, &bufs[t], &img) != DC_OK) {
+#pragma omp critical(dc_features_error)
+                if (st == DC_OK) st = dc_set_error(DC_STATUS_FORMAT, "%s", dc_last_error());
+                continue;
+            }
             dc_transform_eval(batch + (size_t)j * c * S * S, &img, resize, S, tmp + (size_t)t * tmpn);
         }
+        if (st) break;
         dc_model_forward(m, batch, nb, 0);
         const float *y = dc_model_layer_output(m, layer);
         if (pool) {
@@ -91,7 +100,9 @@ dc_status dc_extract_features(float *out, dc_model *m, const dc_dataset *d, int6
         if (bar) dc_progress_update(bar, (uint64_t)(b0 + nb));
     }
     dc_progress_finish(bar);
+    for (int t = 0; t < nth; t++) dc_image_buf_free(&bufs[t]);
+    dc_free(bufs);
     dc_free(batch);
     dc_free(tmp);
-    return DC_OK;
+    return st;
 }

@@ -123,6 +123,8 @@ typedef struct {
     int32_t *tsup, *tsub;
     float *tmp;           /* per-thread transform scratch                 */
     size_t tmpn;
+    dc_image_buf *bufs;   /* per-thread decoding buffers                  */
+    int nth;
     float *cent_super, *cent_sub; /* previous centroids (warm restart)    */
     int have_cent;
     double nmi_prev;      /* of the last clustering, NAN before a second */
@@ -529,10 +531,11 @@ static dc_status cluster_step(run_state *r, int epoch)
 /* Training epoch (SPEC §5)                                                 */
 /* ------------------------------------------------------------------------ */
 
-static void make_batch(run_state *r, int epoch, int step)
+static dc_status make_batch(run_state *r, int epoch, int step)
 {
     int S = r->S, B = r->B, C = r->C, size = r->size;
     int64_t E = r->c->epoch_size;
+    dc_status st = DC_OK;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int q = 0; q < S * B; q++) {
         int t = 0;
@@ -545,12 +548,18 @@ static void make_batch(run_state *r, int epoch, int step)
         dc_rng rng;
         dc_rng_init(&rng, (uint64_t)r->c->seed, DC_RNG_STREAM_AUGMENT, (uint32_t)epoch,
                     (uint32_t)((int64_t)s * E + (int64_t)step * B + j));
-        dc_image im = dc_dataset_image(r->d, img);
+        dc_image im;
+        if (dc_dataset_get(r->d, img, &r->bufs[t], &im) != DC_OK) {
+#pragma omp critical(dc_batch_error)
+            if (st == DC_OK) st = dc_set_error(DC_STATUS_FORMAT, "%s", dc_last_error());
+            continue;
+        }
         dc_transform_train(r->batch + (size_t)q * C * size * size, &im, size, r->c->rotnet ? s % 4 : 0, &rng,
                            r->tmp + (size_t)t * r->tmpn);
         r->tsup[q] = s;
         r->tsub[q] = code % r->k_sub;
     }
+    return st;
 }
 
 static dc_status train_epoch(run_state *r, progress_state *ps)
@@ -565,7 +574,11 @@ static dc_status train_epoch(run_state *r, progress_state *ps)
     dc_progress *bar = dc_progress_start(label, (uint64_t)steps, &po);
     double t0 = dc_time_now();
     for (int step = ps->step; step < steps; step++) {
-        make_batch(r, epoch, step);
+        dc_status bs = make_batch(r, epoch, step);
+        if (bs) {
+            dc_progress_finish(bar);
+            return bs;
+        }
         dc_step_stats st;
         dc_step_compute(&r->st, &r->model, &r->sup, r->subs, r->batch, r->tsup, r->tsub, r->S * r->B, &st);
         dc_step_sgd(&r->st, &r->model, &r->sup, r->subs, (float)c->lr, (float)c->wd);
@@ -643,6 +656,8 @@ static void run_free(run_state *r)
     dc_free(r->tsup);
     dc_free(r->tsub);
     dc_free(r->tmp);
+    for (int t = 0; t < r->nth && r->bufs; t++) dc_image_buf_free(&r->bufs[t]);
+    dc_free(r->bufs);
     dc_free(r->cent_super);
     dc_free(r->cent_sub);
 }
@@ -690,6 +705,7 @@ dc_status dc_train_run(dc_train_config *c)
     int64_t n = dc_dataset_size(d);
     if (c->max_images > 0 && c->max_images < n) n = c->max_images;
     int side = dc_dataset_height(d) > dc_dataset_width(d) ? dc_dataset_height(d) : dc_dataset_width(d);
+    int max_side = dc_dataset_max_side(d);
     char why[512];
     if (dc_train_config_resolve(c, n, side, why, sizeof why)) {
         dc_dataset_close(d);
@@ -736,7 +752,10 @@ dc_status dc_train_run(dc_train_config *c)
 #ifdef _OPENMP
     nth = omp_get_max_threads();
 #endif
-    r.tmpn = dc_transform_tmp_size(r.size, r.model.preset->eval_resize, 2 * side + 64, r.C);
+    dc_dataset_set_decode_hint(d, r.model.preset->eval_resize);
+    r.tmpn = dc_transform_tmp_size(r.size, r.model.preset->eval_resize, 2 * max_side + 64, r.C);
+    r.nth = nth;
+    r.bufs = dc_xcalloc((size_t)nth, sizeof *r.bufs);
     r.assign = dc_calloc((size_t)n * 2, sizeof(int32_t), "assignments");
     r.members = dc_malloc((size_t)n * sizeof(int64_t), "cluster members");
     r.mstart = dc_calloc((size_t)c->k + 1, sizeof(int64_t), "cluster bounds");
@@ -771,8 +790,24 @@ dc_status dc_train_run(dc_train_config *c)
         if (s == DC_OK) dc_log_info("starting from the weights in %s", c->pretrained);
     }
     if (s == DC_OK && !resumed) s = write_config(&r);
-    if (s == DC_OK && !resumed) /* IDX and CIFAR sets hold no undecodable files */
-        s = dc_write_file_atomic(run_path(&r, "skipped.tsv"), "path\treason\n", 12);
+    if (s == DC_OK && !resumed) { /* the files the dataset found broken */
+        dc_afile af;
+        s = dc_afile_open(&af, run_path(&r, "skipped.tsv"));
+        if (s == DC_OK) {
+            dc_afile_write(&af, "path\treason\n", 12);
+            for (int64_t i = 0; i < dc_dataset_nskipped(d); i++) {
+                const char *p, *w;
+                dc_dataset_skipped(d, i, &p, &w);
+                dc_afile_write(&af, p, strlen(p));
+                dc_afile_write(&af, "\t", 1);
+                dc_afile_write(&af, w, strlen(w));
+                dc_afile_write(&af, "\n", 1);
+            }
+            s = dc_afile_commit(&af);
+        }
+        if (s == DC_OK && dc_dataset_nskipped(d))
+            dc_log_warn("%lld broken files skipped: listed in %s", (long long)dc_dataset_nskipped(d), r.path);
+    }
 
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
