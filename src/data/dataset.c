@@ -451,7 +451,7 @@ static dc_status open_folder(dc_dataset *d, const char *dir)
         for (int64_t c = 0; c < classes.n; c++) {
             int64_t before = files.n;
             scan(classes.v[c], &files, 0);
-            qsort(files.v + before, (size_t)(files.n - before), sizeof *files.v, cmp_cstr);
+            if (files.n > before) qsort(files.v + before, (size_t)(files.n - before), sizeof *files.v, cmp_cstr);
             if (files.n > cap) {
                 cap = files.n;
                 labels = dc_xrealloc(labels, (size_t)cap * sizeof *labels);
@@ -463,7 +463,7 @@ static dc_status open_folder(dc_dataset *d, const char *dir)
         dc_free(classes.v);
     } else {
         scan(dir, &files, 0);
-        qsort(files.v, (size_t)files.n, sizeof *files.v, cmp_cstr);
+        if (files.n) qsort(files.v, (size_t)files.n, sizeof *files.v, cmp_cstr);
     }
     if (files.n == 0) {
         dc_free(labels);
