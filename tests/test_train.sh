@@ -104,7 +104,8 @@ FOLDER=$DC_TEST_ROOT/tests/fixtures/images/folder
   >"$TMP/folder.log" 2>&1 && ok || bad "training on an image folder: $(tail -3 "$TMP/folder.log")"
 [ "$(wc -l < "$TMP/folder/skipped.tsv")" -eq 5 ] && ok || bad "skipped.tsv: $(cat "$TMP/folder/skipped.tsv")"
 grep -q "y_truncated.jpg	corrupt JPEG" "$TMP/folder/skipped.tsv" && ok || bad "skipped.tsv has no reason for the truncated JPEG"
-grep -q "4 broken files skipped" "$TMP/folder/log.txt" && ok || bad "log.txt does not report the skipped files"
+grep -q "4 broken files skipped" "$TMP/folder/log.txt" && grep -q "skipped .*x_empty.jpg: empty file" "$TMP/folder/log.txt" \
+  && ok || bad "log.txt does not list the skipped files"
 
 # a run directory of other settings is refused, not overwritten
 "$BIN" train "${RUN[@]}" --out "$TMP/full" --k 32 >"$TMP/o.log" 2>&1; rc=$?

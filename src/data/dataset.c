@@ -400,7 +400,7 @@ static dc_status validate_files(dc_dataset *d, strvec *files, const int32_t *lab
             d->skip_path[d->nskip] = files->v[i];
             d->skip_why[d->nskip] = why[i];
             d->nskip++;
-            dc_log_warn("skipping %s: %s", files->v[i], why[i]);
+            dc_log_debug("skipping %s: %s", files->v[i], why[i]);
             continue;
         }
         if (d->n == 0) {
@@ -416,6 +416,9 @@ static dc_status validate_files(dc_dataset *d, strvec *files, const int32_t *lab
     }
     if (!same) d->h = d->w = 0;
     d->c = 3;
+    if (d->nskip)
+        dc_log_warn("%s: %lld broken file%s skipped (first: %s: %s)", src, (long long)d->nskip, d->nskip == 1 ? "" : "s",
+                    d->skip_path[0], d->skip_why[0]);
     dc_free(why);
     dc_free(hh);
     dc_free(ww);

@@ -798,6 +798,7 @@ dc_status dc_train_run(dc_train_config *c)
             for (int64_t i = 0; i < dc_dataset_nskipped(d); i++) {
                 const char *p, *w;
                 dc_dataset_skipped(d, i, &p, &w);
+                dc_log_info("skipped %s: %s", p, w);
                 dc_afile_write(&af, p, strlen(p));
                 dc_afile_write(&af, "\t", 1);
                 dc_afile_write(&af, w, strlen(w));
