@@ -55,6 +55,8 @@ ifeq ($(BUILD),release)
 CFLAGS_MODE := -O3 -march=$(MARCH) -g
 else ifeq ($(BUILD),debug)
 CFLAGS_MODE := -O0 -g3 -march=$(MARCH)
+else ifeq ($(BUILD),fuzz-lib)
+CFLAGS_MODE := -O1 -g
 else ifeq ($(BUILD),asan)
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CFLAGS_MODE := -O1 -g -march=$(MARCH) $(SAN)
@@ -116,6 +118,25 @@ clean:
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:%=%.d)
 
+# The corpus replayer (built with the tests; run by tests/test_fuzz.sh) and
+# the libFuzzer targets (`make fuzz`, clang): see fuzz/README.md.
+FUZZ_REPLAY := $(B)/fuzz/fuzz_replay
+all: $(FUZZ_REPLAY)
+$(B)/fuzz/replay.o: fuzz/fuzz_target.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $< (replay)"
+	@$(CC) $(CFLAGS) -DDC_FUZZ_REPLAY -c $< -o $@
+$(FUZZ_REPLAY): $(B)/fuzz/replay.o $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+FUZZ_KINDS := npy safetensors idx cifar list image
+.PHONY: fuzz
+fuzz:
+	@mkdir -p build/fuzz
+	$(MAKE) BUILD=fuzz-lib CC=clang NO_OMP=1 NO_MPI=1 EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" build/fuzz-lib/libdeepercluster.a
+	for k in $(FUZZ_KINDS); do \
+	  clang $(WARN) -Iinclude $(PKG_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -DDC_FUZZ_KIND=\"$$k\" \
+	    fuzz/fuzz_target.c build/fuzz-lib/libdeepercluster.a $(LDLIBS) -o build/fuzz/fuzz_$$k || exit 1; done
+
 # Benchmarks (run on demand, not by `make test`): build/<mode>/bench/*
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
@@ -123,4 +144,4 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 bench: $(BENCH_BIN)
 $(B)/bench/%: $(B)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
--include $(BENCH_BIN:%=%.d)
+-include $(BENCH_BIN:%=%.d) $(B)/fuzz/replay.d
