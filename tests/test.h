@@ -86,6 +86,25 @@ static inline const char *test_fixture(const char *dir, const char *name)
     return b;
 }
 
+/* Gaussian blobs: n points in d dims around c random centres (spread
+ * `spread`), unit noise; owned (dc_free). Needs dc/core.h. */
+#ifdef DC_CORE_H
+static inline float *test_blobs(int64_t n, int d, int c, uint64_t seed, double spread)
+{
+    dc_rng r;
+    dc_rng_init(&r, seed, DC_RNG_STREAM_TEST, 0, 0);
+    float *centres = dc_xmalloc((size_t)c * d * sizeof(float));
+    for (int i = 0; i < c * d; i++) centres[i] = (float)(dc_rng_normal(&r) * spread);
+    float *x = dc_xmalloc((size_t)n * d * sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        int k = (int)dc_rng_below(&r, (uint64_t)c);
+        for (int j = 0; j < d; j++) x[i * d + j] = centres[k * d + j] + (float)dc_rng_normal(&r);
+    }
+    dc_free(centres);
+    return x;
+}
+#endif
+
 static inline int test_write_bytes(const char *path, const void *buf, size_t n)
 {
     FILE *f = fopen(path, "wb");

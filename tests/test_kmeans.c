@@ -14,20 +14,7 @@
 #endif
 
 /* Gaussian blobs: n points in d dims around `c` centres. */
-static float *blobs(int64_t n, int d, int c, uint64_t seed)
-{
-    dc_rng r;
-    dc_rng_init(&r, seed, DC_RNG_STREAM_TEST, 0, 0);
-    float *centres = dc_xmalloc((size_t)c * d * sizeof(float));
-    for (int i = 0; i < c * d; i++) centres[i] = (float)(dc_rng_normal(&r) * 4.0);
-    float *x = dc_xmalloc((size_t)n * d * sizeof(float));
-    for (int64_t i = 0; i < n; i++) {
-        int k = (int)dc_rng_below(&r, (uint64_t)c);
-        for (int j = 0; j < d; j++) x[i * d + j] = centres[k * d + j] + (float)dc_rng_normal(&r);
-    }
-    dc_free(centres);
-    return x;
-}
+static float *blobs(int64_t n, int d, int c, uint64_t seed) { return test_blobs(n, d, c, seed, 4.0); }
 
 /* Recounts assignments and checks them against r->counts and range. */
 static int consistent(const dc_kmeans_result *r)
