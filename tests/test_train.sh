@@ -78,6 +78,19 @@ for sig in TERM KILL; do
     cmp -s "$TMP/full.hash" "$out.hash" && ok || bad "SIG$sig at ${delay}s: resumed weights differ from the uninterrupted run"
   done
 done
+# a second signal stops at once (killed by it); a command that does not
+# checkpoint (features) gets the signal's default action
+"$BIN" train "${RUN[@]}" --out "$TMP/twice" >"$TMP/twice.log" 2>&1 &
+pid=$!
+sleep 2; kill -TERM $pid; sleep 0.5; kill -TERM $pid
+wait $pid; rc=$?
+[ $rc -eq 143 ] && ok || bad "two SIGTERMs: exit $rc: $(tail -2 "$TMP/twice.log")"
+"$BIN" features --weights random:vgg-s32 --data "$DATA" --out "$TMP/sigf.npy" >"$TMP/sigf.log" 2>&1 &
+pid=$!
+sleep 1; kill -INT $pid
+wait $pid; rc=$?
+[ $rc -eq 130 ] && ok || bad "features after SIGINT: exit $rc, expected 130 (killed by SIGINT)"
+[ ! -e "$TMP/sigf.npy" ] && ok || bad "features killed by SIGINT left $TMP/sigf.npy"
 # evaluation of the run and of the random baseline (contract keys, eval.jsonl)
 TEST=${DATA/train-images/t10k-images}
 EV=(--max-images 300 --threads 2)

@@ -14,6 +14,7 @@
 #include "dc/data.h"
 #include "dc/nn.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -107,6 +108,10 @@ typedef struct dc_train_config {
     int checkpoint_freq;     /* keep checkpoints/epoch-NNN every F epochs   */
     const char *pretrained;  /* safetensors weights to start from           */
     int max_images;          /* use the first N images only (0: all)        */
+    atomic_int *stop;        /* polled after each step and clustering: when
+                                nonzero (e.g. the signal number), a
+                                checkpoint is written and the run stops with
+                                DC_STATUS_INTERRUPTED; NULL: never           */
 } dc_train_config;
 
 /// Defaults for `method` (NULL: deepercluster): S, k, rotation as SPEC §1.
@@ -117,7 +122,8 @@ void dc_train_config_defaults(dc_train_config *c, const char *method);
 const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, char *buf, size_t len);
 
 /// Runs (or resumes, when `out` holds a checkpoint) training. Returns
-/// DC_STATUS_INTERRUPTED after SIGINT/SIGTERM, with a checkpoint written.
+/// DC_STATUS_INTERRUPTED, with a checkpoint written, once *c->stop is set.
+/// Installs no signal handlers: that is the program's business.
 dc_status dc_train_run(dc_train_config *c);
 
 #ifdef __cplusplus

@@ -6,6 +6,7 @@
 #include "cli/args.h"
 #include "dc/core.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 enum { DC_EXIT_OK = 0, DC_EXIT_FAIL = 1, DC_EXIT_USAGE = 2 };
@@ -45,6 +46,13 @@ dc_status dc_cli_load_model(dc_model *m, const char *weights, int in_c, int sobe
                             char *run_dir, size_t run_len);
 /// Layer index for a layer name (final, conv1 … convN), or -1 with a message.
 int dc_cli_layer_index(const dc_model *m, const char *name, char *err, size_t n);
+
+/// Blocks SIGINT/SIGTERM in every thread and takes them on a watcher
+/// thread; call first in main, before any thread exists.
+void dc_cli_signals_start(void);
+/// The flag the watcher sets (to the signal number) on the first SIGINT or
+/// SIGTERM; from this call on, a first signal no longer ends the process.
+atomic_int *dc_cli_stop_flag(void);
 
 int dc_cmd_inspect(int argc, char **argv);
 int dc_cmd_eval(int argc, char **argv);

@@ -70,6 +70,7 @@ int dc_cmd_train(int argc, char **argv)
                       opts, (int)(sizeof opts / sizeof opts[0]), 0, argc, argv, &code))
         return code;
     dc_cli_set_threads(c.threads);
+    c.stop = dc_cli_stop_flag();
     dc_status s = dc_train_run(&c);
     if (s == DC_OK) return DC_EXIT_OK;
     if (s == DC_STATUS_ARG) {

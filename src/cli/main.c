@@ -36,6 +36,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    dc_cli_signals_start();
     setlocale(LC_ALL, "C");
     if (argc < 2) {
         usage(stderr);

@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +25,8 @@
 #include <omp.h>
 #endif
 
-/* Set by the signal handler only; read between steps. */
-static volatile sig_atomic_t stop_signal;
-static void on_signal(int s) { stop_signal = s; }
+/* The caller's stop request: nonzero (a signal number) stops the run. */
+static int stop_requested(const dc_train_config *c) { return c->stop ? atomic_load(c->stop) : 0; }
 
 void dc_train_config_defaults(dc_train_config *c, const char *method)
 {
@@ -600,13 +598,13 @@ static dc_status train_epoch(run_state *r, progress_state *ps)
         snprintf(note, sizeof note, "loss %.4f", ps->sums[0] / ps->sums[6]);
         dc_progress_set_note(bar, note);
         dc_progress_update(bar, (uint64_t)step + 1);
-        if (stop_signal) {
+        if (stop_requested(c)) {
             ps->seconds += dc_time_now() - t0;
             dc_progress_finish(bar);
-            dc_log_warn("signal %d: writing a checkpoint at epoch %d, step %d", (int)stop_signal, epoch, ps->step);
+            dc_log_warn("signal %d: writing a checkpoint at epoch %d, step %d", stop_requested(c), epoch, ps->step);
             dc_status s = write_checkpoint(r, ps);
             return s ? s : dc_set_error(DC_STATUS_INTERRUPTED, "stopped by signal %d; run the same command to resume",
-                                        (int)stop_signal);
+                                        stop_requested(c));
         }
     }
     dc_progress_finish(bar);
@@ -810,13 +808,6 @@ dc_status dc_train_run(dc_train_config *c)
             dc_log_warn("%lld broken files skipped: listed in %s", (long long)dc_dataset_nskipped(d), r.path);
     }
 
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESTART; /* a signal must not turn writes into errors */
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    stop_signal = 0;
     while (s == DC_OK && ps.epoch < c->epochs) {
         int epoch = ps.epoch;
         if (ps.step == 0 && (r.assign_epoch < 0 || epoch % c->reassignment == 0) && r.assign_epoch != epoch) {
@@ -825,9 +816,9 @@ dc_status dc_train_run(dc_train_config *c)
             /* a checkpoint after clustering: a kill during the epoch keeps it */
             s = write_checkpoint(&r, &ps);
             if (s) break;
-            if (stop_signal) {
+            if (stop_requested(c)) {
                 s = dc_set_error(DC_STATUS_INTERRUPTED, "stopped by signal %d; run the same command to resume",
-                                 (int)stop_signal);
+                                 stop_requested(c));
                 break;
             }
         }
@@ -844,8 +835,6 @@ dc_status dc_train_run(dc_train_config *c)
             s = save_checkpoint(&r, &ps, run_path(&r, name));
         }
     }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
     if (s == DC_OK) dc_log_info("done: %d epochs; weights in %s", c->epochs, run_path(&r, "checkpoint.safetensors"));
     else if (s != DC_STATUS_INTERRUPTED) dc_log_error("%s", dc_last_error());
     dc_log_set_tee(NULL);
