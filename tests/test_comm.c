@@ -7,6 +7,7 @@
  * prints the totals. DC_TEST_ABORT=1 makes rank 1 fail on purpose. */
 #include "dc/cluster.h"
 #include "dc/comm.h"
+#include "dc/nn.h"
 #include "dc/train.h"
 #include "test.h"
 
@@ -46,6 +47,77 @@ static void compare_kmeans(const dc_comm *c, const float *x, int64_t n, int d, i
     dc_free(cnt);
     dc_kmeans_result_free(&dist);
     dc_kmeans_result_free(&single);
+}
+
+/* A small VGG (conv-BN-ReLU, pools, dropout) and the two-level step over a
+ * global batch of 12 split across the ranks, against one process taking the
+ * whole batch: batch-norm statistics synchronised forward (outputs and
+ * running statistics) and backward, dropout masks keyed by global sample
+ * index, losses and every gradient. */
+static void compare_step(const dc_comm *c)
+{
+    static const dc_preset spec = {"test", 12, "4 M 6", 10, 0.5f, 12};
+    int W = dc_comm_size(c), me = dc_comm_rank(c);
+    enum { N = 12, S = 4, K = 3 };
+    int lo = N * me / W, hi = N * (me + 1) / W;
+    dc_model full, part;
+    CHECK(dc_model_init_spec(&full, &spec, 0, 1, N, 5) == DC_OK);
+    CHECK(dc_model_init_spec(&part, &spec, 0, 1, N, 5) == DC_OK);
+    int D = full.feat_dim;
+    dc_head fs, ps, fsub[S], psub[S];
+    dc_head_init(&fs, D, S, 5, 1, 0);
+    dc_head_init(&ps, D, S, 5, 1, 0);
+    for (int q = 0; q < S; q++) {
+        dc_head_init(&fsub[q], D, K, 5, 1, 1u + (uint32_t)q);
+        dc_head_init(&psub[q], D, K, 5, 1, 1u + (uint32_t)q);
+    }
+    dc_stepper fst, pst;
+    CHECK(dc_stepper_init(&fst, &full, S, K, N) == DC_OK);
+    CHECK(dc_stepper_init(&pst, &part, S, K, N) == DC_OK);
+    dc_step_use_comm(&pst, &part, c, lo);
+    float *x = test_blobs(N, 144, 3, 11, 3.0);
+    int32_t sup[N], sub[N];
+    for (int i = 0; i < N; i++) {
+        sup[i] = (i * 7) % S;
+        sub[i] = (i * 5) % K;
+    }
+    double worst_loss = 0, worst_g = 0, worst_out = 0, worst_rv = 0;
+    for (int step = 0; step < 3; step++) {
+        dc_step_stats a, b;
+        dc_step_compute(&fst, &full, &fs, fsub, x, sup, sub, N, &a);
+        dc_step_compute(&pst, &part, &ps, psub, x + (size_t)lo * 144, sup + lo, sub + lo, hi - lo, &b);
+        CHECK(pst.comm_status == DC_OK);
+        CHECK_EQ_INT(b.n, N);
+        CHECK_EQ_INT(b.correct_super, a.correct_super);
+        worst_loss = fmax(worst_loss, fabs(a.loss - b.loss) / a.loss);
+        const float *fo = dc_model_layer_output(&full, full.nlayers - 1), *po = dc_model_layer_output(&part, part.nlayers - 1);
+        for (int i = 0; i < (hi - lo) * D; i++) worst_out = fmax(worst_out, fabs(fo[(size_t)lo * D + i] - po[i]));
+        for (int64_t i = 0; i < full.nparams; i++) worst_g = fmax(worst_g, fabs(full.grads[i] - part.grads[i]));
+        for (int q = 0; q < S; q++)
+            for (int i = 0; i < K * D; i++) worst_g = fmax(worst_g, fabs(fsub[q].dw[i] - psub[q].dw[i]));
+        for (int i = 0; i < S * D; i++) worst_g = fmax(worst_g, fabs(fs.dw[i] - ps.dw[i]));
+        for (int64_t i = 0; i < full.nstats; i++) worst_rv = fmax(worst_rv, fabs(full.stats[i] - part.stats[i]));
+        dc_step_sgd(&fst, &full, &fs, fsub, 0.05f, 1e-4f);
+        dc_step_sgd(&pst, &part, &ps, psub, 0.05f, 1e-4f);
+    }
+    CHECK(worst_loss < 1e-5);
+    CHECK(worst_out < 1e-4);
+    CHECK(worst_g < 1e-5);
+    CHECK(worst_rv < 1e-5);
+    if (worst_loss >= 1e-5 || worst_out >= 1e-4 || worst_g >= 1e-5 || worst_rv >= 1e-5)
+        fprintf(stderr, "rank %d: step differs: loss %g, output %g, gradient %g, running stats %g\n", me, worst_loss,
+                worst_out, worst_g, worst_rv);
+    dc_free(x);
+    dc_stepper_free(&fst);
+    dc_stepper_free(&pst);
+    dc_head_free(&fs);
+    dc_head_free(&ps);
+    for (int q = 0; q < S; q++) {
+        dc_head_free(&fsub[q]);
+        dc_head_free(&psub[q]);
+    }
+    dc_model_free(&full);
+    dc_model_free(&part);
 }
 
 int main(int argc, char **argv)
@@ -100,6 +172,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < N2; i++)
         for (int j = 0; j < D2; j++) dup[i * D2 + j] = i % 7 ? 1.0f : (float)(i * (j + 2));
     compare_kmeans(c, dup, N2, D2, 25, 5);
+
+    /* the training step over a global batch split across the ranks */
+    compare_step(c);
 
     /* totals over the ranks; rank 0 reports */
     int64_t tot[2] = {test_passed, test_failed};

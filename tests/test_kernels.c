@@ -303,7 +303,7 @@ static void test_dropout(void)
     float *in = zeros(n), *out = zeros(n), *out2 = zeros(n), *din = zeros(n), *g = zeros(n);
     uint8_t *mask = dc_xmalloc((size_t)n), *mask2 = dc_xmalloc((size_t)n);
     for (int64_t i = 0; i < n; i++) in[i] = g[i] = 1.0f;
-    dc_dropout_forward(out, mask, in, n, 0.5f, 7, 3, 11);
+    dc_dropout_forward(out, mask, in, n, 0, 0.5f, 7, 3, 11);
     int64_t kept = 0;
     int ok = 1;
     for (int64_t i = 0; i < n; i++) {
@@ -315,9 +315,15 @@ static void test_dropout(void)
     dc_dropout_backward(din, g, mask, n, 0.5f);
     CHECK(memcmp(din, out, (size_t)n * sizeof *din) == 0);
     /* same coordinates: same mask; another step: another mask */
-    dc_dropout_forward(out2, mask2, in, n, 0.5f, 7, 3, 11);
+    dc_dropout_forward(out2, mask2, in, n, 0, 0.5f, 7, 3, 11);
     CHECK(memcmp(mask, mask2, (size_t)n) == 0);
-    dc_dropout_forward(out2, mask2, in, n, 0.5f, 7, 3, 12);
+    /* the batch split in pieces at odd offsets draws the same mask */
+    memset(mask2, 9, (size_t)n);
+    int64_t cut[] = {0, 3, 1029, 70001, n};
+    for (int c = 0; c < 4; c++)
+        dc_dropout_forward(out2 + cut[c], mask2 + cut[c], in + cut[c], cut[c + 1] - cut[c], cut[c], 0.5f, 7, 3, 11);
+    CHECK(memcmp(mask, mask2, (size_t)n) == 0);
+    dc_dropout_forward(out2, mask2, in, n, 0, 0.5f, 7, 3, 12);
     CHECK(memcmp(mask, mask2, (size_t)n) != 0);
     dc_free(in); dc_free(out); dc_free(out2); dc_free(din); dc_free(g); dc_free(mask); dc_free(mask2);
 }

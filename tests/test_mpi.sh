@@ -31,5 +31,53 @@ took=$(( $(date +%s) - start ))
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && ok || bad "a failing rank: exit $rc"
 grep -q "rank 1: injected failure" <<<"$out" && ok || bad "no message from the failing rank: $out"
 [ $took -le 15 ] && ok || bad "the job took ${took}s to stop"
+# training at W = 1, 2 and 4 ranks: the same computation (the global batch
+# split across the ranks, batch norm synchronised, gradients summed)
+DATA=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+if [ -e "$DATA" ]; then
+  TMP=${DC_TEST_TMP:-/tmp}/mpi.$$
+  mkdir -p "$TMP"
+  RUN=(--data "$DATA" --max-images 256 --batch-size 8 --niter 3 --epochs 2 --reassignment 2 --k 16 --seed 5)
+  # one epoch (4 steps) to compare: rounding differences (another process
+  # count, or only another thread count) grow about 4x per step here, flat
+  # Sobel backgrounds making ReLU and max-pool ties; after 8 steps the
+  # weights of 1 and 2 threads on one process differ by ~1% already
+  OMP_NUM_THREADS=2 "$DC_TEST_BIN" train "${RUN[@]}" --epochs 1 --out "$TMP/w1" >"$TMP/w1.log" 2>&1 && ok || bad "W=1 training: $(tail -3 "$TMP/w1.log")"
+  losses() { grep '"type":"epoch"' "$1/stats.jsonl" | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/'; }
+  for np in 2 4; do
+    out="$TMP/w$np"
+    timeout 300 mpirun --oversubscribe -np $np "$DC_TEST_BIN" train "${RUN[@]}" --epochs 1 --out "$out" >"$out.log" 2>&1 && ok \
+      || bad "W=$np training: $(grep -v '^\[' "$out.log" | tail -5)"
+    grep -q "$np processes: this one takes rows 0\.\." "$out/log.txt" && ok || bad "W=$np: no share line in the log"
+    [ "$(grep -c '"type":"epoch"' "$out/stats.jsonl")" -eq 1 ] && ok || bad "W=$np: stats.jsonl written by more than rank 0"
+    cmp -s "$TMP/w1/assignments/epoch-000.npy" "$out/assignments/epoch-000.npy" && ok || bad "W=$np: other cluster assignments"
+    paste <(losses "$TMP/w1") <(losses "$out") | awk '{d = $1 - $2; if (d < 0) d = -d; if (d > 1e-4 * $1) exit 1}' \
+      && ok || bad "W=$np: epoch loss differs: $(losses "$out") vs $(losses "$TMP/w1")"
+    # weights within rounding (grown to ~2e-4 in 4 steps); the momentum
+    # buffer also holds the pre-BN conv biases, whose gradient is rounding
+    "$DC_TEST_BIN" inspect "$TMP/w1/checkpoint.safetensors" --compare "$out/checkpoint.safetensors" >"$out.cmp"
+    grep -q ", 0 tensors absent or different" "$out.cmp" && ok || bad "W=$np: $(tail -1 "$out.cmp")"
+    awk '$1 != "optimizer.body.momentum" && $4 == "max_abs" && $5 + 0 > 2e-3 {print; bad = 1} END {exit bad}' "$out.cmp" \
+      && ok || bad "W=$np: weights differ from W=1: $(awk '$5 + 0 > 2e-3' "$out.cmp" | head -3)"
+  done
+  # every rank resumes: 1 epoch, then the same command for 2, equals 2 at once
+  timeout 300 mpirun --oversubscribe -np 2 "$DC_TEST_BIN" train "${RUN[@]}" --epochs 1 --out "$TMP/r2" >"$TMP/r2.log" 2>&1 \
+    && timeout 300 mpirun --oversubscribe -np 2 "$DC_TEST_BIN" train "${RUN[@]}" --out "$TMP/r2" >>"$TMP/r2.log" 2>&1 && ok \
+    || bad "W=2 resume: $(grep -v '^\[' "$TMP/r2.log" | tail -3)"
+  grep -q "resuming from" "$TMP/r2/log.txt" && ok || bad "W=2: the second run did not resume"
+  timeout 300 mpirun --oversubscribe -np 2 "$DC_TEST_BIN" train "${RUN[@]}" --out "$TMP/a2" >"$TMP/a2.log" 2>&1 && ok || bad "W=2, 2 epochs"
+  "$DC_TEST_BIN" inspect --hash "$TMP/a2/checkpoint.safetensors" | grep ' hash ' >"$TMP/a.hash"
+  "$DC_TEST_BIN" inspect --hash "$TMP/r2/checkpoint.safetensors" | grep ' hash ' >"$TMP/b.hash"
+  [ -s "$TMP/a.hash" ] && cmp -s "$TMP/a.hash" "$TMP/b.hash" && ok || bad "W=2: resumed weights differ from the run in one go"
+  # a rank that fails brings the job down with its message
+  start=$(date +%s)
+  timeout 120 mpirun --oversubscribe -np 2 "$DC_TEST_BIN" train "${RUN[@]}" --k 16 --out "$TMP/f2" --pretrained "$TMP/w1/log.txt" \
+    >"$TMP/f2.log" 2>&1; rc=$?
+  took=$(( $(date +%s) - start ))
+  [ $rc -ne 0 ] && [ $rc -ne 124 ] && ok || bad "failing W=2 run: exit $rc"
+  grep -q "rank [01]: .*log.txt" "$TMP/f2.log" && ok || bad "failing W=2 run: no message: $(tail -5 "$TMP/f2.log")"
+  [ $took -le 30 ] && ok || bad "failing W=2 run took ${took}s to stop"
+  rm -rf "$TMP"
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

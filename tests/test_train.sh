@@ -82,9 +82,9 @@ done
 # checkpoint (features) gets the signal's default action
 "$BIN" train "${RUN[@]}" --out "$TMP/twice" >"$TMP/twice.log" 2>&1 &
 pid=$!
-sleep 2; kill -TERM $pid; sleep 0.5; kill -TERM $pid
+sleep 2; kill -INT $pid; kill -TERM $pid  # two kinds: they cannot merge
 wait $pid; rc=$?
-[ $rc -eq 143 ] && ok || bad "two SIGTERMs: exit $rc: $(tail -2 "$TMP/twice.log")"
+[ $rc -eq 143 ] && ok || bad "SIGINT then SIGTERM: exit $rc: $(tail -2 "$TMP/twice.log")"
 "$BIN" features --weights random:vgg-s32 --data "$DATA" --out "$TMP/sigf.npy" >"$TMP/sigf.log" 2>&1 &
 pid=$!
 sleep 1; kill -INT $pid

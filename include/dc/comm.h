@@ -22,6 +22,8 @@ typedef struct dc_comm dc_comm;
 /// else a single process. Also routes DC_ASSERT aborts to MPI_Abort and
 /// sets the log rank. Owned: dc_comm_finalize.
 dc_status dc_comm_init(int *argc, char ***argv, dc_comm **world);
+/// A communicator of this process alone (no MPI); dc_comm_free.
+dc_comm *dc_comm_self(void);
 /// Frees the world and shuts MPI down. NULL is accepted.
 void dc_comm_finalize(dc_comm *world);
 /// "mpi" or "single".

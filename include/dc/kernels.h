@@ -108,8 +108,10 @@ void dc_pad_forward(float *out, const float *in, int NC, int H, int W, int pad);
 void dc_pad_backward(float *din, const float *dout, int NC, int H, int W, int pad);
 
 /// Dropout with probability p (inverted: kept values scaled by 1/(1−p));
-/// the mask is a function of (seed, a, b, element index) only.
-void dc_dropout_forward(float *out, uint8_t *mask, const float *in, int64_t n, float p,
+/// the mask is a function of (seed, a, b, first + element index) only, so
+/// a batch split across processes (first: the global index of in[0]) draws
+/// what the whole batch would.
+void dc_dropout_forward(float *out, uint8_t *mask, const float *in, int64_t n, int64_t first, float p,
                         uint64_t seed, uint32_t a, uint32_t b);
 void dc_dropout_backward(float *din, const float *dout, const uint8_t *mask, int64_t n, float p);
 

@@ -92,6 +92,16 @@ typedef struct dc_model {
     const float *input;      /* borrowed input of the last forward      */
     uint64_t dropout_seed;
     uint64_t step;           /* advanced by each training forward       */
+    /* Data parallelism (NULL / 0 on one process): `reduce` sums n doubles
+     * over every process sharing the global batch, in place; training-mode
+     * batch norm then uses the global batch's statistics (forward) and
+     * their gradients (backward), and dropout keys its masks by the global
+     * index of each sample, sample_offset being that of this process's
+     * first. Parameter gradients stay local (the caller sums them). */
+    void (*reduce)(void *ctx, double *buf, int n);
+    void *reduce_ctx;
+    int64_t sample_offset;
+    int64_t global_batch;    /* N over all processes, last forward      */
 } dc_model;
 
 /// Builds a model for `preset`, input channels `in_c` (1 or 3) and batches

@@ -43,9 +43,19 @@ typedef struct dc_stepper {
     float *momentum;         /* body momentum buffer (nparams)           */
     int64_t nparams;
     int body_first;          /* body optimiser not stepped yet           */
+    /* Data parallelism: NULL, or the ranks sharing each global batch (each
+     * passes its own rows; losses are means over the global batch, every
+     * gradient is summed over the ranks, statistics are global). */
+    const struct dc_comm *comm;
+    int64_t *gcount;         /* (S + 1) samples per super-class, then N, global */
+    dc_status comm_status;   /* first communication failure, or DC_OK    */
 } dc_stepper;
 
 dc_status dc_stepper_init(dc_stepper *st, const dc_model *m, int S, int k_sub, int max_batch);
+/// Makes m and st compute over a global batch split across the ranks of
+/// comm (batch norm synchronised, gradients summed); this rank's rows start
+/// at global index sample_offset. comm NULL or of one rank: no effect.
+void dc_step_use_comm(dc_stepper *st, dc_model *m, const struct dc_comm *comm, int64_t sample_offset);
 void dc_stepper_free(dc_stepper *st);
 
 /// Forward and backward of the two-level loss on x (N inputs) with
@@ -66,6 +76,9 @@ void dc_step_sgd(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs, flo
 /// m->max_batch; a progress bar titled `label` (NULL: none).
 dc_status dc_extract_features(float *out, dc_model *m, const dc_dataset *d, int64_t n, int layer, int pool_side,
                               const char *label);
+/// As dc_extract_features for images [first, first + n) of d, into out (n rows).
+dc_status dc_extract_features_range(float *out, dc_model *m, const dc_dataset *d, int64_t first, int64_t n,
+                                    int layer, int pool_side, const char *label);
 /// Values per image that dc_extract_features writes.
 int64_t dc_feature_dim(const dc_model *m, int layer, int pool_side);
 /// The pooling side that keeps a layer's output under max_dim values (the
@@ -82,6 +95,14 @@ typedef struct dc_comm dc_comm;
 dc_status dc_kmeans_train_dist(dc_kmeans_result *r, const dc_comm *comm, const float *x, int64_t n_local,
                                int64_t offset, int64_t n_total, int d, const dc_kmeans_params *p,
                                const float *init);
+
+/// Two-level k-means (as dc_hkmeans_train) across the ranks of `comm`:
+/// every rank holds all n rows of x and owns rows [lo, hi) (rank r: n·r/W
+/// to n·(r+1)/W); level 1 runs across the ranks on the owned rows, level 2
+/// of super-cluster c on rank c mod W. Every rank gets the whole result.
+dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const float *x, int64_t n,
+                                int64_t lo, int64_t hi, int d, int m, const dc_kmeans_params *p,
+                                const float *warm_super, const float *warm_sub);
 
 /* ------------------------------------------------------------------------ */
 /* The DeeperCluster loop (SPEC §1, §4, §5)                                 */
@@ -108,6 +129,10 @@ typedef struct dc_train_config {
     int checkpoint_freq;     /* keep checkpoints/epoch-NNN every F epochs   */
     const char *pretrained;  /* safetensors weights to start from           */
     int max_images;          /* use the first N images only (0: all)        */
+    const struct dc_comm *comm; /* the processes sharing the run (NULL:
+                                this one alone): each takes a share of every
+                                global batch and of the feature extraction;
+                                rank 0 writes the run directory          */
     atomic_int *stop;        /* polled after each step and clustering: when
                                 nonzero (e.g. the signal number), a
                                 checkpoint is written and the run stops with

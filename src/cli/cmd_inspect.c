@@ -74,20 +74,70 @@ static void print_rows(dc_dtype t, const void *data, int ndim,
     }
 }
 
+static float f32_at(const void *p, int64_t i)
+{
+    float v;
+    memcpy(&v, (const char *)p + i * 4, 4); /* tensors need not be aligned */
+    return v;
+}
+
+/* Per tensor of a: ||a − b|| / ||a|| for floats, equality for the rest. */
+static int compare_st(const dc_st_file *a, const char *bpath)
+{
+    dc_st_file *b;
+    if (dc_st_open(bpath, &b)) return dc_cli_fail();
+    double worst = 0;
+    const char *wname = "-";
+    int missing = 0;
+    for (int i = 0; i < dc_st_count(a); i++) {
+        const dc_st_tensor *t = dc_st_at(a, i), *u = dc_st_find(b, t->name);
+        if (!u || u->dtype != t->dtype || u->nbytes != t->nbytes) {
+            printf("  %-40s absent or of another dtype/shape in %s\n", t->name, bpath);
+            missing++;
+            continue;
+        }
+        if (t->dtype != DC_DTYPE_F32) {
+            printf("  %-40s %s\n", t->name, memcmp(t->data, u->data, t->nbytes) == 0 ? "equal" : "DIFFERENT");
+            if (memcmp(t->data, u->data, t->nbytes) != 0) missing++;
+            continue;
+        }
+        int64_t n = (int64_t)(t->nbytes / 4);
+        double dd = 0, aa = 0, mx = 0;
+        for (int64_t k = 0; k < n; k++) {
+            double x = f32_at(t->data, k), y = f32_at(u->data, k);
+            dd += (x - y) * (x - y);
+            aa += x * x;
+            if (fabs(x - y) > mx) mx = fabs(x - y);
+        }
+        double rel = aa > 0 ? sqrt(dd / aa) : sqrt(dd);
+        printf("  %-40s rel_l2 %.3e  max_abs %.3e\n", t->name, rel, mx);
+        if (rel > worst) {
+            worst = rel;
+            wname = t->name;
+        }
+    }
+    printf("compare: worst rel_l2 %.3e (%s), %d tensors absent or different\n", worst, wname, missing);
+    dc_st_close(b);
+    return DC_EXIT_OK;
+}
+
 int dc_cmd_inspect(int argc, char **argv)
 {
     int rows = 0, hash = 0;
+    const char *compare = NULL;
     const dc_opt opts[] = {
         {"rows", NULL, DC_OPT_INT, &rows, 0, 1e6, NULL, 0, "N", "print the first N rows of each array"},
         {"hash", NULL, DC_OPT_FLAG, &hash, 0, 0, NULL, 0, NULL,
          "print a 64-bit FNV-1a hash of each array's bytes (to compare weights exactly)"},
+        {"compare", NULL, DC_OPT_STRING, &compare, 0, 0, NULL, 0, "OTHER",
+         "safetensors: each tensor's relative L2 distance to OTHER's (to compare weights within rounding)"},
     };
     dc_args a;
     int code;
-    if (!dc_cli_parse(&a, "inspect", "FILE [--rows N] [--hash]",
+    if (!dc_cli_parse(&a, "inspect", "FILE [--rows N] [--hash] [--compare OTHER]",
                       "Describes a .npy array, a safetensors file (tensors and metadata) or a\n"
                       "JSON document; the kind is detected from the file's first bytes.",
-                      opts, 2, 1, argc, argv, &code))
+                      opts, 3, 1, argc, argv, &code))
         return code;
     if (a.npos != 1) {
         fprintf(stderr, "deepercluster inspect: expected one FILE (see --help)\n");
@@ -119,6 +169,11 @@ int dc_cmd_inspect(int argc, char **argv)
     if (got == 9 && head[8] == '{') {
         dc_st_file *st;
         if (dc_st_open(path, &st)) return dc_cli_fail();
+        if (compare) {
+            int rc = compare_st(st, compare);
+            dc_st_close(st);
+            return rc;
+        }
         printf("%s: safetensors, %d tensors\n", path, dc_st_count(st));
         for (int i = 0; i < dc_st_meta_count(st); i++) {
             const char *k, *v;

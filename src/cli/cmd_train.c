@@ -5,6 +5,7 @@
  * before any work starts.
  * Includes: cli, dc/train.h. */
 #include "cli/cli.h"
+#include "dc/comm.h"
 #include "dc/train.h"
 
 #include <stdio.h>
@@ -71,7 +72,18 @@ int dc_cmd_train(int argc, char **argv)
         return code;
     dc_cli_set_threads(c.threads);
     c.stop = dc_cli_stop_flag();
-    dc_status s = dc_train_run(&c);
+    /* under mpirun/srun: one process of several (a single one otherwise) */
+    dc_comm *world;
+    dc_status s = dc_comm_init(NULL, NULL, &world);
+    if (s) return dc_cli_fail();
+    c.comm = world;
+    s = dc_train_run(&c);
+    if (dc_comm_size(world) > 1) {
+        /* a rank that fails takes the others down, with its message, rather
+         * than leave them waiting in a collective */
+        if (s != DC_OK && s != DC_STATUS_INTERRUPTED) dc_comm_abort(world, dc_last_error());
+    }
+    dc_comm_finalize(world);
     if (s == DC_OK) return DC_EXIT_OK;
     if (s == DC_STATUS_ARG) {
         fprintf(stderr, "deepercluster train: %s\n", dc_last_error());

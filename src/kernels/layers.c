@@ -120,20 +120,25 @@ void dc_pad_backward(float *din, const float *dout, int NC, int H, int W, int pa
         }
 }
 
-void dc_dropout_forward(float *out, uint8_t *mask, const float *in, int64_t n, float p,
+void dc_dropout_forward(float *out, uint8_t *mask, const float *in, int64_t n, int64_t first, float p,
                         uint64_t seed, uint32_t a, uint32_t b)
 {
-    /* One RNG block per 1024 elements so threads draw independently and
-     * the mask does not depend on the thread count. */
+    /* Element g (global) takes word g mod 4 of Philox block g / 4: blocks
+     * of 1024 elements are drawn independently, so the mask depends on
+     * neither the thread count nor how the batch is split. */
     float scale = 1.0f / (1.0f - p);
-    int64_t nblk = (n + 1023) / 1024;
+    int64_t g0 = first / 1024 * 1024, nblk = (first + n - g0 + 1023) / 1024;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t blk = 0; blk < nblk; blk++) {
+        int64_t lo = g0 + blk * 1024, hi = lo + 1024;
+        if (lo < first) lo = first;
+        if (hi > first + n) hi = first + n;
         dc_rng r;
         dc_rng_init(&r, seed, DC_RNG_STREAM_DROPOUT, a, b);
-        dc_rng_seek(&r, (uint64_t)blk * 256); /* 1024 words = 256 blocks */
-        int64_t lo = blk * 1024, hi = lo + 1024 < n ? lo + 1024 : n;
-        for (int64_t i = lo; i < hi; i++) {
+        dc_rng_seek(&r, (uint64_t)lo / 4);
+        for (int64_t k = 0; k < lo % 4; k++) (void)dc_rng_u32(&r);
+        for (int64_t g = lo; g < hi; g++) {
+            int64_t i = g - first;
             uint8_t keep = dc_rng_uniform(&r) >= p;
             mask[i] = keep;
             out[i] = keep ? in[i] * scale : 0.0f;

@@ -306,7 +306,7 @@ dc_status dc_model_init_spec(dc_model *m, const dc_preset *p, int sobel, int in_
     m->grad_b = dc_calloc((size_t)m->ngrad, sizeof(float), "activation gradients");
     m->work = dc_calloc((size_t)m->nwork + 1, sizeof(float), "convolution workspace");
     m->dwork = dc_calloc((size_t)m->ndwork + 1, sizeof(float), "convolution weight-gradient workspace");
-    m->bn_tmp = dc_calloc(2 * (size_t)(b.maxc + 1), sizeof(double), "batch-norm sums");
+    m->bn_tmp = dc_calloc(4 * (size_t)(b.maxc + 1), sizeof(double), "batch-norm sums");
     if (!m->params || !m->grads || !m->fixed || !m->stats || !m->nbt || !m->acts || !m->cache ||
         !m->args || !m->masks || !m->grad_a || !m->grad_b || !m->work || !m->dwork || !m->bn_tmp) {
         dc_model_free(m);
@@ -354,11 +354,18 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
             int hw = l->h * l->w;
             if (train) {
                 float *mean = m->cache + l->cache_off, *rstd = mean + l->c;
-                double *sum = m->bn_tmp, *sumsq = m->bn_tmp + l->c;
+                double *sum = m->bn_tmp, *sumsq = m->bn_tmp + l->c + 1;
                 int64_t count = (int64_t)N * hw;
                 dc_bn_sums(sum, x, N, l->c, hw);
+                if (m->reduce) { /* the global batch: sums and count, then centred squares */
+                    sum[l->c] = (double)count;
+                    m->reduce(m->reduce_ctx, sum, l->c + 1);
+                    count = (int64_t)sum[l->c];
+                    m->global_batch = count / hw;
+                }
                 for (int c = 0; c < l->c; c++) mean[c] = (float)(sum[c] / (double)count);
                 dc_bn_centered_sumsq(sumsq, x, mean, N, l->c, hw);
+                if (m->reduce) m->reduce(m->reduce_ctx, sumsq, l->c);
                 dc_bn_finalize(mean, rstd, rm, rv, sumsq, l->c, count, BN_EPS, BN_MOMENTUM);
                 dc_bn_apply(y, x, gamma, beta, mean, rstd, N, l->c, hw);
                 m->nbt[l->bn_index]++;
@@ -378,8 +385,8 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
             break;
         case DC_LAYER_DROPOUT:
             if (train)
-                dc_dropout_forward(y, m->masks + l->cache_off, x, N * outsize, l->p, m->dropout_seed,
-                                   (uint32_t)i, (uint32_t)m->step);
+                dc_dropout_forward(y, m->masks + l->cache_off, x, N * outsize, m->sample_offset * outsize, l->p,
+                                   m->dropout_seed, (uint32_t)i, (uint32_t)m->step);
             else
                 memcpy(y, x, (size_t)(N * outsize) * sizeof *y);
             break;
@@ -445,8 +452,22 @@ void dc_model_backward(dc_model *m, const float *dout)
             double *sdy = m->bn_tmp, *sdx = m->bn_tmp + l->c;
             int hw = l->h * l->w;
             dc_bn_backward_sums(sdy, sdx, g, x, mean, rstd, N, l->c, hw);
-            dc_bn_backward_apply(d, m->grads + l->w_off, m->grads + l->b_off, g, x, m->params + l->w_off,
-                                 mean, rstd, sdy, sdx, N, l->c, hw, (int64_t)N * hw);
+            if (m->reduce) {
+                /* γ and β gradients from this process's samples; the input
+                 * gradient from the global batch's sums */
+                dc_bn_backward_apply(NULL, m->grads + l->w_off, m->grads + l->b_off, g, x, m->params + l->w_off,
+                                     mean, rstd, sdy, sdx, N, l->c, hw, (int64_t)N * hw);
+                double *gy = m->bn_tmp + 2 * l->c, *gx = gy + l->c;
+                memcpy(gy, sdy, (size_t)l->c * sizeof *gy);
+                memcpy(gx, sdx, (size_t)l->c * sizeof *gx);
+                m->reduce(m->reduce_ctx, gy, 2 * l->c);
+                if (d)
+                    dc_bn_backward_apply(d, NULL, NULL, g, x, m->params + l->w_off, mean, rstd, gy, gx, N, l->c,
+                                         hw, m->global_batch * hw);
+            } else {
+                dc_bn_backward_apply(d, m->grads + l->w_off, m->grads + l->b_off, g, x, m->params + l->w_off,
+                                     mean, rstd, sdy, sdx, N, l->c, hw, (int64_t)N * hw);
+            }
             break;
         }
         case DC_LAYER_RELU:

@@ -105,3 +105,132 @@ dc_status dc_kmeans_train_dist(dc_kmeans_result *r, const dc_comm *comm, const f
     if (s) dc_kmeans_result_free(r);
     return s;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Two-level k-means across processes                                       */
+/* ------------------------------------------------------------------------ */
+
+static void mean_of(float *c, const float *x, const int64_t *idx, int64_t cnt, int d)
+{
+    for (int j = 0; j < d; j++) {
+        double acc = 0;
+        for (int64_t i = 0; i < cnt; i++) acc += x[(idx ? idx[i] : i) * d + j];
+        c[j] = (float)(acc / (double)(cnt ? cnt : 1));
+    }
+}
+
+dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const float *x, int64_t n,
+                                int64_t lo, int64_t hi, int d, int m, const dc_kmeans_params *p,
+                                const float *warm_super, const float *warm_sub)
+{
+    int W = dc_comm_size(comm), me = dc_comm_rank(comm);
+    if (W == 1) return dc_hkmeans_train(r, x, n, d, m, p, warm_super, warm_sub);
+    memset(r, 0, sizeof *r);
+    if (m < 1 || p->k < m || p->k % m != 0)
+        return dc_set_error(DC_STATUS_ARG, "hierarchical k-means: k = %d is not a multiple of the %d super-clusters",
+                            p->k, m);
+    const char *why = dc_kmeans_params_check(p, n);
+    if (why) return dc_set_error(DC_STATUS_ARG, "hierarchical k-means: %s", why);
+    int k_sub = p->k / m;
+    r->m = m;
+    r->k_sub = k_sub;
+    r->d = d;
+    r->n = n;
+    r->super = dc_malloc((size_t)n * sizeof(int32_t), "super-cluster assignments");
+    r->sub = dc_malloc((size_t)n * sizeof(int32_t), "sub-cluster assignments");
+    r->super_centroids = dc_calloc((size_t)m * d, sizeof(float), "super-cluster centroids");
+    r->sub_centroids = dc_calloc((size_t)p->k * d, sizeof(float), "sub-cluster centroids");
+    r->super_counts = dc_calloc((size_t)m, sizeof(int64_t), "super-cluster counts");
+    r->sub_counts = dc_calloc((size_t)p->k, sizeof(int64_t), "sub-cluster counts");
+    int64_t *sub64 = dc_calloc((size_t)n, sizeof(int64_t), "sub-cluster assignments");
+    size_t *cnt = dc_malloc((size_t)W * sizeof *cnt, "gather counts");
+    if (!r->super || !r->sub || !r->super_centroids || !r->sub_centroids || !r->super_counts || !r->sub_counts ||
+        !sub64 || !cnt) {
+        dc_free(sub64);
+        dc_free(cnt);
+        dc_hkmeans_result_free(r);
+        return DC_STATUS_NOMEM;
+    }
+    dc_status s = DC_OK;
+    /* Level 1 over every rank's rows [lo, hi), then the assignments gathered. */
+    if (m > 1) {
+        dc_kmeans_params p1 = *p;
+        p1.k = m;
+        p1.group = 0;
+        p1.label = "level-1 k-means";
+        dc_kmeans_result k1;
+        s = dc_kmeans_train_dist(&k1, comm, x + lo * d, hi - lo, lo, n, d, &p1, warm_super);
+        if (s == DC_OK) {
+            for (int q = 0; q < W; q++)
+                cnt[q] = (size_t)(n * (q + 1) / W - n * q / W) * sizeof(int32_t);
+            s = dc_comm_allgatherv(comm, k1.assign, (size_t)(hi - lo) * sizeof(int32_t), r->super, cnt);
+            memcpy(r->super_centroids, k1.centroids, (size_t)m * d * sizeof(float));
+            memcpy(r->super_counts, k1.counts, (size_t)m * sizeof(int64_t));
+            r->obj1 = k1.passes[k1.npasses - 1].obj;
+            r->splits1 = k1.total_splits;
+            dc_kmeans_result_free(&k1);
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) r->super[i] = 0;
+        mean_of(r->super_centroids, x, NULL, n, d);
+        r->super_counts[0] = n;
+    }
+    /* Level 2: super-cluster c on rank c mod W (its clustering group), on
+     * the members' rows every rank holds; the results are summed over the
+     * ranks, each written by its owner only. */
+    int64_t maxcnt = 1;
+    for (int c = 0; c < m; c++)
+        if (r->super_counts[c] > maxcnt) maxcnt = r->super_counts[c];
+    int64_t *idx = dc_malloc((size_t)maxcnt * sizeof *idx, "member indices");
+    float *buf = dc_malloc((size_t)maxcnt * d * sizeof(float), "member features");
+    if (s == DC_OK && (!idx || !buf)) s = DC_STATUS_NOMEM;
+    double agg[2] = {0, 0};
+    for (int c = me; c < m && s == DC_OK; c += W) {
+        int64_t nc = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (r->super[i] == c) idx[nc++] = i;
+        float *sub_c = r->sub_centroids + (size_t)c * k_sub * d;
+        if (nc == 0) continue;
+        if (k_sub == 1) {
+            mean_of(sub_c, x, idx, nc, d);
+            r->sub_counts[(size_t)c * k_sub] = nc;
+            continue;
+        }
+        for (int64_t i = 0; i < nc; i++) memcpy(buf + i * d, x + idx[i] * d, (size_t)d * sizeof(float));
+        char label[64];
+        snprintf(label, sizeof label, "level-2 k-means %d/%d", c + 1, m);
+        dc_kmeans_params p2 = *p;
+        p2.k = k_sub;
+        p2.group = 1u + (uint32_t)c;
+        p2.label = label;
+        dc_kmeans_result k2;
+        s = dc_kmeans_train(&k2, buf, nc, d, &p2, warm_sub ? warm_sub + (size_t)c * k_sub * d : NULL);
+        if (s) break;
+        for (int64_t i = 0; i < nc; i++) sub64[idx[i]] = k2.assign[i];
+        memcpy(sub_c, k2.centroids, (size_t)k_sub * d * sizeof(float));
+        memcpy(r->sub_counts + (size_t)c * k_sub, k2.counts, (size_t)k_sub * sizeof(int64_t));
+        agg[0] += k2.passes[k2.npasses - 1].obj;
+        agg[1] += k2.total_splits;
+        dc_kmeans_result_free(&k2);
+    }
+    /* every rank reaches the reductions, so a failure stops none of them halfway */
+    int64_t failed = s != DC_OK;
+    dc_status cs = dc_comm_allreduce_i64(comm, &failed, 1);
+    if (cs == DC_OK && failed && s == DC_OK) s = dc_set_error(DC_STATUS_INTERNAL, "level-2 k-means failed on another rank");
+    if (s == DC_OK) s = cs;
+    if (s == DC_OK) s = dc_comm_allreduce_i64(comm, sub64, (size_t)n);
+    if (s == DC_OK) s = dc_comm_allreduce_f32(comm, r->sub_centroids, (size_t)p->k * d);
+    if (s == DC_OK) s = dc_comm_allreduce_i64(comm, r->sub_counts, (size_t)p->k);
+    if (s == DC_OK) s = dc_comm_allreduce_f64(comm, agg, 2);
+    if (s == DC_OK) {
+        for (int64_t i = 0; i < n; i++) r->sub[i] = (int32_t)sub64[i];
+        r->obj2 = k_sub == 1 ? r->obj1 : agg[0];
+        r->splits2 = (int)agg[1];
+    }
+    dc_free(idx);
+    dc_free(buf);
+    dc_free(sub64);
+    dc_free(cnt);
+    if (s) dc_hkmeans_result_free(r);
+    return s;
+}

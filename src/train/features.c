@@ -48,6 +48,12 @@ static void adaptive_pool(float *out, const float *in, int C, int H, int W, int 
 dc_status dc_extract_features(float *out, dc_model *m, const dc_dataset *d, int64_t n, int layer, int pool_side,
                               const char *label)
 {
+    return dc_extract_features_range(out, m, d, 0, n, layer, pool_side, label);
+}
+
+dc_status dc_extract_features_range(float *out, dc_model *m, const dc_dataset *d, int64_t first, int64_t n,
+                                    int layer, int pool_side, const char *label)
+{
     int S = m->in_size, resize = m->preset->eval_resize, c = dc_dataset_channels(d), B = m->max_batch;
     const dc_layer *ly = &m->layers[layer];
     int64_t raw = (int64_t)ly->oc * ly->oh * ly->ow, dim = dc_feature_dim(m, layer, pool_side);
@@ -80,7 +86,7 @@ dc_status dc_extract_features(float *out, dc_model *m, const dc_dataset *d, int6
             t = omp_get_thread_num();
 #endif
             dc_image img;
-            if (dc_dataset_get(d, b0 + j, &bufs[t], &img) != DC_OK) {
+            if (dc_dataset_get(d, first + b0 + j, &bufs[t], &img) != DC_OK) {
 #pragma omp critical(dc_features_error)
                 if (st == DC_OK) st = dc_set_error(DC_STATUS_FORMAT, "%s", dc_last_error());
                 continue;

@@ -10,6 +10,7 @@
  * Includes: dc/train.h, dc/cluster.h, dc/data.h, dc/nn.h, dc/io.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "dc/cluster.h"
+#include "dc/comm.h"
 #include "dc/io.h"
 #include "dc/kernels.h"
 #include "dc/train.h"
@@ -27,6 +28,19 @@
 
 /* The caller's stop request: nonzero (a signal number) stops the run. */
 static int stop_requested(const dc_train_config *c) { return c->stop ? atomic_load(c->stop) : 0; }
+
+/* Whether any rank was asked to stop: all of them must stop at the same
+ * step, or the others would wait for it forever. Returns the signal. */
+static int stop_agreed(const dc_train_config *c)
+{
+    int64_t v = stop_requested(c);
+    if (c->comm && dc_comm_size(c->comm) > 1) {
+        int64_t all[2] = {v, v != 0};
+        if (dc_comm_allreduce_i64(c->comm, all, 2) != DC_OK) return 0;
+        v = all[1] ? (v ? v : 15) : 0;
+    }
+    return (int)v;
+}
 
 void dc_train_config_defaults(dc_train_config *c, const char *method)
 {
@@ -126,6 +140,9 @@ typedef struct {
     float *cent_super, *cent_sub; /* previous centroids (warm restart)    */
     int have_cent;
     double nmi_prev;      /* of the last clustering, NAN before a second */
+    int rank, W;          /* this process among the run's                  */
+    dc_comm *self;        /* a one-rank communicator when c->comm is NULL */
+    int lo, hi;           /* its rows of each global batch (S·B)           */
     char path[4096];
 } run_state;
 
@@ -216,6 +233,7 @@ static char *fingerprint(const run_state *r, char *buf, size_t n)
 
 static dc_status save_checkpoint(run_state *r, const progress_state *ps, const char *path)
 {
+    if (r->rank != 0) return DC_OK;
     dc_st_writer *w = dc_st_writer_new();
     dc_model_add_tensors(&r->model, w);
     int D = r->model.feat_dim, S = r->S, K = r->k_sub;
@@ -280,6 +298,7 @@ static dc_status save_checkpoint(run_state *r, const progress_state *ps, const c
 
 static dc_status write_checkpoint(run_state *r, const progress_state *ps)
 {
+    if (r->rank != 0) return DC_OK;
     dc_status s = save_checkpoint(r, ps, run_path(r, "checkpoint.safetensors"));
     if (s) return s;
     cJSON *j = cJSON_CreateObject();
@@ -386,6 +405,48 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Every rank's rows [n·q/W, n·(q+1)/W) of feat (n, D), to every rank. */
+static dc_status gather_rows(run_state *r, float *feat, int D)
+{
+    size_t *cnt = dc_xmalloc((size_t)r->W * sizeof *cnt);
+    for (int q = 0; q < r->W; q++)
+        cnt[q] = (size_t)(r->n * (q + 1) / r->W - r->n * q / r->W) * D * sizeof(float);
+    int64_t lo = r->n * r->rank / r->W;
+    float *mine = dc_malloc(cnt[r->rank] ? cnt[r->rank] : 1, "feature share");
+    dc_status s = mine ? DC_OK : DC_STATUS_NOMEM;
+    if (s == DC_OK) {
+        memcpy(mine, feat + lo * D, cnt[r->rank]);
+        s = dc_comm_allgatherv(r->c->comm, mine, cnt[r->rank], feat, cnt);
+    }
+    dc_free(mine);
+    dc_free(cnt);
+    return s;
+}
+
+/* The PCA rank 0 fitted (status s there), to every rank: one fit, so that
+ * no rank whitens differently. */
+static dc_status share_pca(run_state *r, dc_pca *p, dc_status s, int din, int dout)
+{
+    const dc_comm *cm = r->c->comm;
+    int64_t ok = s == DC_OK;
+    dc_status cs = dc_comm_bcast(cm, &ok, sizeof ok, 0);
+    if (cs) return cs;
+    if (!ok) return r->rank == 0 ? s : dc_set_error(DC_STATUS_INTERNAL, "the PCA failed on rank 0");
+    if (r->rank != 0) {
+        p->d_in = din;
+        p->d_out = dout;
+        p->mean = dc_xmalloc((size_t)din * sizeof(float));
+        p->proj = dc_xmalloc((size_t)dout * din * sizeof(float));
+        p->eigvals = dc_xmalloc((size_t)dout * sizeof(float));
+    }
+    if ((cs = dc_comm_bcast(cm, p->mean, (size_t)din * sizeof(float), 0)) ||
+        (cs = dc_comm_bcast(cm, p->proj, (size_t)dout * din * sizeof(float), 0)) ||
+        (cs = dc_comm_bcast(cm, p->eigvals, (size_t)dout * sizeof(float), 0)) ||
+        (cs = dc_comm_bcast(cm, &p->energy, sizeof p->energy, 0)))
+        return cs;
+    return DC_OK;
+}
+
 static dc_status cluster_step(run_state *r, int epoch)
 {
     dc_train_config *c = r->c;
@@ -413,13 +474,19 @@ static dc_status cluster_step(run_state *r, int epoch)
             dc_free(prev);
             return DC_STATUS_NOMEM;
         }
-        s = dc_extract_features(feat, &r->model, r->d, r->n, r->model.nlayers - 1, 0, "features");
+        /* each rank its share of the images, then all of them everywhere */
+        int64_t flo = r->n * r->rank / r->W, fhi = r->n * (r->rank + 1) / r->W;
+        s = dc_extract_features_range(feat + flo * D, &r->model, r->d, flo, fhi - flo, r->model.nlayers - 1, 0,
+                                      "features");
+        if (r->W > 1 && s == DC_OK) s = gather_rows(r, feat, D);
         dc_pca pca = {0};
-        if (s == DC_OK) s = dc_pca_fit_sample(&pca, feat, r->n, D, c->dim_pca, (int64_t)D * (D - 1) / 2,
-                                              (uint64_t)c->seed * 1000003u + (uint64_t)epoch);
+        if (r->rank == 0 && s == DC_OK)
+            s = dc_pca_fit_sample(&pca, feat, r->n, D, c->dim_pca, (int64_t)D * (D - 1) / 2,
+                                  (uint64_t)c->seed * 1000003u + (uint64_t)epoch);
+        if (r->W > 1) s = share_pca(r, &pca, s, D, c->dim_pca);
         if (s == DC_OK) {
             dc_pca_apply(&pca, x, feat, r->n, 1);
-            s = dc_pca_save(&pca, run_path(r, "pca.safetensors"));
+            if (r->rank == 0) s = dc_pca_save(&pca, run_path(r, "pca.safetensors"));
             cJSON_AddNumberToObject(j, "pca_energy", pca.energy);
         }
         dc_pca_free(&pca);
@@ -432,8 +499,10 @@ static dc_status cluster_step(run_state *r, int epoch)
             kp.seed = (uint64_t)c->seed * 1000003u + (uint64_t)epoch;
             kp.progress = 1;
             int warm = c->warm_restart && r->have_cent;
-            s = dc_hkmeans_train(&h, x, r->n, c->dim_pca, r->m, &kp, warm ? r->cent_super : NULL,
-                                 warm ? r->cent_sub : NULL);
+            if (!c->comm && !r->self) r->self = dc_comm_self();
+            s = dc_hkmeans_train_dist(&h, c->comm ? c->comm : r->self, x, r->n, r->n * r->rank / r->W,
+                                      r->n * (r->rank + 1) / r->W, c->dim_pca, r->m, &kp,
+                                      warm ? r->cent_super : NULL, warm ? r->cent_sub : NULL);
         }
         if (s == DC_OK) {
             for (int64_t i = 0; i < r->n; i++) {
@@ -494,8 +563,8 @@ static dc_status cluster_step(run_state *r, int epoch)
         /* assignments/epoch-NNN.npy and .tsv */
         char name[64];
         snprintf(name, sizeof name, "assignments/epoch-%03d.npy", epoch);
-        s = dc_npy_write(run_path(r, name), DC_DTYPE_I32, 2, (int64_t[]){r->n, 2}, r->assign);
-        if (s == DC_OK) {
+        if (r->rank == 0) s = dc_npy_write(run_path(r, name), DC_DTYPE_I32, 2, (int64_t[]){r->n, 2}, r->assign);
+        if (s == DC_OK && r->rank == 0) {
             snprintf(name, sizeof name, "assignments/epoch-%03d.tsv", epoch);
             dc_afile af;
             s = dc_afile_open(&af, run_path(r, name));
@@ -518,7 +587,7 @@ static dc_status cluster_step(run_state *r, int epoch)
         if (r->m > 1) dc_head_reset(&r->sup, (uint64_t)c->seed, 1000u + (uint32_t)epoch, 0);
         for (int q = 0; q < r->S; q++) dc_head_reset(&r->subs[q], (uint64_t)c->seed, 1000u + (uint32_t)epoch, 1u + (uint32_t)q);
         cJSON_AddNumberToObject(j, "seconds", dc_time_now() - t0);
-        s = dc_json_append_line(run_path(r, "stats.jsonl"), j);
+        if (r->rank == 0) s = dc_json_append_line(run_path(r, "stats.jsonl"), j);
     }
     cJSON_Delete(j);
     dc_free(prev);
@@ -531,11 +600,13 @@ static dc_status cluster_step(run_state *r, int epoch)
 
 static dc_status make_batch(run_state *r, int epoch, int step)
 {
-    int S = r->S, B = r->B, C = r->C, size = r->size;
+    int B = r->B, C = r->C, size = r->size;
     int64_t E = r->c->epoch_size;
     dc_status st = DC_OK;
+    /* this rank's rows [lo, hi) of the global batch; row q is sample q % B
+     * of super-class q / B */
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int q = 0; q < S * B; q++) {
+    for (int q = r->lo; q < r->hi; q++) {
         int t = 0;
 #ifdef _OPENMP
         t = omp_get_thread_num();
@@ -552,10 +623,10 @@ static dc_status make_batch(run_state *r, int epoch, int step)
             if (st == DC_OK) st = dc_set_error(DC_STATUS_FORMAT, "%s", dc_last_error());
             continue;
         }
-        dc_transform_train(r->batch + (size_t)q * C * size * size, &im, size, r->c->rotnet ? s % 4 : 0, &rng,
-                           r->tmp + (size_t)t * r->tmpn);
-        r->tsup[q] = s;
-        r->tsub[q] = code % r->k_sub;
+        dc_transform_train(r->batch + (size_t)(q - r->lo) * C * size * size, &im, size, r->c->rotnet ? s % 4 : 0,
+                           &rng, r->tmp + (size_t)t * r->tmpn);
+        r->tsup[q - r->lo] = s;
+        r->tsub[q - r->lo] = code % r->k_sub;
     }
     return st;
 }
@@ -578,7 +649,11 @@ static dc_status train_epoch(run_state *r, progress_state *ps)
             return bs;
         }
         dc_step_stats st;
-        dc_step_compute(&r->st, &r->model, &r->sup, r->subs, r->batch, r->tsup, r->tsub, r->S * r->B, &st);
+        dc_step_compute(&r->st, &r->model, &r->sup, r->subs, r->batch, r->tsup, r->tsub, r->hi - r->lo, &st);
+        if (r->st.comm_status) {
+            dc_progress_finish(bar);
+            return r->st.comm_status;
+        }
         dc_step_sgd(&r->st, &r->model, &r->sup, r->subs, (float)c->lr, (float)c->wd);
         if (!isfinite(st.loss)) {
             dc_progress_finish(bar);
@@ -598,13 +673,14 @@ static dc_status train_epoch(run_state *r, progress_state *ps)
         snprintf(note, sizeof note, "loss %.4f", ps->sums[0] / ps->sums[6]);
         dc_progress_set_note(bar, note);
         dc_progress_update(bar, (uint64_t)step + 1);
-        if (stop_requested(c)) {
+        int sig = stop_agreed(c);
+        if (sig) {
             ps->seconds += dc_time_now() - t0;
             dc_progress_finish(bar);
-            dc_log_warn("signal %d: writing a checkpoint at epoch %d, step %d", stop_requested(c), epoch, ps->step);
+            dc_log_warn("signal %d: writing a checkpoint at epoch %d, step %d", sig, epoch, ps->step);
             dc_status s = write_checkpoint(r, ps);
             return s ? s : dc_set_error(DC_STATUS_INTERRUPTED, "stopped by signal %d; run the same command to resume",
-                                        stop_requested(c));
+                                        sig);
         }
     }
     dc_progress_finish(bar);
@@ -629,7 +705,7 @@ static dc_status train_epoch(run_state *r, progress_state *ps)
     dc_log_info("epoch %d: loss %.4f (super %.4f, sub %.4f), prec %.3f (super %.3f, sub %.3f), %.1f images/s", epoch,
                 ps->sums[0] / n, ps->sums[1] / n, ps->sums[2] / n, ps->sums[5] / n, ps->sums[3] / n, ps->sums[4] / n,
                 ps->seconds > 0 ? n / ps->seconds : 0);
-    dc_status s = dc_json_append_line(run_path(r, "stats.jsonl"), j);
+    dc_status s = r->rank == 0 ? dc_json_append_line(run_path(r, "stats.jsonl"), j) : DC_OK;
     cJSON_Delete(j);
     return s;
 }
@@ -721,14 +797,23 @@ dc_status dc_train_run(dc_train_config *c)
     r.C = dc_dataset_channels(d);
     r.assign_epoch = -1;
     r.nmi_prev = NAN;
+    r.W = c->comm ? dc_comm_size(c->comm) : 1;
+    r.rank = c->comm ? dc_comm_rank(c->comm) : 0;
+    if (r.W > r.S * r.B) {
+        dc_dataset_close(d);
+        return dc_set_error(DC_STATUS_ARG, "%d processes for a global batch of %d images: use at most %d", r.W,
+                            r.S * r.B, r.S * r.B);
+    }
+    r.lo = (int)((int64_t)r.S * r.B * r.rank / r.W);
+    r.hi = (int)((int64_t)r.S * r.B * (r.rank + 1) / r.W);
     FILE *log = NULL;
     if ((s = ensure_dir(c->out)) || (s = ensure_dir(run_path(&r, "assignments"))) ||
         (s = ensure_dir(run_path(&r, "checkpoints")))) {
         dc_dataset_close(d);
         return s;
     }
-    log = fopen(run_path(&r, "log.txt"), "a");
-    if (!log) {
+    log = r.rank == 0 ? fopen(run_path(&r, "log.txt"), "a") : NULL;
+    if (r.rank == 0 && !log) {
         dc_dataset_close(d);
         return dc_set_error(DC_STATUS_IO, "%s: cannot write: %s", r.path, strerror(errno));
     }
@@ -738,7 +823,7 @@ dc_status dc_train_run(dc_train_config *c)
                 "batch %d per super-class",
                 c->method, c->arch, r.S, r.m, c->rotnet ? " x 4 rotations" : "", c->k, c->epochs,
                 (long long)c->epoch_size, r.B);
-    int GB = r.S * r.B;
+    int GB = r.hi - r.lo; /* this rank's share of the global batch */
     s = dc_model_init(&r.model, c->arch, c->sobel, r.C, GB, (uint64_t)c->seed);
     r.size = r.model.in_size;
     int D = r.model.feat_dim;
@@ -746,6 +831,10 @@ dc_status dc_train_run(dc_train_config *c)
     r.subs = dc_xcalloc((size_t)r.S, sizeof *r.subs);
     for (int q = 0; q < r.S && s == DC_OK; q++) s = dc_head_init(&r.subs[q], D, r.k_sub, (uint64_t)c->seed, 999, 1u + (uint32_t)q);
     if (s == DC_OK) s = dc_stepper_init(&r.st, &r.model, r.S, r.k_sub, GB);
+    if (s == DC_OK) dc_step_use_comm(&r.st, &r.model, c->comm, r.lo);
+    if (r.W > 1)
+        dc_log_info("%d processes: this one takes rows %d..%d of each global batch of %d", r.W, r.lo, r.hi - 1,
+                    r.S * r.B);
     int nth = 1;
 #ifdef _OPENMP
     nth = omp_get_max_threads();
@@ -787,8 +876,8 @@ dc_status dc_train_run(dc_train_config *c)
         }
         if (s == DC_OK) dc_log_info("starting from the weights in %s", c->pretrained);
     }
-    if (s == DC_OK && !resumed) s = write_config(&r);
-    if (s == DC_OK && !resumed) { /* the files the dataset found broken */
+    if (s == DC_OK && !resumed && r.rank == 0) s = write_config(&r);
+    if (s == DC_OK && !resumed && r.rank == 0) { /* the files the dataset found broken */
         dc_afile af;
         s = dc_afile_open(&af, run_path(&r, "skipped.tsv"));
         if (s == DC_OK) {
@@ -816,9 +905,10 @@ dc_status dc_train_run(dc_train_config *c)
             /* a checkpoint after clustering: a kill during the epoch keeps it */
             s = write_checkpoint(&r, &ps);
             if (s) break;
-            if (stop_requested(c)) {
+            int sig = stop_agreed(c);
+            if (sig) {
                 s = dc_set_error(DC_STATUS_INTERRUPTED, "stopped by signal %d; run the same command to resume",
-                                 stop_requested(c));
+                                 sig);
                 break;
             }
         }
@@ -838,8 +928,9 @@ dc_status dc_train_run(dc_train_config *c)
     if (s == DC_OK) dc_log_info("done: %d epochs; weights in %s", c->epochs, run_path(&r, "checkpoint.safetensors"));
     else if (s != DC_STATUS_INTERRUPTED) dc_log_error("%s", dc_last_error());
     dc_log_set_tee(NULL);
-    fclose(log);
+    if (log) fclose(log);
     run_free(&r);
+    dc_comm_free(r.self);
     dc_dataset_close(d);
     return s;
 }

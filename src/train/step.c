@@ -1,11 +1,14 @@
 /* step.c — one optimisation step of DeeperCluster's two-level loss
  * (SPEC §5; the original's src/trainer.py run on W processes, one
  * super-class each, with gradients averaged by DistributedDataParallel):
- * here the global batch is processed by one process, samples grouped by
- * super-class so that each sub-class head is one GEMM.
+ * here a process takes any share of the global batch (all of it when
+ * alone), samples grouped by super-class so that each sub-class head is
+ * one GEMM; with several, batch norm is synchronised and the gradients
+ * summed, so the step is the same at any process count.
  * Includes: dc/train.h, dc/nn.h, dc/kernels.h. */
-#include "dc/train.h"
+#include "dc/comm.h"
 #include "dc/kernels.h"
+#include "dc/train.h"
 
 #include <string.h>
 
@@ -17,6 +20,7 @@ void dc_stepper_free(dc_stepper *st)
     dc_free(st->h);
     dc_free(st->rows);
     dc_free(st->momentum);
+    dc_free(st->gcount);
     memset(st, 0, sizeof *st);
 }
 
@@ -36,12 +40,15 @@ dc_status dc_stepper_init(dc_stepper *st, const dc_model *m, int S, int k_sub, i
     size_t nt = N > (size_t)S ? N : (size_t)S; /* tsub doubles as S cursors */
     int32_t *ints = dc_calloc(N + nt + (size_t)S + 1, sizeof(int32_t), "training step indices");
     float *mom = dc_calloc((size_t)m->nparams, sizeof(float), "momentum");
-    if (!f || !ints || !mom) {
+    int64_t *gc = dc_calloc((size_t)S + 1, sizeof(int64_t), "global class counts");
+    if (!f || !ints || !mom || !gc) {
         dc_free(f);
         dc_free(ints);
         dc_free(mom);
+        dc_free(gc);
         return DC_STATUS_NOMEM;
     }
+    st->gcount = gc;
     st->h = f;
     st->dh = st->h + N * D;
     st->hs = st->dh + N * D;
@@ -62,6 +69,27 @@ dc_status dc_stepper_init(dc_stepper *st, const dc_model *m, int S, int k_sub, i
     return DC_OK;
 }
 
+static void model_reduce(void *ctx, double *buf, int n)
+{
+    /* MPI's errors are fatal by default; a failure here cannot be undone */
+    dc_status s = dc_comm_allreduce_f64((const dc_comm *)ctx, buf, (size_t)n);
+    DC_ASSERT(s == DC_OK);
+}
+
+void dc_step_use_comm(dc_stepper *st, dc_model *m, const dc_comm *comm, int64_t sample_offset)
+{
+    int dist = comm && dc_comm_size(comm) > 1;
+    st->comm = dist ? comm : NULL;
+    m->reduce = dist ? model_reduce : NULL;
+    m->reduce_ctx = dist ? (void *)comm : NULL;
+    m->sample_offset = dist ? sample_offset : 0;
+}
+
+static void reduce_f32(dc_stepper *st, float *buf, size_t n)
+{
+    if (st->comm_status == DC_OK) st->comm_status = dc_comm_allreduce_f32(st->comm, buf, n);
+}
+
 static void zero_head_grads(dc_head *h)
 {
     memset(h->dw, 0, (size_t)h->out * h->in * sizeof(float));
@@ -79,6 +107,19 @@ void dc_step_compute(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs,
     zero_head_grads(super);
     for (int s = 0; s < S; s++) zero_head_grads(&subs[s]);
 
+    /* Group the samples by super-class (stable: batch order kept), and
+     * count them over the global batch. */
+    for (int s = 0; s <= S; s++) st->start[s] = 0;
+    for (int i = 0; i < N; i++) {
+        DC_ASSERT(sup[i] >= 0 && sup[i] < S && sub[i] >= 0 && sub[i] < K);
+        st->start[sup[i] + 1]++;
+    }
+    for (int s = 0; s < S; s++) st->gcount[s] = st->start[s + 1];
+    st->gcount[S] = N;
+    if (st->comm && st->comm_status == DC_OK) st->comm_status = dc_comm_allreduce_i64(st->comm, st->gcount, (size_t)S + 1);
+    for (int s = 0; s < S; s++) st->start[s + 1] += st->start[s];
+    const float NG = (float)st->gcount[S]; /* the batch the means are over */
+
     const float *feat = dc_model_forward(m, x, N, 1);
     dc_relu_forward(st->h, feat, (int64_t)N * D);
     memset(st->dh, 0, (size_t)N * D * sizeof(float));
@@ -87,16 +128,9 @@ void dc_step_compute(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs,
     dc_linear_forward(st->ls, st->h, super->w, super->b, N, D, S);
     double lsup = dc_softmax_xent_forward(st->ps, &stats->correct_super, st->ls, sup, N, S);
     memset(st->dls, 0, (size_t)N * S * sizeof(float));
-    dc_softmax_xent_backward(st->dls, st->ps, sup, N, S, 1.0f / (float)N);
+    dc_softmax_xent_backward(st->dls, st->ps, sup, N, S, 1.0f / NG);
     dc_linear_backward(st->dh, super->dw, super->db, st->dls, st->h, super->w, N, D, S);
 
-    /* Group the samples by super-class (stable: batch order kept). */
-    for (int s = 0; s <= S; s++) st->start[s] = 0;
-    for (int i = 0; i < N; i++) {
-        DC_ASSERT(sup[i] >= 0 && sup[i] < S && sub[i] >= 0 && sub[i] < K);
-        st->start[sup[i] + 1]++;
-    }
-    for (int s = 0; s < S; s++) st->start[s + 1] += st->start[s];
     /* counting sort into rows; tsub serves as the per-class cursor */
     for (int s = 0; s < S; s++) st->tsub[s] = st->start[s];
     for (int i = 0; i < N; i++) st->rows[st->tsub[sup[i]]++] = i;
@@ -129,10 +163,10 @@ void dc_step_compute(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs,
             stats->correct_both += as == sup[i] && ak == sub[i];
         }
         memset(dl, 0, (size_t)ns * K * sizeof(float));
-        dc_softmax_xent_backward(dl, pr, st->tsub, ns, K, 1.0f / (float)N);
+        dc_softmax_xent_backward(dl, pr, st->tsub, ns, K, 1.0f / NG);
         /* head: (N / n_s) · Σ dlᵀ hs, i.e. the mean over its samples */
         memcpy(st->tmp, dl, (size_t)ns * K * sizeof(float));
-        float scale = (float)N / (float)ns;
+        float scale = NG / (float)st->gcount[s];
         for (int64_t t = 0; t < (int64_t)ns * K; t++) st->tmp[t] *= scale;
         memset(st->dhs, 0, (size_t)ns * D * sizeof(float));
         dc_linear_backward(NULL, subs[s].dw, subs[s].db, st->tmp, st->hs, subs[s].w, ns, D, K);
@@ -144,8 +178,18 @@ void dc_step_compute(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs,
             for (int t = 0; t < D; t++) d[t] += e[t];
         }
     }
-    stats->loss_super = lsup / N;
-    stats->loss_sub = lsub / N;
+    if (st->comm) {
+        double v[5] = {lsup, lsub, stats->correct_super, stats->correct_sub, stats->correct_both};
+        if (st->comm_status == DC_OK) st->comm_status = dc_comm_allreduce_f64(st->comm, v, 5);
+        lsup = v[0];
+        lsub = v[1];
+        stats->correct_super = (int)v[2];
+        stats->correct_sub = (int)v[3];
+        stats->correct_both = (int)v[4];
+        stats->n = (int)st->gcount[S];
+    }
+    stats->loss_super = lsup / NG;
+    stats->loss_sub = lsub / NG;
     stats->loss = stats->loss_super + stats->loss_sub;
 
     /* Through the ReLU into the body. */
@@ -153,6 +197,16 @@ void dc_step_compute(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs,
     memset(dfeat, 0, (size_t)N * D * sizeof(float));
     dc_relu_backward(dfeat, st->dh, st->h, (int64_t)N * D);
     dc_model_backward(m, dfeat);
+    if (st->comm) { /* every gradient: the sum of the ranks' parts */
+        reduce_f32(st, m->grads, (size_t)m->nparams);
+        reduce_f32(st, super->dw, (size_t)super->out * super->in);
+        reduce_f32(st, super->db, (size_t)super->out);
+        for (int s = 0; s < S; s++)
+            if (st->gcount[s] > 0) {
+                reduce_f32(st, subs[s].dw, (size_t)subs[s].out * subs[s].in);
+                reduce_f32(st, subs[s].db, (size_t)subs[s].out);
+            }
+    }
 }
 
 static void head_sgd(dc_head *h, float lr, float wd)
@@ -169,5 +223,5 @@ void dc_step_sgd(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs, flo
     st->body_first = 0;
     head_sgd(super, lr, wd);
     for (int s = 0; s < st->S; s++)
-        if (st->start[s + 1] > st->start[s]) head_sgd(&subs[s], lr, wd);
+        if (st->gcount[s] > 0) head_sgd(&subs[s], lr, wd);
 }
