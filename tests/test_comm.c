@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static float *blobs(int64_t n, int d, int c, uint64_t seed) { return test_blobs(n, d, c, seed, 3.0); }
 
@@ -47,6 +48,29 @@ static void compare_kmeans(const dc_comm *c, const float *x, int64_t n, int d, i
     dc_free(cnt);
     dc_kmeans_result_free(&dist);
     dc_kmeans_result_free(&single);
+}
+
+/* Two-level k-means across the ranks = on one process (m > 1 and the flat
+ * DeepCluster case m = 1). */
+static void compare_hkmeans(const dc_comm *c, const float *x, int64_t n, int d, int m, int k)
+{
+    int W = dc_comm_size(c), me = dc_comm_rank(c);
+    dc_kmeans_params p = dc_kmeans_params_default();
+    p.k = k;
+    p.niter = 6;
+    p.seed = 9;
+    dc_hkmeans_result a, b;
+    CHECK(dc_hkmeans_train(&a, x, n, d, m, &p, NULL, NULL) == DC_OK);
+    CHECK(dc_hkmeans_train_dist(&b, c, x, n, n * me / W, n * (me + 1) / W, d, m, &p, NULL, NULL) == DC_OK);
+    CHECK(memcmp(a.super, b.super, (size_t)n * sizeof(int32_t)) == 0);
+    CHECK(memcmp(a.sub, b.sub, (size_t)n * sizeof(int32_t)) == 0);
+    CHECK(memcmp(a.sub_counts, b.sub_counts, (size_t)k * sizeof(int64_t)) == 0);
+    double e = 0;
+    for (int64_t i = 0; i < (int64_t)k * d; i++) e = fmax(e, fabs(a.sub_centroids[i] - b.sub_centroids[i]));
+    CHECK(e < 1e-5);
+    CHECK_CLOSE(a.obj2, b.obj2, 1e-6 * a.obj2 + 1e-9);
+    dc_hkmeans_result_free(&a);
+    dc_hkmeans_result_free(&b);
 }
 
 /* A small VGG (conv-BN-ReLU, pools, dropout) and the two-level step over a
@@ -172,6 +196,11 @@ int main(int argc, char **argv)
     for (int i = 0; i < N2; i++)
         for (int j = 0; j < D2; j++) dup[i * D2 + j] = i % 7 ? 1.0f : (float)(i * (j + 2));
     compare_kmeans(c, dup, N2, D2, 25, 5);
+    float *hx = blobs(1500, 8, 12, 4);
+    compare_hkmeans(c, hx, 1500, 8, 3, 12);
+    compare_hkmeans(c, hx, 1500, 8, 5, 20);
+    compare_hkmeans(c, hx, 1500, 8, 1, 10);
+    dc_free(hx);
 
     /* the training step over a global batch split across the ranks */
     compare_step(c);

@@ -182,6 +182,12 @@ typedef struct dc_hkmeans_result {
 dc_status dc_hkmeans_train(dc_hkmeans_result *r, const float *x, int64_t n,
                            int d, int m, const dc_kmeans_params *p,
                            const float *warm_super, const float *warm_sub);
+/// Level 2 of super-cluster c alone: k-means of its members (r->super[i]
+/// == c, r->n rows of x) into r->k_sub sub-clusters, written to r->sub of
+/// the members, r->sub_centroids and r->sub_counts of c; its objective and
+/// splits to *obj and *splits. idx (r->n) and buf (members × d) are scratch.
+dc_status dc_hkmeans_level2(dc_hkmeans_result *r, const float *x, int c, const dc_kmeans_params *p,
+                            const float *warm_sub, int64_t *idx, float *buf, double *obj, int *splits);
 void dc_hkmeans_result_free(dc_hkmeans_result *r);
 
 /* ------------------------------------------------------------------------ */

@@ -34,6 +34,42 @@ static void mean_rows(float *c, const float *x, const int64_t *idx, int64_t cnt,
     dc_free(acc);
 }
 
+dc_status dc_hkmeans_level2(dc_hkmeans_result *r, const float *x, int c, const dc_kmeans_params *p,
+                            const float *warm_sub, int64_t *idx, float *buf, double *obj, int *splits)
+{
+    int d = r->d, k_sub = r->k_sub;
+    int64_t cnt = 0;
+    for (int64_t i = 0; i < r->n; i++)
+        if (r->super[i] == c) idx[cnt++] = i;
+    float *sub_c = r->sub_centroids + (size_t)c * k_sub * d;
+    *obj = 0;
+    *splits = 0;
+    if (cnt == 0) return DC_OK; /* only when n < m */
+    if (k_sub == 1) {
+        for (int64_t i = 0; i < cnt; i++) r->sub[idx[i]] = 0;
+        mean_rows(sub_c, x, idx, cnt, d);
+        r->sub_counts[(size_t)c * k_sub] = cnt;
+        return DC_OK;
+    }
+    for (int64_t i = 0; i < cnt; i++) memcpy(buf + i * d, x + idx[i] * d, (size_t)d * sizeof(float));
+    char label[64];
+    snprintf(label, sizeof label, "level-2 k-means %d/%d", c + 1, r->m);
+    dc_kmeans_params p2 = *p;
+    p2.k = k_sub;
+    p2.group = 1u + (uint32_t)c;
+    p2.label = label;
+    dc_kmeans_result k2;
+    dc_status st = dc_kmeans_train(&k2, buf, cnt, d, &p2, warm_sub ? warm_sub + (size_t)c * k_sub * d : NULL);
+    if (st) return st;
+    for (int64_t i = 0; i < cnt; i++) r->sub[idx[i]] = k2.assign[i];
+    memcpy(sub_c, k2.centroids, (size_t)k_sub * d * sizeof(float));
+    memcpy(r->sub_counts + (size_t)c * k_sub, k2.counts, (size_t)k_sub * sizeof(int64_t));
+    *obj = k2.passes[k2.npasses - 1].obj;
+    *splits = k2.total_splits;
+    dc_kmeans_result_free(&k2);
+    return DC_OK;
+}
+
 dc_status dc_hkmeans_train(dc_hkmeans_result *r, const float *x, int64_t n,
                            int d, int m, const dc_kmeans_params *p,
                            const float *warm_super, const float *warm_sub)
@@ -101,34 +137,11 @@ dc_status dc_hkmeans_train(dc_hkmeans_result *r, const float *x, int64_t n,
     }
     dc_status st = DC_OK;
     for (int c = 0; c < m && st == DC_OK; c++) {
-        int64_t cnt = 0;
-        for (int64_t i = 0; i < n; i++)
-            if (r->super[i] == c) idx[cnt++] = i;
-        float *sub_c = r->sub_centroids + (size_t)c * k_sub * d;
-        if (cnt == 0) continue; /* only when n < m */
-        if (k_sub == 1) {
-            for (int64_t i = 0; i < cnt; i++) r->sub[idx[i]] = 0;
-            mean_rows(sub_c, x, idx, cnt, d);
-            r->sub_counts[(size_t)c * k_sub] = cnt;
-            continue;
-        }
-        for (int64_t i = 0; i < cnt; i++)
-            memcpy(buf + i * d, x + idx[i] * d, (size_t)d * sizeof(float));
-        char label[64];
-        snprintf(label, sizeof label, "level-2 k-means %d/%d", c + 1, m);
-        dc_kmeans_params p2 = *p;
-        p2.k = k_sub;
-        p2.group = 1u + (uint32_t)c;
-        p2.label = label;
-        dc_kmeans_result k2;
-        st = dc_kmeans_train(&k2, buf, cnt, d, &p2, warm_sub ? warm_sub + (size_t)c * k_sub * d : NULL);
-        if (st) break;
-        for (int64_t i = 0; i < cnt; i++) r->sub[idx[i]] = k2.assign[i];
-        memcpy(sub_c, k2.centroids, (size_t)k_sub * d * sizeof(float));
-        memcpy(r->sub_counts + (size_t)c * k_sub, k2.counts, (size_t)k_sub * sizeof(int64_t));
-        r->obj2 += k2.passes[k2.npasses - 1].obj;
-        r->splits2 += k2.total_splits;
-        dc_kmeans_result_free(&k2);
+        double obj = 0;
+        int splits = 0;
+        st = dc_hkmeans_level2(r, x, c, p, warm_sub, idx, buf, &obj, &splits);
+        r->obj2 += obj;
+        r->splits2 += splits;
     }
     if (k_sub == 1) {
         /* level 2 is trivial; its objective is the level-1 one */

@@ -152,6 +152,30 @@ dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const
         return DC_STATUS_NOMEM;
     }
     dc_status s = DC_OK;
+    for (int q = 0; q < W; q++) cnt[q] = (size_t)(n * (q + 1) / W - n * q / W) * sizeof(int32_t);
+    if (m == 1 && k_sub > 1) {
+        /* DeepCluster: one flat k-means, across the ranks */
+        for (int64_t i = 0; i < n; i++) r->super[i] = 0;
+        mean_of(r->super_centroids, x, NULL, n, d);
+        r->super_counts[0] = n;
+        dc_kmeans_params p2 = *p;
+        p2.k = k_sub;
+        p2.group = 1; /* as level 2 of super-cluster 0 */
+        dc_kmeans_result k2;
+        s = dc_kmeans_train_dist(&k2, comm, x + lo * d, hi - lo, lo, n, d, &p2, warm_sub);
+        if (s == DC_OK) {
+            s = dc_comm_allgatherv(comm, k2.assign, (size_t)(hi - lo) * sizeof(int32_t), r->sub, cnt);
+            memcpy(r->sub_centroids, k2.centroids, (size_t)k_sub * d * sizeof(float));
+            memcpy(r->sub_counts, k2.counts, (size_t)k_sub * sizeof(int64_t));
+            r->obj2 = k2.passes[k2.npasses - 1].obj;
+            r->splits2 = k2.total_splits;
+            dc_kmeans_result_free(&k2);
+        }
+        dc_free(sub64);
+        dc_free(cnt);
+        if (s) dc_hkmeans_result_free(r);
+        return s;
+    }
     /* Level 1 over every rank's rows [lo, hi), then the assignments gathered. */
     if (m > 1) {
         dc_kmeans_params p1 = *p;
@@ -161,8 +185,6 @@ dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const
         dc_kmeans_result k1;
         s = dc_kmeans_train_dist(&k1, comm, x + lo * d, hi - lo, lo, n, d, &p1, warm_super);
         if (s == DC_OK) {
-            for (int q = 0; q < W; q++)
-                cnt[q] = (size_t)(n * (q + 1) / W - n * q / W) * sizeof(int32_t);
             s = dc_comm_allgatherv(comm, k1.assign, (size_t)(hi - lo) * sizeof(int32_t), r->super, cnt);
             memcpy(r->super_centroids, k1.centroids, (size_t)m * d * sizeof(float));
             memcpy(r->super_counts, k1.counts, (size_t)m * sizeof(int64_t));
@@ -185,34 +207,15 @@ dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const
     float *buf = dc_malloc((size_t)maxcnt * d * sizeof(float), "member features");
     if (s == DC_OK && (!idx || !buf)) s = DC_STATUS_NOMEM;
     double agg[2] = {0, 0};
+    for (int64_t i = 0; i < n; i++) r->sub[i] = 0;
     for (int c = me; c < m && s == DC_OK; c += W) {
-        int64_t nc = 0;
-        for (int64_t i = 0; i < n; i++)
-            if (r->super[i] == c) idx[nc++] = i;
-        float *sub_c = r->sub_centroids + (size_t)c * k_sub * d;
-        if (nc == 0) continue;
-        if (k_sub == 1) {
-            mean_of(sub_c, x, idx, nc, d);
-            r->sub_counts[(size_t)c * k_sub] = nc;
-            continue;
-        }
-        for (int64_t i = 0; i < nc; i++) memcpy(buf + i * d, x + idx[i] * d, (size_t)d * sizeof(float));
-        char label[64];
-        snprintf(label, sizeof label, "level-2 k-means %d/%d", c + 1, m);
-        dc_kmeans_params p2 = *p;
-        p2.k = k_sub;
-        p2.group = 1u + (uint32_t)c;
-        p2.label = label;
-        dc_kmeans_result k2;
-        s = dc_kmeans_train(&k2, buf, nc, d, &p2, warm_sub ? warm_sub + (size_t)c * k_sub * d : NULL);
-        if (s) break;
-        for (int64_t i = 0; i < nc; i++) sub64[idx[i]] = k2.assign[i];
-        memcpy(sub_c, k2.centroids, (size_t)k_sub * d * sizeof(float));
-        memcpy(r->sub_counts + (size_t)c * k_sub, k2.counts, (size_t)k_sub * sizeof(int64_t));
-        agg[0] += k2.passes[k2.npasses - 1].obj;
-        agg[1] += k2.total_splits;
-        dc_kmeans_result_free(&k2);
+        double obj;
+        int splits;
+        s = dc_hkmeans_level2(r, x, c, p, warm_sub, idx, buf, &obj, &splits);
+        agg[0] += obj;
+        agg[1] += splits;
     }
+    for (int64_t i = 0; i < n; i++) sub64[i] = r->sub[i]; /* 0 where another rank owns the point */
     /* every rank reaches the reductions, so a failure stops none of them halfway */
     int64_t failed = s != DC_OK;
     dc_status cs = dc_comm_allreduce_i64(comm, &failed, 1);
