@@ -18,7 +18,7 @@ out=$(mpirun --oversubscribe -np 1 "$PROG" 2>&1)
 if ! grep -q "backend mpi" <<<"$out"; then
   echo "SKIP: this build has no MPI ($(head -1 <<<"$out"))"; echo "0 passed, 0 failed"; exit 0
 fi
-for np in 2 4; do
+for np in 2 3 4; do
   out=$(timeout 300 mpirun --oversubscribe -np $np "$PROG" 2>&1); rc=$?
   [ $rc -eq 0 ] && ok || bad "mpirun -np $np exited $rc: $out"
   grep -q "backend mpi, $np ranks" <<<"$out" && ok || bad "-np $np: $out"

@@ -56,6 +56,10 @@ dc_status dc_stepper_init(dc_stepper *st, const dc_model *m, int S, int k_sub, i
 /// comm (batch norm synchronised, gradients summed); this rank's rows start
 /// at global index sample_offset. comm NULL or of one rank: no effect.
 void dc_step_use_comm(dc_stepper *st, dc_model *m, const struct dc_comm *comm, int64_t sample_offset);
+/// Bytes one distributed step all-reduces (each rank's payload: gradients
+/// of body and heads, batch-norm sums — also to *bn_bytes when non-NULL —
+/// class counts, statistics and the stop vote).
+int64_t dc_step_comm_bytes(const dc_stepper *st, const dc_model *m, int64_t *bn_bytes);
 void dc_stepper_free(dc_stepper *st);
 
 /// Forward and backward of the two-level loss on x (N inputs) with

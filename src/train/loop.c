@@ -832,9 +832,14 @@ dc_status dc_train_run(dc_train_config *c)
     for (int q = 0; q < r.S && s == DC_OK; q++) s = dc_head_init(&r.subs[q], D, r.k_sub, (uint64_t)c->seed, 999, 1u + (uint32_t)q);
     if (s == DC_OK) s = dc_stepper_init(&r.st, &r.model, r.S, r.k_sub, GB);
     if (s == DC_OK) dc_step_use_comm(&r.st, &r.model, c->comm, r.lo);
-    if (r.W > 1)
+    if (r.W > 1 && s == DC_OK) {
+        int64_t bn, all = dc_step_comm_bytes(&r.st, &r.model, &bn);
         dc_log_info("%d processes: this one takes rows %d..%d of each global batch of %d", r.W, r.lo, r.hi - 1,
                     r.S * r.B);
+        dc_log_info("each step all-reduces %.2f MB per process (batch norm %.1f KB in %d small reductions); "
+                    "each k-means pass %.1f KB",
+                    all / 1e6, bn / 1e3, 3 * r.model.nbn, ((double)c->k * c->dim_pca * 8 + c->k * 8 + 8) / 1e3);
+    }
     int nth = 1;
 #ifdef _OPENMP
     nth = omp_get_max_threads();

@@ -85,6 +85,16 @@ void dc_step_use_comm(dc_stepper *st, dc_model *m, const dc_comm *comm, int64_t 
     m->sample_offset = dist ? sample_offset : 0;
 }
 
+int64_t dc_step_comm_bytes(const dc_stepper *st, const dc_model *m, int64_t *bn_bytes)
+{
+    int64_t bn = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i].kind == DC_LAYER_BN) bn += (4 * (int64_t)m->layers[i].c + 1) * 8;
+    int64_t heads = ((int64_t)st->S * st->D + st->S + (int64_t)st->S * (st->k_sub * (int64_t)st->D + st->k_sub)) * 4;
+    if (bn_bytes) *bn_bytes = bn;
+    return m->nparams * 4 + heads + bn + (int64_t)(st->S + 1) * 8 + 5 * 8 + 16;
+}
+
 static void reduce_f32(dc_stepper *st, float *buf, size_t n)
 {
     if (st->comm_status == DC_OK) st->comm_status = dc_comm_allreduce_f32(st->comm, buf, n);
