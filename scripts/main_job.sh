@@ -4,7 +4,7 @@
 # 2 epochs, a few minutes on 2 cores), then evaluate the learned features on
 # the 10,000 test images: k-means (k = 10) NMI/ARI/accuracy and the linear
 # probe (a middle conv layer and the final one), each beside a randomly
-# initialised network of the same preset.
+# initialised network of the same preset; then the run's HTML report.
 # Re-running resumes (or reuses) the run in $RUN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,10 +19,13 @@ mkdir -p "$(dirname "$RUN")"
 $BIN train --data "$TRAIN" --out "$RUN" --max-images 12000 --epochs 2
 echo "== k-means (k = 10) on the test images' features: trained, then random"
 $BIN eval clusters --weights "$RUN" --data "$TEST" --json "$RUN/eval-clusters.json"
-$BIN eval clusters --weights random:vgg-s32 --data "$TEST"
+$BIN eval clusters --weights random:vgg-s32 --data "$TEST" --record "$RUN"
 for layer in conv4 final; do
   echo "== linear probe on $layer (10,000 training images, 10,000 test images): trained, then random"
   $BIN eval linear --weights "$RUN" --train "$TRAIN" --test "$TEST" --layer $layer --max-images 10000 \
     --json "$RUN/eval-linear-$layer.json"
-  $BIN eval linear --weights random:vgg-s32 --train "$TRAIN" --test "$TEST" --layer $layer --max-images 10000
+  $BIN eval linear --weights random:vgg-s32 --train "$TRAIN" --test "$TEST" --layer $layer --max-images 10000 \
+    --record "$RUN"
 done
+echo "== the run's report"
+$BIN report --run "$RUN"

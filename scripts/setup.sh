@@ -13,6 +13,7 @@ pkgs=(
   libdnnl-dev
   libcjson-dev
   dataset-fashion-mnist
+  chromium  # tests/test_report.sh renders the run report in headless Chromium
 )
 
 missing=()

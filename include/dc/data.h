@@ -37,6 +37,10 @@ void dc_image_buf_free(dc_image_buf *b);
 /// min_side. `out` points into `b`.
 dc_status dc_decode_image(const char *path, int min_side, dc_image_buf *b, dc_image *out);
 
+/// Encodes h×w 8-bit pixels (c = 1 grey or 3 RGB, rows packed) as a PNG in
+/// memory: *out (dc_free) of *len bytes.
+dc_status dc_png_encode(const uint8_t *pix, int h, int w, int c, uint8_t **out, size_t *len);
+
 typedef struct dc_dataset dc_dataset;
 
 /// Opens `src`, the kind detected from what it is: an IDX image file

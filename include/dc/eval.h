@@ -53,6 +53,24 @@ dc_status dc_linear_probe(dc_probe_result *r, float *xtr, const int32_t *ytr, in
 dc_status dc_knn_eval(double *top1, float *xtr, const int32_t *ytr, int64_t ntr, float *xte, const int32_t *yte,
                       int64_t nte, int d, int nclasses, int k, double T);
 
+/* ------------------------------------------------------------------------ */
+/* The run report                                                           */
+/* ------------------------------------------------------------------------ */
+
+typedef struct dc_report_opts {
+    int max_super;       /* super-clusters in the browser (default 32)       */
+    int subs_per_super;  /* sub-clusters shown per super-cluster (6)         */
+    int thumbs_per_sub;  /* thumbnails per sub-cluster (8)                   */
+    int thumb_side;      /* longest thumbnail side in pixels (64)            */
+} dc_report_opts;
+
+void dc_report_opts_default(dc_report_opts *o);
+/// Writes the HTML report of the training run in directory `run` to `out`
+/// (atomically): curves from stats.jsonl, the latest clustering's sizes and
+/// members (thumbnails from the run's data, nearest the centroids first),
+/// eval.jsonl beside its random baselines, config.json. opts NULL: defaults.
+dc_status dc_report_write(const char *run, const char *out, const dc_report_opts *opts);
+
 #ifdef __cplusplus
 }
 #endif

@@ -60,5 +60,6 @@ int dc_cmd_features(int argc, char **argv);
 int dc_cmd_train(int argc, char **argv);
 int dc_cmd_kmeans(int argc, char **argv);
 int dc_cmd_metrics(int argc, char **argv);
+int dc_cmd_report(int argc, char **argv);
 
 #endif

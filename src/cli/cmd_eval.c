@@ -116,7 +116,7 @@ int dc_cmd_eval(int argc, char **argv)
         return DC_EXIT_USAGE;
     }
     const char *weights = NULL, *train = NULL, *test = NULL, *data = NULL, *layer = is_linear ? "all" : "final";
-    const char *json = NULL;
+    const char *json = NULL, *record = NULL;
     int sobel = 1, batch = 128, threads = 0, k = 0, dim_pca = 128, niter = 20, epochs = 10;
     int64_t seed = 0;
     double T = 0.07;
@@ -142,6 +142,8 @@ int dc_cmd_eval(int argc, char **argv)
     opts[no++] = (dc_opt){"layer", NULL, DC_OPT_STRING, &layer, 0, 0, NULL, 0, "NAME",
                           is_linear ? "convN, final or all" : "final or convN"};
     opts[no++] = (dc_opt){"json", NULL, DC_OPT_STRING, &json, 0, 0, NULL, 0, "F.json", "also write the results as JSON"};
+    opts[no++] = (dc_opt){"record", NULL, DC_OPT_STRING, &record, 0, 0, NULL, 0, "RUN",
+                          "also append the results to RUN/eval.jsonl (e.g. a random baseline beside a run)"};
     opts[no++] = (dc_opt){"sobel", NULL, DC_OPT_INT, &sobel, 0, 1, NULL, 0, "0|1", "Sobel stage for random:<preset>"};
     opts[no++] = (dc_opt){"seed", NULL, DC_OPT_I64, &seed, 0, 9.2e18, NULL, 0, "S", "seed (random weights, k-means, probe)"};
     opts[no++] = (dc_opt){"batch-size", NULL, DC_OPT_INT, &batch, 1, 4096, NULL, 0, "B", "images per forward pass"};
@@ -245,6 +247,11 @@ int dc_cmd_eval(int argc, char **argv)
     if (s == DC_OK && run[0]) {
         char path[4200];
         snprintf(path, sizeof path, "%s/eval.jsonl", run);
+        s = dc_json_append_line(path, res);
+    }
+    if (s == DC_OK && record && !(run[0] && strcmp(record, run) == 0)) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/eval.jsonl", record);
         s = dc_json_append_line(path, res);
     }
     cJSON_Delete(res);

@@ -405,6 +405,52 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* assignments/epoch-NNN-nearest.npy, int64 (k, NEAREST): for each cluster
+ * (super · k_sub + sub) the images nearest its centroid in the whitened
+ * space, nearest first, -1 past its size: what the report shows. */
+#define NEAREST 16
+static dc_status write_nearest(run_state *r, int epoch, const float *x, const dc_hkmeans_result *h)
+{
+    int k = r->c->k, d = r->c->dim_pca;
+    int64_t *best = dc_malloc((size_t)k * NEAREST * sizeof(int64_t), "nearest members");
+    float *dist = dc_malloc((size_t)k * NEAREST * sizeof(float), "nearest distances");
+    int *cnt = dc_calloc((size_t)k, sizeof(int), "nearest counts");
+    if (!best || !dist || !cnt) {
+        dc_free(best);
+        dc_free(dist);
+        dc_free(cnt);
+        return DC_STATUS_NOMEM;
+    }
+    for (int64_t i = 0; i < (int64_t)k * NEAREST; i++) best[i] = -1;
+    for (int64_t i = 0; i < r->n; i++) {
+        int c = h->super[i] * r->k_sub + h->sub[i];
+        const float *cen = h->sub_centroids + (size_t)c * d, *xi = x + i * d;
+        float dd = 0;
+        for (int j = 0; j < d; j++) dd += (xi[j] - cen[j]) * (xi[j] - cen[j]);
+        /* insertion into the cluster's sorted list of at most NEAREST */
+        int64_t *bi = best + (size_t)c * NEAREST;
+        float *di = dist + (size_t)c * NEAREST;
+        int m = cnt[c];
+        if (m == NEAREST && dd >= di[m - 1]) continue;
+        int pos = m < NEAREST ? m : NEAREST - 1;
+        while (pos > 0 && di[pos - 1] > dd) {
+            di[pos] = di[pos - 1];
+            bi[pos] = bi[pos - 1];
+            pos--;
+        }
+        di[pos] = dd;
+        bi[pos] = i;
+        if (m < NEAREST) cnt[c] = m + 1;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "assignments/epoch-%03d-nearest.npy", epoch);
+    dc_status s = dc_npy_write(run_path(r, name), DC_DTYPE_I64, 2, (int64_t[]){k, NEAREST}, best);
+    dc_free(best);
+    dc_free(dist);
+    dc_free(cnt);
+    return s;
+}
+
 /* Every rank's rows [n·q/W, n·(q+1)/W) of feat (n, D), to every rank. */
 static dc_status gather_rows(run_state *r, float *feat, int D)
 {
@@ -531,6 +577,7 @@ static dc_status cluster_step(run_state *r, int epoch)
                             (long long)r->n);
             dc_free(sz);
         }
+        if (s == DC_OK && r->rank == 0) s = write_nearest(r, epoch, x, &h);
         dc_hkmeans_result_free(&h);
         dc_free(x);
     }
