@@ -24,6 +24,8 @@ RUN=$TMP/run
 "$BIN" eval clusters --weights "$RUN" --data "$TEST" --max-images 200 >/dev/null 2>&1 && ok || bad "eval of the run"
 "$BIN" eval clusters --weights random:vgg-s32 --data "$TEST" --max-images 200 --record "$RUN" >/dev/null 2>&1 \
   && ok || bad "eval of the random baseline"
+"$BIN" eval clusters --weights pixels --data "$TEST" --max-images 200 --record "$RUN" >"$TMP/px.out" 2>&1 \
+  && grep -qE '^pixels +0\.[0-9]{4} ' "$TMP/px.out" && ok || bad "eval of the raw-pixel baseline: $(cat "$TMP/px.out")"
 out=$("$BIN" report --run "$RUN" 2>&1) && ok || bad "report: $out"
 H=$RUN/report.html
 [ "$out" = "$H" ] && [ -s "$H" ] && ok || bad "report printed '$out'"
@@ -40,8 +42,8 @@ n=$(grep -o '<img ' "$H" | wc -l)
 grep -q 'sub-cluster [0-9]* · [0-9]* images · label [0-9], purity 0\.[0-9][0-9]' "$H" && ok || bad "no majority label / purity"
 sig=$(grep -o 'src="data:image/png;base64,[^"]*' "$H" | head -1 | cut -d, -f2 | base64 -d 2>/dev/null | head -c 8 | od -An -tx1 | tr -d ' \n')
 [ "$sig" = 89504e470d0a1a0a ] && ok || bad "the first thumbnail is not a PNG ($sig)"
-grep -q '<td>clusters</td><td>final</td><td>nmi</td><td class="v">0\.[0-9]*</td><td class="v">0\.[0-9]*</td>' "$H" \
-  && ok || bad "no NMI row with the random baseline beside the run"
+grep -q '<td>clusters</td><td>final</td><td>nmi</td><td class="v">0\.[0-9]*</td><td class="v">0\.[0-9]*</td><td class="v">0\.[0-9]*</td>' "$H" \
+  && ok || bad "no NMI row with the random and pixel baselines beside the run"
 grep -q '<th>k</th><td>16</td>' "$H" && ok || bad "configuration table"
 # the images gone: still a page, without thumbnails, saying why
 cp -r "$RUN" "$TMP/moved"

@@ -41,6 +41,35 @@ static dc_status features_for(float **out, int64_t *dim, dc_model *m, const dc_d
     return s;
 }
 
+/* The raw-pixel baseline: every image's pixels / 255 in CHW order; the
+ * images must all have one size. */
+static dc_status pixel_features(float **out, int64_t *dim, const dc_dataset *d)
+{
+    int h = dc_dataset_height(d), w = dc_dataset_width(d), c = dc_dataset_channels(d);
+    if (h <= 0 || w <= 0)
+        return dc_set_error(DC_STATUS_ARG, "--weights pixels needs images of one size (IDX, CIFAR)");
+    int64_t n = nimg(d);
+    *dim = (int64_t)c * h * w;
+    *out = dc_malloc((size_t)n * *dim * sizeof(float), "pixel features");
+    if (!*out) return DC_STATUS_NOMEM;
+    dc_image_buf b = {0};
+    dc_status s = DC_OK;
+    for (int64_t i = 0; i < n && s == DC_OK; i++) {
+        dc_image im;
+        s = dc_dataset_get(d, i, &b, &im);
+        if (s == DC_OK && (im.h != h || im.w != w))
+            s = dc_set_error(DC_STATUS_FORMAT, "image %lld is %dx%d, not %dx%d", (long long)i, im.h, im.w, h, w);
+        for (int64_t p = 0; s == DC_OK && p < (int64_t)h * w; p++)
+            for (int k = 0; k < c; k++) (*out)[i * *dim + k * (int64_t)h * w + p] = im.data[p * im.c + k] / 255.0f;
+    }
+    dc_image_buf_free(&b);
+    if (s) {
+        dc_free(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
 static int finish(dc_status s, const char *cmd)
 {
     if (s == DC_OK) return DC_EXIT_OK;
@@ -123,7 +152,7 @@ int dc_cmd_eval(int argc, char **argv)
     dc_opt opts[20];
     int no = 0;
     opts[no++] = (dc_opt){"weights", NULL, DC_OPT_STRING, &weights, 0, 0, NULL, 1, "W",
-                          "RUN directory, weights .safetensors, or random:<preset>"};
+                          "RUN directory, weights .safetensors, random:<preset>, or pixels (raw-pixel baseline)"};
     if (is_clusters) {
         opts[no++] = (dc_opt){"data", NULL, DC_OPT_STRING, &data, 0, 0, NULL, 1, "SRC", "labelled images"};
         opts[no++] = (dc_opt){"k", NULL, DC_OPT_INT, &k, 0, 1e6, NULL, 0, "K", "clusters (0: the number of classes)"};
@@ -173,12 +202,16 @@ int dc_cmd_eval(int argc, char **argv)
     if (s == DC_OK && !is_clusters) s = dc_dataset_open(test, NULL, &dte);
     if (s == DC_OK && (!dc_dataset_labels(dtr) || (dte && !dc_dataset_labels(dte))))
         s = dc_set_error(DC_STATUS_ARG, "evaluation needs labelled images (IDX with its labels, CIFAR)");
-    if (s == DC_OK) s = dc_cli_load_model(&m, weights, dc_dataset_channels(dtr), sobel, (uint64_t)seed, batch, run, sizeof run);
-    if (s == DC_OK) {
+    int pixels = strcmp(weights, "pixels") == 0; /* the raw-pixel baseline */
+    run[0] = 0;
+    if (pixels) layer = "pixels";
+    if (s == DC_OK && !pixels)
+        s = dc_cli_load_model(&m, weights, dc_dataset_channels(dtr), sobel, (uint64_t)seed, batch, run, sizeof run);
+    if (s == DC_OK && !pixels) {
         dc_dataset_set_decode_hint(dtr, m.preset->eval_resize);
         if (dte) dc_dataset_set_decode_hint(dte, m.preset->eval_resize);
     }
-    int nconv = s == DC_OK ? dc_model_nconv(&m) : 0;
+    int nconv = s == DC_OK && !pixels ? dc_model_nconv(&m) : 0;
     int first = 0, last = 0;
     if (s == DC_OK && is_linear && strcmp(layer, "all") == 0) {
         first = 1;
@@ -194,8 +227,13 @@ int dc_cmd_eval(int argc, char **argv)
         int64_t dim = 0, dim2 = 0;
         cJSON *row = cJSON_CreateObject();
         cJSON_AddStringToObject(row, "layer", lname);
-        s = features_for(&xtr, &dim, &m, dtr, lname, 1, "features");
-        if (s == DC_OK && dte) s = features_for(&xte, &dim2, &m, dte, lname, 1, "features");
+        if (pixels) {
+            s = pixel_features(&xtr, &dim, dtr);
+            if (s == DC_OK && dte) s = pixel_features(&xte, &dim2, dte);
+        } else {
+            s = features_for(&xtr, &dim, &m, dtr, lname, 1, "features");
+            if (s == DC_OK && dte) s = features_for(&xte, &dim2, &m, dte, lname, 1, "features");
+        }
         if (s == DC_OK && is_clusters) {
             int kk = k > 0 ? k : dc_dataset_nclasses(dtr);
             dc_cluster_scores sc;

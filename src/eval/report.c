@@ -184,7 +184,7 @@ static void svg_lines(sbuf *b, const char *title, const char *xlabel, const doub
 }
 
 /* Bars with labels under them; heights on a log scale when `logy`. */
-static void svg_bars(sbuf *b, const char *title, const char *xlabel, char (*labels)[16], const double *v, int n,
+static void svg_bars(sbuf *b, const char *title, const char *xlabel, char (*labels)[24], const double *v, int n,
                      int logy)
 {
     double hi = 0;
@@ -334,17 +334,17 @@ static void section_sizes(sbuf *b, const clustering *cl)
     int64_t *sz = cluster_sizes(cl);
     /* bins: empty, then [2^i, 2^(i+1)) */
     double v[40] = {0};
-    char lab[40][16];
+    char lab[40][24];
     int nb = 1, empty = 0;
     int64_t mx = 0;
     for (int c = 0; c < k; c++) mx = sz[c] > mx ? sz[c] : mx;
     while (((int64_t)1 << (nb - 1)) <= mx && nb < 39) nb++;
-    snprintf(lab[0], 16, "0");
+    snprintf(lab[0], 24, "0");
     for (int i = 1; i < nb; i++) {
         int64_t lo = (int64_t)1 << (i - 1);
-        if (lo >= 1000000) snprintf(lab[i], 16, "%gM", (double)lo / 1e6);
-        else if (lo >= 1000) snprintf(lab[i], 16, "%gk", (double)lo / 1e3);
-        else snprintf(lab[i], 16, "%lld", (long long)lo);
+        if (lo >= 1000000) snprintf(lab[i], 24, "%gM", (double)lo / 1e6);
+        else if (lo >= 1000) snprintf(lab[i], 24, "%gk", (double)lo / 1e3);
+        else snprintf(lab[i], 24, "%lld", (long long)lo);
     }
     for (int c = 0; c < k; c++) {
         if (sz[c] == 0) {
@@ -480,17 +480,18 @@ static void section_evals(sbuf *b, const cJSON *evals)
     sb_printf(b, "<section id=\"evals\"><h2>Evaluations</h2>\n");
     if (cJSON_GetArraySize(evals) == 0) {
         sb_printf(b, "<p class=\"note\">None yet: <code>deepercluster eval clusters|knn|linear --weights RUN ...</code> "
-                     "appends its results to RUN/eval.jsonl (and <code>--record RUN</code> a random baseline's).</p>"
+                     "appends its results to RUN/eval.jsonl (and <code>--weights random:PRESET|pixels --record RUN</code> "
+                     "a baseline's).</p>"
                      "</section>\n");
         return;
     }
     static const char *metrics[] = {"nmi", "ari", "acc", "top1", "top5"};
     sb_printf(b, "<table class=\"ev\"><tr><th>protocol</th><th>layer</th><th>metric</th><th>this run</th>"
-                 "<th>random network</th><th>weights</th></tr>\n");
+                 "<th>random network</th><th>raw pixels</th><th>weights</th></tr>\n");
     const cJSON *e;
     cJSON_ArrayForEach(e, evals) {
         const char *w = str(e, "weights"), *proto = str(e, "protocol");
-        if (!w || !proto || strncmp(w, "random:", 7) == 0) continue;
+        if (!w || !proto || strncmp(w, "random:", 7) == 0 || strcmp(w, "pixels") == 0) continue;
         const cJSON *rows = cJSON_GetObjectItemCaseSensitive(e, "results"), *row;
         cJSON_ArrayForEach(row, rows) {
             const char *layer = str(row, "layer");
@@ -513,12 +514,23 @@ static void section_evals(sbuf *b, const cJSON *evals)
                         }
                     }
                 }
+                double px = NAN; /* the raw-pixel baseline of the protocol */
+                cJSON_ArrayForEach(f, evals) {
+                    const char *fw = str(f, "weights"), *fp = str(f, "protocol");
+                    if (!fw || !fp || strcmp(fw, "pixels") != 0 || strcmp(fp, proto) != 0) continue;
+                    const cJSON *fr;
+                    cJSON_ArrayForEach(fr, cJSON_GetObjectItemCaseSensitive(f, "results"))
+                        if (isfinite(num(fr, metrics[mi]))) px = num(fr, metrics[mi]);
+                }
                 sb_printf(b, "<tr><td>");
                 sb_html(b, proto);
                 sb_printf(b, "</td><td>");
                 sb_html(b, layer ? layer : "");
                 sb_printf(b, "</td><td>%s</td><td class=\"v\">%.4f</td><td class=\"v\">", metrics[mi], v);
                 if (isfinite(rb)) sb_printf(b, "%.4f", rb);
+                else sb_printf(b, "–");
+                sb_printf(b, "</td><td class=\"v\">");
+                if (isfinite(px)) sb_printf(b, "%.4f", px);
                 else sb_printf(b, "–");
                 sb_printf(b, "</td><td>");
                 sb_html(b, w);
