@@ -128,7 +128,7 @@ $(B)/fuzz/replay.o: fuzz/fuzz_target.c
 	@$(CC) $(CFLAGS) -DDC_FUZZ_REPLAY -c $< -o $@
 $(FUZZ_REPLAY): $(B)/fuzz/replay.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
-FUZZ_KINDS := npy safetensors idx cifar list image
+FUZZ_KINDS := npy safetensors idx cifar list pack image
 .PHONY: fuzz
 fuzz:
 	@mkdir -p build/fuzz

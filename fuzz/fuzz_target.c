@@ -1,5 +1,6 @@
 /* fuzz_target.c — fuzzing entry points for every file reader: .npy,
- * safetensors, IDX, CIFAR, list files and the JPEG/PNG decoders. Each input
+ * safetensors, IDX, CIFAR, list files, pack indexes and the JPEG/PNG
+ * decoders. Each input
  * is written to a temporary file and opened as a user's file would be; any
  * crash, sanitizer report or hang is a bug, an error status is the expected
  * outcome for garbage.
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *tmp_file(const char *suffix)
@@ -76,6 +78,40 @@ static void run_one(const char *kind, const uint8_t *data, size_t n)
             dc_dataset_close(d);
         }
         unlink(p);
+    } else if (!strcmp(kind, "pack")) {
+        /* the input is the index; beside it two shards of fixed bytes */
+        char dir[256], path[300];
+        snprintf(dir, sizeof dir, "%s", tmp_file(".pack"));
+        mkdir(dir, 0777);
+        snprintf(path, sizeof path, "%s/index.dcpack", dir);
+        write_file(path, data, n);
+        static uint8_t shard[4096];
+        for (size_t i = 0; i < sizeof shard; i++) shard[i] = (uint8_t)(i * 131 + 7);
+        for (int k = 0; k < 2; k++) {
+            snprintf(path, sizeof path, "%s/shard-%05d.bin", dir, k);
+            write_file(path, shard, sizeof shard);
+        }
+        dc_dataset *d;
+        if (dc_dataset_open(dir, NULL, &d) == DC_OK) {
+            dc_image_buf b = {0};
+            for (int64_t i = 0; i < dc_dataset_size(d) && i < 8; i++) {
+                dc_image im;
+                if (dc_dataset_get(d, i, &b, &im) == DC_OK) {
+                    uint8_t acc = 0; /* touch every pixel the entry claims */
+                    for (size_t q = 0; q < (size_t)im.h * im.w * im.c; q += 61) acc ^= im.data[q];
+                    if (acc == 0x5a) dc_clear_error();
+                }
+            }
+            dc_image_buf_free(&b);
+            dc_dataset_close(d);
+        }
+        for (int k = 0; k < 2; k++) {
+            snprintf(path, sizeof path, "%s/shard-%05d.bin", dir, k);
+            unlink(path);
+        }
+        snprintf(path, sizeof path, "%s/index.dcpack", dir);
+        unlink(path);
+        rmdir(dir);
     } else if (!strcmp(kind, "image")) {
         const char *p = tmp_file(".img");
         write_file(p, data, n);
@@ -92,7 +128,7 @@ static void run_one(const char *kind, const uint8_t *data, size_t n)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: fuzz_replay npy|safetensors|idx|cifar|list|image FILE...\n");
+        fprintf(stderr, "usage: fuzz_replay npy|safetensors|idx|cifar|list|pack|image FILE...\n");
         return 2;
     }
     for (int i = 2; i < argc; i++) {

@@ -6,7 +6,7 @@ set -u
 B=$(dirname "$DC_TEST_BIN")
 R="$B/fuzz/fuzz_replay"
 pass=0; fail=0
-for k in npy safetensors idx cifar list image; do
+for k in npy safetensors idx cifar list pack image; do
   files=("$DC_TEST_ROOT/fuzz/corpus/$k"/*)
   if out=$("$R" $k "${files[@]}" 2>&1); then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $k: $out" >&2; fi
 done

@@ -61,6 +61,11 @@ RUN=("${TINY[@]}" --epochs 3 --reassignment 2 --k 16 --seed 5)
 "$BIN" train "${RUN[@]}" --out "$TMP/full" >"$TMP/full.log" 2>&1 || bad "uninterrupted run failed"
 "$BIN" inspect --hash "$TMP/full/checkpoint.safetensors" | grep ' hash ' > "$TMP/full.hash"
 [ -s "$TMP/full.hash" ] && ok || bad "no hashes"
+# loader workers: the same batches, so the same weights
+"$BIN" train "${RUN[@]}" --workers 3 --out "$TMP/workers" >"$TMP/workers.log" 2>&1 || bad "--workers 3 failed: $(tail -2 "$TMP/workers.log")"
+"$BIN" inspect --hash "$TMP/workers/checkpoint.safetensors" | grep ' hash ' > "$TMP/workers.hash"
+cmp -s "$TMP/full.hash" "$TMP/workers.hash" && ok || bad "--workers 3 gave other weights than --workers 0"
+grep -q '"data_wait_s":' "$TMP/workers/stats.jsonl" && ok || bad "no data_wait_s in stats.jsonl"
 for sig in TERM KILL; do
   for delay in 3 6; do
     out="$TMP/r-$sig-$delay"

@@ -36,6 +36,10 @@ void dc_image_buf_free(dc_image_buf *b);
 /// decoded at 1/2, 1/4 or 1/8 size by the DCT, keeping the shorter side ≥
 /// min_side. `out` points into `b`.
 dc_status dc_decode_image(const char *path, int min_side, dc_image_buf *b, dc_image *out);
+/// As dc_decode_image from len bytes in memory (`name` for messages); data
+/// must not be b->file unless it came from there.
+dc_status dc_decode_image_mem(const char *name, const uint8_t *data, size_t len, int min_side, dc_image_buf *b,
+                              dc_image *out);
 
 /// Encodes h×w 8-bit pixels (c = 1 grey or 3 RGB, rows packed) as a PNG in
 /// memory: *out (dc_free) of *len bytes.
@@ -113,6 +117,47 @@ size_t dc_transform_tmp_size(int size, int resize, int max_side, int c);
 /// Rotates a CHW float image (c, s, s) by rot·90° counter-clockwise, as the
 /// original's rotate_img on the HWC array.
 void dc_rotate90(float *out, const float *in, int c, int s, int rot);
+
+/* ------------------------------------------------------------------------ */
+/* Packs: a corpus as a few memory-mapped shards (src/data/pack_format.h)   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct dc_pack_opts {
+    int max_side;        /* resize so the shorter side is at most this (0: keep) */
+    int64_t shard_bytes; /* start a new shard beyond this (default 1 GiB)         */
+    int64_t max_images;  /* the first N images only (0: all)                      */
+    int progress;        /* a progress bar (default 1)                            */
+} dc_pack_opts;
+
+typedef struct dc_pack_stats {
+    int64_t images, bytes, resized, files; /* files: stored as their JPEG/PNG bytes */
+    int shards;
+} dc_pack_stats;
+
+void dc_pack_opts_default(dc_pack_opts *o);
+/// Writes the images of src (in order, with their labels) as a pack in
+/// directory dir (created; refused if it already holds a pack). Opening dir
+/// with dc_dataset_open then gives the same images — resized ones excepted.
+dc_status dc_pack_write(const dc_dataset *src, const char *dir, const dc_pack_opts *o, dc_pack_stats *stats);
+
+/* ------------------------------------------------------------------------ */
+/* Loader: worker threads filling batches ahead of the step loop            */
+/* ------------------------------------------------------------------------ */
+
+/// Fills row `row` of job `job` in slot `slot`, on worker `worker` (an index
+/// for per-worker scratch). Must depend on (job, row) only.
+typedef dc_status (*dc_loader_fn)(void *ctx, int slot, int64_t job, int row, int worker);
+typedef struct dc_loader dc_loader;
+
+/// Starts nworkers threads serving nslots slots. Owned: dc_loader_stop.
+dc_status dc_loader_start(dc_loader **out, int nworkers, int nslots, dc_loader_fn fn, void *ctx);
+/// Queues job (rows 0 … nrows-1) in a slot that is not in use.
+void dc_loader_submit(dc_loader *l, int slot, int64_t job, int nrows);
+/// Waits until the slot's job is done; its first error, if any. The slot
+/// is then free. A slot with no job returns at once.
+dc_status dc_loader_wait(dc_loader *l, int slot);
+/// Stops handing out rows, waits for the rows in progress, joins, frees.
+void dc_loader_stop(dc_loader *l);
 
 #ifdef __cplusplus
 }

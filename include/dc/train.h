@@ -129,6 +129,9 @@ typedef struct dc_train_config {
     int batch_size;          /* per super-class                             */
     int64_t epoch_size;      /* per super-class; 0: the original's N/(4m)   */
     int threads;
+    int workers;             /* loader threads preparing the next batch
+                                during each step (0: none, batches made on
+                                the --threads pool between steps)         */
     int64_t seed;
     int checkpoint_freq;     /* keep checkpoints/epoch-NNN every F epochs   */
     const char *pretrained;  /* safetensors weights to start from           */

@@ -61,5 +61,6 @@ int dc_cmd_train(int argc, char **argv);
 int dc_cmd_kmeans(int argc, char **argv);
 int dc_cmd_metrics(int argc, char **argv);
 int dc_cmd_report(int argc, char **argv);
+int dc_cmd_pack(int argc, char **argv);
 
 #endif

@@ -25,7 +25,6 @@ int dc_cmd_train(int argc, char **argv)
     }
     dc_train_config c;
     dc_train_config_defaults(&c, method);
-    int workers = 0;
     const dc_opt opts[] = {
         {"data", "data-path", DC_OPT_STRING, &c.data, 0, 0, NULL, 1, "SRC", "training images (IDX file, CIFAR batches)"},
         {"labels", NULL, DC_OPT_STRING, &c.labels, 0, 0, NULL, 0, "FILE",
@@ -52,8 +51,8 @@ int dc_cmd_train(int argc, char **argv)
          "images per super-class in each step (the original's per-process batch)"},
         {"epoch-size", "size-dataset", DC_OPT_I64, &c.epoch_size, 0, 1e12, NULL, 0, "N",
          "images per super-class per epoch (0: N/(4m), the original's)"},
-        {"workers", NULL, DC_OPT_INT, &workers, 0, 4096, NULL, 0, "W",
-         "decoding threads (the images are augmented on the --threads pool for now)"},
+        {"workers", NULL, DC_OPT_INT, &c.workers, 0, 256, NULL, 0, "N",
+         "loader threads preparing the next batch during each step (0: between steps, on all threads)"},
         {"threads", NULL, DC_OPT_INT, &c.threads, 0, 4096, NULL, 0, "T", "threads (0: all cores)"},
         {"seed", NULL, DC_OPT_I64, &c.seed, 0, 9.2e18, NULL, 0, "S", "random seed"},
         {"checkpoint-freq", NULL, DC_OPT_INT, &c.checkpoint_freq, 0, 1e6, NULL, 0, "F",

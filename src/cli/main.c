@@ -14,6 +14,7 @@ static const dc_cmd commands[] = {
     {"eval", "linear probe, k-NN and cluster quality of frozen features", dc_cmd_eval},
     {"kmeans", "cluster a feature matrix (.npy): PCA-whitening, flat or two-level k-means", dc_cmd_kmeans},
     {"metrics", "NMI, ARI, accuracy and purity of an assignment against labels", dc_cmd_metrics},
+    {"pack", "a dataset into a few memory-mapped shards, for large corpora", dc_cmd_pack},
     {"report", "an HTML page about a training run: curves, clusters, evaluations", dc_cmd_report},
     {"inspect", "describe a .npy, .safetensors or .json file", dc_cmd_inspect},
 };

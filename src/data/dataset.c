@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "dc/data.h"
 #include "dc/io.h"
+#include "pack_format.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -30,8 +31,16 @@ struct dc_dataset {
     int decode_min_side;  /* DCT down-scaling hint for JPEGs           */
     char **skip_path, **skip_why;
     int64_t nskip;
+    dc_mapped pack_index;  /* a pack: its index and shards, mapped       */
+    dc_mapped *shards;
+    uint32_t nshards;
+    char *pack_dir;
     char desc[600];
 };
+
+static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
 
 void dc_dataset_close(dc_dataset *d)
 {
@@ -46,6 +55,10 @@ void dc_dataset_close(dc_dataset *d)
     dc_free(d->skip_path);
     dc_free(d->skip_why);
     dc_free(d->labels);
+    for (uint32_t i = 0; d->shards && i < d->nshards; i++) dc_unmap_file(&d->shards[i]);
+    dc_free(d->shards);
+    dc_unmap_file(&d->pack_index);
+    dc_free(d->pack_dir);
     dc_free(d);
 }
 
@@ -70,6 +83,22 @@ dc_status dc_dataset_get(const dc_dataset *d, int64_t i, dc_image_buf *buf, dc_i
         out->h = d->h;
         out->w = d->w;
         out->c = d->c;
+        return DC_OK;
+    }
+    if (d->pack_index.data) {
+        const uint8_t *e = d->pack_index.data + DC_PACK_HEADER + (size_t)i * DC_PACK_ENTRY;
+        uint64_t off = le64(e);
+        uint32_t len = le32(e + 8), shard = le32(e + 12);
+        const uint8_t *bytes = d->shards[shard].data + off; /* bounds checked at open */
+        if (e[21] == DC_PACK_FILE) {
+            char name[64];
+            snprintf(name, sizeof name, "pack image %lld", (long long)i);
+            return dc_decode_image_mem(name, bytes, len, d->decode_min_side, buf, out);
+        }
+        out->data = bytes;
+        out->h = le16(e + 16);
+        out->w = le16(e + 18);
+        out->c = e[20];
         return DC_OK;
     }
     return dc_decode_image(d->paths[i], d->decode_min_side, buf, out);
@@ -518,6 +547,74 @@ static int is_list_name(const char *p)
     return dot && (!strcmp(dot, ".txt") || !strcmp(dot, ".lst") || !strcmp(dot, ".list"));
 }
 
+/* ------------------------------------------------------------------------ */
+/* Packs (pack_format.h)                                                    */
+/* ------------------------------------------------------------------------ */
+
+
+static dc_status open_pack(dc_dataset *d, const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, DC_PACK_INDEX);
+    dc_status s = dc_map_file(path, &d->pack_index);
+    if (s) return s;
+    const uint8_t *h = d->pack_index.data;
+    size_t len = d->pack_index.size;
+    if (len < DC_PACK_HEADER || memcmp(h, DC_PACK_MAGIC, 8) != 0)
+        return dc_set_error(DC_STATUS_FORMAT, "%s: not a deepercluster pack index", path);
+    if (le32(h + 8) != DC_PACK_VERSION)
+        return dc_set_error(DC_STATUS_FORMAT, "%s: pack version %u; this program reads version %u", path, le32(h + 8),
+                            DC_PACK_VERSION);
+    uint32_t nshards = le32(h + 12);
+    uint64_t n = le64(h + 16);
+    int32_t ncls = (int32_t)le32(h + 24);
+    if (n == 0) return dc_set_error(DC_STATUS_FORMAT, "%s: the pack holds no images", path);
+    if (n > (len - DC_PACK_HEADER) / DC_PACK_ENTRY || (len - DC_PACK_HEADER) != n * DC_PACK_ENTRY)
+        return dc_set_error(DC_STATUS_FORMAT, "%s: %llu images announced, the index holds %llu", path,
+                            (unsigned long long)n, (unsigned long long)((len - DC_PACK_HEADER) / DC_PACK_ENTRY));
+    if (nshards == 0 || nshards > 1000000 || ncls < 0 || ncls > 1000000 || (le32(h + 36) != 1 && le32(h + 36) != 3) ||
+        le32(h + 40) == 0 || le32(h + 40) > 65535)
+        return dc_set_error(DC_STATUS_FORMAT, "%s: malformed header (%u shards, %d classes)", path, nshards, ncls);
+    d->shards = dc_xcalloc(nshards, sizeof *d->shards);
+    d->nshards = nshards;
+    for (uint32_t k = 0; k < nshards; k++) {
+        snprintf(path, sizeof path, "%s/shard-%05u.bin", dir, k);
+        if ((s = dc_map_file(path, &d->shards[k]))) return s;
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, DC_PACK_INDEX);
+    d->n = (int64_t)n;
+    d->h = (int)le32(h + 28);
+    d->w = (int)le32(h + 32);
+    d->c = (int)le32(h + 36);
+    d->max_side = (int)le32(h + 40);
+    d->nclasses = ncls;
+    if (ncls > 0) d->labels = dc_xmalloc((size_t)n * sizeof *d->labels);
+    /* every entry checked once here, so that reading needs no checks */
+    for (uint64_t i = 0; i < n; i++) {
+        const uint8_t *e = h + DC_PACK_HEADER + i * DC_PACK_ENTRY;
+        uint64_t off = le64(e);
+        uint32_t bytes = le32(e + 8), shard = le32(e + 12);
+        int eh = le16(e + 16), ew = le16(e + 18), ec = e[20], fmt = e[21];
+        int32_t lab = (int32_t)le32(e + 24);
+        const char *why = NULL;
+        if (shard >= nshards) why = "shard out of range";
+        else if (off > d->shards[shard].size || bytes > d->shards[shard].size - off) why = "bytes past the shard's end";
+        else if (fmt != DC_PACK_RAW && fmt != DC_PACK_FILE) why = "unknown format";
+        else if (fmt == DC_PACK_RAW && (eh < 1 || ew < 1 || (ec != 1 && ec != 3) || (uint64_t)eh * ew * ec != bytes))
+            why = "raw size does not match its shape";
+        else if (ncls > 0 && (lab < 0 || lab >= ncls)) why = "label out of range";
+        else if ((d->h && (eh != d->h || ew != d->w)) || (d->c && ec != d->c)) why = "shape differs from the header's";
+        else if (eh > d->max_side || ew > d->max_side) why = "larger than the header's largest side";
+        if (why)
+            return dc_set_error(DC_STATUS_FORMAT, "%s: image %llu: %s", path, (unsigned long long)i, why);
+        if (ncls > 0) d->labels[i] = lab;
+    }
+    d->pack_dir = dc_xstrdup(dir);
+    snprintf(d->desc, sizeof d->desc, "pack: %lld images%s (%s, %u shard%s)", (long long)d->n,
+             ncls > 0 ? ", labelled" : ", unlabelled", dir, nshards, nshards == 1 ? "" : "s");
+    return DC_OK;
+}
+
 dc_status dc_dataset_open(const char *src, const char *labels, dc_dataset **out)
 {
     *out = NULL;
@@ -534,7 +631,9 @@ dc_status dc_dataset_open(const char *src, const char *labels, dc_dataset **out)
         int cifar = stat(probe, &ps) == 0;
         snprintf(probe, sizeof probe, "%s/train.bin", src);
         cifar |= stat(probe, &ps) == 0;
-        s = cifar ? open_cifar_dir(d, src) : open_folder(d, src);
+        snprintf(probe, sizeof probe, "%s/%s", src, DC_PACK_INDEX);
+        int pack = stat(probe, &ps) == 0;
+        s = pack ? open_pack(d, src) : cifar ? open_cifar_dir(d, src) : open_folder(d, src);
         if (s == DC_OK && cifar) {
             d->h = d->w = 32;
             d->c = 3;

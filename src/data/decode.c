@@ -238,9 +238,16 @@ dc_status dc_decode_image(const char *path, int min_side, dc_image_buf *b, dc_im
     size_t got = fread(b->file, 1, len, f);
     fclose(f);
     if (got != len) return dc_set_error(DC_STATUS_IO, "%s: read failed", path);
+    return dc_decode_image_mem(path, b->file, len, min_side, b, out);
+}
+
+dc_status dc_decode_image_mem(const char *name, const uint8_t *data, size_t len, int min_side, dc_image_buf *b,
+                              dc_image *out)
+{
+    memset(out, 0, sizeof *out);
     static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
-    if (len >= 3 && b->file[0] == 0xff && b->file[1] == 0xd8 && b->file[2] == 0xff)
-        return decode_jpeg(path, b->file, len, min_side, b, out);
-    if (len >= 8 && memcmp(b->file, png_magic, 8) == 0) return decode_png(path, b->file, len, b, out);
-    return dc_set_error(DC_STATUS_FORMAT, "%s: not a JPEG or PNG image", path);
+    if (len >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
+        return decode_jpeg(name, data, len, min_side, b, out);
+    if (len >= 8 && memcmp(data, png_magic, 8) == 0) return decode_png(name, data, len, b, out);
+    return dc_set_error(DC_STATUS_FORMAT, "%s: not a JPEG or PNG image", name);
 }

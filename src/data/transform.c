@@ -93,29 +93,64 @@ static void resample(float *out, const dc_image *src, int top, int left, int rh,
     int lo2, n2;
     taps(oy0 + wh - 1, rh, OH, &lo2, &n2, ky, 512);
     yhi = lo2 + n2;
+    /* horizontal taps, computed once for every row (on the stack when they
+     * fit: shrinking by up to ~8x into windows up to 512 wide) */
+    enum { TW = 512, TK = 16 };
+    int hlo[TW], hn[TW];
+    float htab[TW * TK];
+    int tabled = ww <= TW;
+    for (int x = 0; x < ww && tabled; x++) {
+        float k[512];
+        taps(ox0 + x, rw, OW, &hlo[x], &hn[x], k, 512);
+        if (hn[x] > TK) tabled = 0;
+        else memcpy(htab + x * TK, k, (size_t)hn[x] * sizeof(float));
+    }
     /* horizontal pass: rows[y - ylo] (ww, c) for y in [ylo, yhi) */
     for (int y = ylo; y < yhi; y++) {
         const uint8_t *s = src->data + ((size_t)(top + y) * src->w + left) * c;
         float *d = rows + (size_t)(y - ylo) * ww * c;
         for (int x = 0; x < ww; x++) {
             int xlo, xn;
-            taps(ox0 + x, rw, OW, &xlo, &xn, kx, 512);
-            for (int ch = 0; ch < c; ch++) {
-                float acc = 0;
-                for (int t = 0; t < xn; t++) acc += kx[t] * s[(xlo + t) * c + ch];
-                d[x * c + ch] = acc;
+            const float *k = kx;
+            if (tabled) {
+                xlo = hlo[x];
+                xn = hn[x];
+                k = htab + x * TK;
+            } else {
+                taps(ox0 + x, rw, OW, &xlo, &xn, kx, 512);
+            }
+            const uint8_t *sp = s + (size_t)xlo * c;
+            if (c == 3) {
+                float a0 = 0, a1 = 0, a2 = 0;
+                for (int t = 0; t < xn; t++) {
+                    a0 += k[t] * sp[3 * t];
+                    a1 += k[t] * sp[3 * t + 1];
+                    a2 += k[t] * sp[3 * t + 2];
+                }
+                d[3 * x] = a0;
+                d[3 * x + 1] = a1;
+                d[3 * x + 2] = a2;
+            } else {
+                for (int ch = 0; ch < c; ch++) {
+                    float acc = 0;
+                    for (int t = 0; t < xn; t++) acc += k[t] * sp[t * c + ch];
+                    d[x * c + ch] = acc;
+                }
             }
         }
     }
-    /* vertical pass */
+    /* vertical pass: whole rows at a time (vectorised over x) */
     for (int y = 0; y < wh; y++) {
         int tlo, tn;
         taps(oy0 + y, rh, OH, &tlo, &tn, ky, 512);
         float *d = out + (size_t)y * ww * c;
-        for (int x = 0; x < ww * c; x++) {
-            float acc = 0;
-            for (int t = 0; t < tn; t++) acc += ky[t] * rows[(size_t)(tlo + t - ylo) * ww * c + x];
-            d[x] = acc;
+        int64_t len = (int64_t)ww * c;
+        const float *r0 = rows + (size_t)(tlo - ylo) * ww * c;
+        for (int64_t x = 0; x < len; x++) d[x] = ky[0] * r0[x];
+        for (int t = 1; t < tn; t++) {
+            const float *rt = rows + (size_t)(tlo + t - ylo) * ww * c;
+            float kt = ky[t];
+            for (int64_t x = 0; x < len; x++) d[x] += kt * rt[x];
         }
     }
 }

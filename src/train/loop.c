@@ -131,8 +131,12 @@ typedef struct {
     int64_t *members;     /* image indices grouped by (super, sub)        */
     int64_t *mstart;      /* (m·k_sub + 1) group boundaries               */
     int32_t **lists;      /* per super-class: the epoch's samples          */
-    float *batch;         /* (S·B, C, size, size)                         */
-    int32_t *tsup, *tsub;
+    float *batch;         /* 2 slots of (rows, C, size, size): the step's
+                             batch and, with loader workers, the next    */
+    int32_t *tsup, *tsub; /* 2 slots of (rows)                            */
+    size_t slot_floats;   /* floats per batch slot                        */
+    dc_loader *loader;    /* NULL: batches made between steps             */
+    int cur_epoch;        /* the epoch the loader's jobs belong to        */
     float *tmp;           /* per-thread transform scratch                 */
     size_t tmpn;
     dc_image_buf *bufs;   /* per-thread decoding buffers                  */
@@ -645,37 +649,60 @@ static dc_status cluster_step(run_state *r, int epoch)
 /* Training epoch (SPEC §5)                                                 */
 /* ------------------------------------------------------------------------ */
 
+/* Row q of this rank's share of the global batch of (epoch, step), into
+ * batch slot `slot`, with scratch t: a function of the seed, epoch and
+ * sample only. Row q is sample (lo + q) % B of super-class (lo + q) / B. */
+static dc_status fill_row(run_state *r, int slot, int epoch, int step, int q, int t)
+{
+    int B = r->B, C = r->C, size = r->size, rows = r->hi - r->lo;
+    int64_t E = r->c->epoch_size;
+    int g = r->lo + q, s = g / B, j = g % B;
+    int32_t code = r->lists[s][(int64_t)step * B + j];
+    int64_t img = code / r->k_sub;
+    dc_rng rng;
+    dc_rng_init(&rng, (uint64_t)r->c->seed, DC_RNG_STREAM_AUGMENT, (uint32_t)epoch,
+                (uint32_t)((int64_t)s * E + (int64_t)step * B + j));
+    dc_image im;
+    if (dc_dataset_get(r->d, img, &r->bufs[t], &im) != DC_OK)
+        return dc_set_error(DC_STATUS_FORMAT, "%s", dc_last_error());
+    dc_transform_train(r->batch + slot * r->slot_floats + (size_t)q * C * size * size, &im, size,
+                       r->c->rotnet ? s % 4 : 0, &rng, r->tmp + (size_t)t * r->tmpn);
+    r->tsup[(size_t)slot * rows + q] = s;
+    r->tsub[(size_t)slot * rows + q] = code % r->k_sub;
+    return DC_OK;
+}
+
+static dc_status loader_row(void *ctx, int slot, int64_t job, int row, int worker)
+{
+    run_state *r = ctx;
+    return fill_row(r, slot, r->cur_epoch, (int)job, row, worker);
+}
+
+/* The batch of (epoch, step) into slot 0, on the OpenMP threads. */
 static dc_status make_batch(run_state *r, int epoch, int step)
 {
-    int B = r->B, C = r->C, size = r->size;
-    int64_t E = r->c->epoch_size;
     dc_status st = DC_OK;
-    /* this rank's rows [lo, hi) of the global batch; row q is sample q % B
-     * of super-class q / B */
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int q = r->lo; q < r->hi; q++) {
+    for (int q = 0; q < r->hi - r->lo; q++) {
         int t = 0;
 #ifdef _OPENMP
         t = omp_get_thread_num();
 #endif
-        int s = q / B, j = q % B;
-        int32_t code = r->lists[s][(int64_t)step * B + j];
-        int64_t img = code / r->k_sub;
-        dc_rng rng;
-        dc_rng_init(&rng, (uint64_t)r->c->seed, DC_RNG_STREAM_AUGMENT, (uint32_t)epoch,
-                    (uint32_t)((int64_t)s * E + (int64_t)step * B + j));
-        dc_image im;
-        if (dc_dataset_get(r->d, img, &r->bufs[t], &im) != DC_OK) {
+        if (fill_row(r, 0, epoch, step, q, t) != DC_OK) {
 #pragma omp critical(dc_batch_error)
             if (st == DC_OK) st = dc_set_error(DC_STATUS_FORMAT, "%s", dc_last_error());
-            continue;
         }
-        dc_transform_train(r->batch + (size_t)(q - r->lo) * C * size * size, &im, size, r->c->rotnet ? s % 4 : 0,
-                           &rng, r->tmp + (size_t)t * r->tmpn);
-        r->tsup[q - r->lo] = s;
-        r->tsub[q - r->lo] = code % r->k_sub;
     }
     return st;
+}
+
+/* Waits for the loader's jobs in flight (their results are not used). */
+static void drain_loader(run_state *r)
+{
+    if (!r->loader) return;
+    dc_loader_wait(r->loader, 0);
+    dc_loader_wait(r->loader, 1);
+    dc_clear_error();
 }
 
 static dc_status train_epoch(run_state *r, progress_state *ps)
@@ -688,21 +715,40 @@ static dc_status train_epoch(run_state *r, progress_state *ps)
     char label[32];
     snprintf(label, sizeof label, "epoch %d", epoch);
     dc_progress *bar = dc_progress_start(label, (uint64_t)steps, &po);
-    double t0 = dc_time_now();
+    double t0 = dc_time_now(), waited = 0;
+    int rows = r->hi - r->lo;
+    r->cur_epoch = epoch;
+    if (r->loader && ps->step < steps) dc_loader_submit(r->loader, ps->step % 2, ps->step, rows);
     for (int step = ps->step; step < steps; step++) {
-        dc_status bs = make_batch(r, epoch, step);
+        /* the step's batch: made now, or waited for from the loader, which
+         * then starts on the next one */
+        int slot = 0;
+        double tw = dc_time_now();
+        dc_status bs;
+        if (r->loader) {
+            slot = step % 2;
+            bs = dc_loader_wait(r->loader, slot);
+            if (bs == DC_OK && step + 1 < steps) dc_loader_submit(r->loader, (step + 1) % 2, step + 1, rows);
+        } else {
+            bs = make_batch(r, epoch, step);
+        }
+        waited += dc_time_now() - tw;
         if (bs) {
+            drain_loader(r);
             dc_progress_finish(bar);
             return bs;
         }
         dc_step_stats st;
-        dc_step_compute(&r->st, &r->model, &r->sup, r->subs, r->batch, r->tsup, r->tsub, r->hi - r->lo, &st);
+        dc_step_compute(&r->st, &r->model, &r->sup, r->subs, r->batch + slot * r->slot_floats,
+                        r->tsup + (size_t)slot * rows, r->tsub + (size_t)slot * rows, rows, &st);
         if (r->st.comm_status) {
+            drain_loader(r);
             dc_progress_finish(bar);
             return r->st.comm_status;
         }
         dc_step_sgd(&r->st, &r->model, &r->sup, r->subs, (float)c->lr, (float)c->wd);
         if (!isfinite(st.loss)) {
+            drain_loader(r);
             dc_progress_finish(bar);
             return dc_set_error(DC_STATUS_INTERNAL,
                                 "epoch %d step %d: the loss is not finite (%g); lower --lr (now %g)", epoch, step,
@@ -722,6 +768,7 @@ static dc_status train_epoch(run_state *r, progress_state *ps)
         dc_progress_update(bar, (uint64_t)step + 1);
         int sig = stop_agreed(c);
         if (sig) {
+            drain_loader(r);
             ps->seconds += dc_time_now() - t0;
             dc_progress_finish(bar);
             dc_log_warn("signal %d: writing a checkpoint at epoch %d, step %d", sig, epoch, ps->step);
@@ -745,6 +792,7 @@ static dc_status train_epoch(run_state *r, progress_state *ps)
     cJSON_AddNumberToObject(j, "images", n);
     cJSON_AddNumberToObject(j, "seconds", ps->seconds);
     cJSON_AddNumberToObject(j, "images_per_s", ps->seconds > 0 ? n / ps->seconds : 0);
+    cJSON_AddNumberToObject(j, "data_wait_s", waited);
     cJSON_AddNumberToObject(j, "lr", c->lr);
     if (isfinite(r->nmi_prev)) cJSON_AddNumberToObject(j, "nmi_prev", r->nmi_prev);
     else cJSON_AddNullToObject(j, "nmi_prev");
@@ -763,6 +811,7 @@ static dc_status train_epoch(run_state *r, progress_state *ps)
 
 static void run_free(run_state *r)
 {
+    dc_loader_stop(r->loader);
     dc_model_free(&r->model);
     dc_head_free(&r->sup);
     for (int s = 0; s < r->S && r->subs; s++) dc_head_free(&r->subs[s]);
@@ -891,6 +940,7 @@ dc_status dc_train_run(dc_train_config *c)
 #ifdef _OPENMP
     nth = omp_get_max_threads();
 #endif
+    if (c->workers > nth) nth = c->workers; /* scratch per thread or worker */
     dc_dataset_set_decode_hint(d, r.model.preset->eval_resize);
     r.tmpn = dc_transform_tmp_size(r.size, r.model.preset->eval_resize, 2 * max_side + 64, r.C);
     r.nth = nth;
@@ -900,9 +950,10 @@ dc_status dc_train_run(dc_train_config *c)
     r.mstart = dc_calloc((size_t)c->k + 1, sizeof(int64_t), "cluster bounds");
     r.lists = dc_xcalloc((size_t)r.S, sizeof *r.lists);
     for (int q = 0; q < r.S; q++) r.lists[q] = dc_xmalloc((size_t)c->epoch_size * sizeof(int32_t));
-    r.batch = dc_malloc((size_t)GB * r.C * r.size * r.size * sizeof(float), "batch");
-    r.tsup = dc_malloc((size_t)GB * sizeof(int32_t), "targets");
-    r.tsub = dc_malloc((size_t)GB * sizeof(int32_t), "targets");
+    r.slot_floats = (size_t)GB * r.C * r.size * r.size;
+    r.batch = dc_malloc(2 * r.slot_floats * sizeof(float), "batch");
+    r.tsup = dc_malloc(2 * (size_t)GB * sizeof(int32_t), "targets");
+    r.tsub = dc_malloc(2 * (size_t)GB * sizeof(int32_t), "targets");
     r.tmp = dc_malloc((size_t)nth * r.tmpn * sizeof(float), "transform scratch");
     r.cent_super = dc_calloc((size_t)r.m * c->dim_pca, sizeof(float), "centroids");
     r.cent_sub = dc_calloc((size_t)c->k * c->dim_pca, sizeof(float), "centroids");
@@ -910,6 +961,7 @@ dc_status dc_train_run(dc_train_config *c)
                        !r.cent_super || !r.cent_sub))
         s = DC_STATUS_NOMEM;
 
+    if (s == DC_OK && c->workers > 0) s = dc_loader_start(&r.loader, c->workers, 2, loader_row, &r);
     progress_state ps = {0};
     struct stat st;
     int resumed = 0;

@@ -1,0 +1,203 @@
+/* pack.c — writes a pack (pack_format.h): every image of a dataset into a
+ * few large shard files plus an index, so that a corpus of millions of
+ * files is opened as a handful of memory maps. JPEG and PNG files that need
+ * no resizing are stored as their own bytes (decoding them gives exactly
+ * what decoding the file gives); in-memory sets (IDX, CIFAR) and resized
+ * images are stored as raw 8-bit pixels. Shards and index are written
+ * atomically, the index last: a pack interrupted while being written has
+ * no index and is not taken for one.
+ * Includes: dc/data.h, dc/io.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "dc/data.h"
+#include "dc/io.h"
+#include "pack_format.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void put16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+void dc_pack_opts_default(dc_pack_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->shard_bytes = (int64_t)1 << 30;
+    o->progress = 1;
+}
+
+dc_status dc_pack_write(const dc_dataset *src, const char *dir, const dc_pack_opts *opts, dc_pack_stats *stats)
+{
+    dc_pack_opts o;
+    if (opts) o = *opts;
+    else dc_pack_opts_default(&o);
+    if (o.shard_bytes < 1) o.shard_bytes = (int64_t)1 << 30;
+    if (stats) memset(stats, 0, sizeof *stats);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, DC_PACK_INDEX);
+    struct stat st;
+    if (stat(path, &st) == 0) return dc_set_error(DC_STATUS_ARG, "%s already holds a pack; choose another --out", dir);
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return dc_set_error(DC_STATUS_IO, "%s: cannot create directory: %s", dir, strerror(errno));
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return dc_set_error(DC_STATUS_IO, "%s: not a directory", dir);
+
+    int64_t n = dc_dataset_size(src);
+    if (o.max_images > 0 && o.max_images < n) n = o.max_images;
+    const int32_t *labels = dc_dataset_labels(src);
+    int c = dc_dataset_channels(src);
+    uint8_t *index = dc_calloc((size_t)DC_PACK_HEADER + (size_t)n * DC_PACK_ENTRY, 1, "pack index");
+    if (!index) return DC_STATUS_NOMEM;
+    dc_image_buf buf = {0};
+    float *fimg = NULL, *ftmp = NULL;
+    uint8_t *pix = NULL;
+    size_t fcap = 0;
+    dc_afile shard = {0};
+    int open = 0;
+    uint32_t nshards = 0;
+    uint64_t off = 0;
+    int ch = -1, cw = -1, maxside = 0;
+    dc_progress_opts po = dc_progress_opts_default();
+    po.unit = "img";
+    dc_progress *bar = o.progress ? dc_progress_start("pack", (uint64_t)n, &po) : NULL;
+    dc_status s = DC_OK;
+    for (int64_t i = 0; i < n && s == DC_OK; i++) {
+        dc_image im;
+        if ((s = dc_dataset_get(src, i, &buf, &im))) break;
+        const char *file = dc_dataset_path(src, i);
+        int shorter = im.h < im.w ? im.h : im.w;
+        int resize = o.max_side > 0 && shorter > o.max_side;
+        const uint8_t *bytes;
+        size_t len;
+        int fmt, eh = im.h, ew = im.w;
+        char *fbytes = NULL;
+        if (file && !resize) {
+            /* the file itself: decoding it again gives the same pixels */
+            if ((s = dc_read_file(file, (size_t)1 << 31, &fbytes, &len))) break;
+            bytes = (const uint8_t *)fbytes;
+            fmt = DC_PACK_FILE;
+        } else if (resize) {
+            /* shorter side to max_side, PIL's bilinear, rounded to 8 bits */
+            if (im.h <= im.w) {
+                eh = o.max_side;
+                ew = (int)lround((double)im.w * o.max_side / im.h);
+            } else {
+                ew = o.max_side;
+                eh = (int)lround((double)im.h * o.max_side / im.w);
+            }
+            size_t need = (size_t)eh * ew * im.c, tneed = (size_t)im.h * ew * im.c;
+            if (need + tneed > fcap) {
+                fcap = need + tneed;
+                dc_free(fimg);
+                dc_free(pix);
+                fimg = dc_xmalloc(fcap * sizeof *fimg);
+                pix = dc_xmalloc(fcap);
+                ftmp = fimg + need;
+            }
+            ftmp = fimg + need;
+            dc_resize_region(fimg, eh, ew, &im, 0, 0, im.h, im.w, ftmp);
+            for (size_t k = 0; k < need; k++) {
+                float v = fimg[k] + 0.5f;
+                pix[k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+            bytes = pix;
+            len = need;
+            fmt = DC_PACK_RAW;
+        } else {
+            bytes = im.data;
+            len = (size_t)im.h * im.w * im.c;
+            fmt = DC_PACK_RAW;
+        }
+        if (eh > 65535 || ew > 65535 || len > UINT32_MAX) {
+            dc_free(fbytes);
+            s = dc_set_error(DC_STATUS_ARG, "image %lld is %dx%d: too large for a pack; use --max-side", (long long)i,
+                             eh, ew);
+            break;
+        }
+        if (open && off > 0 && off + len > (uint64_t)o.shard_bytes) {
+            open = 0;
+            if ((s = dc_afile_commit(&shard))) {
+                dc_free(fbytes);
+                break;
+            }
+        }
+        if (!open) {
+            snprintf(path, sizeof path, "%s/shard-%05u.bin", dir, nshards);
+            if ((s = dc_afile_open(&shard, path))) {
+                dc_free(fbytes);
+                break;
+            }
+            open = 1;
+            nshards++;
+            off = 0;
+        }
+        s = dc_afile_write(&shard, bytes, len);
+        dc_free(fbytes);
+        uint8_t *e = index + DC_PACK_HEADER + (size_t)i * DC_PACK_ENTRY;
+        put64(e, off);
+        put32(e + 8, (uint32_t)len);
+        put32(e + 12, nshards - 1);
+        put16(e + 16, (uint32_t)eh);
+        put16(e + 18, (uint32_t)ew);
+        e[20] = (uint8_t)(fmt == DC_PACK_FILE ? c : im.c);
+        e[21] = (uint8_t)fmt;
+        put32(e + 24, (uint32_t)(labels ? labels[i] : -1));
+        off += len;
+        if (ch < 0) {
+            ch = eh;
+            cw = ew;
+        } else if (ch != eh || cw != ew) {
+            ch = cw = 0;
+        }
+        if (eh > maxside) maxside = eh;
+        if (ew > maxside) maxside = ew;
+        if (stats) {
+            stats->images++;
+            stats->bytes += (int64_t)len;
+            stats->resized += resize;
+            stats->files += fmt == DC_PACK_FILE;
+        }
+        if (bar && (i % 256 == 255 || i == n - 1)) dc_progress_update(bar, (uint64_t)i + 1);
+    }
+    dc_progress_finish(bar);
+    if (open) {
+        if (s == DC_OK) s = dc_afile_commit(&shard);
+        else dc_afile_abort(&shard);
+    }
+    if (s == DC_OK) {
+        memcpy(index, DC_PACK_MAGIC, 8);
+        put32(index + 8, DC_PACK_VERSION);
+        put32(index + 12, nshards);
+        put64(index + 16, (uint64_t)n);
+        put32(index + 24, (uint32_t)(labels ? dc_dataset_nclasses(src) : 0));
+        put32(index + 28, (uint32_t)(ch > 0 ? ch : 0));
+        put32(index + 32, (uint32_t)(cw > 0 ? cw : 0));
+        put32(index + 36, (uint32_t)c);
+        put32(index + 40, (uint32_t)maxside);
+        snprintf(path, sizeof path, "%s/%s", dir, DC_PACK_INDEX);
+        dc_afile a;
+        s = dc_afile_open(&a, path);
+        if (s == DC_OK) {
+            dc_afile_write(&a, index, (size_t)DC_PACK_HEADER + (size_t)n * DC_PACK_ENTRY);
+            s = dc_afile_commit(&a);
+        }
+    }
+    if (stats) stats->shards = (int)nshards;
+    dc_image_buf_free(&buf);
+    dc_free(fimg);
+    dc_free(pix);
+    dc_free(index);
+    return s;
+}
