@@ -108,6 +108,14 @@ dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const
                                 int64_t lo, int64_t hi, int d, int m, const dc_kmeans_params *p,
                                 const float *warm_super, const float *warm_sub);
 
+/// The epoch's E samples of one super-class (SPEC §5): ⌊E/nonempty⌋ + 1
+/// from every non-empty sub-cluster (without replacement unless it is
+/// smaller than that), shuffled, cut to E. Sub-cluster j's members are
+/// members[bounds[j] … bounds[j+1]); out[t] = image · k_sub + sub-cluster.
+/// A function of (seed, epoch, super) only.
+void dc_sample_uniform(int32_t *out, int64_t E, const int64_t *members, const int64_t *bounds, int k_sub, int64_t n,
+                       uint64_t seed, uint32_t epoch, uint32_t super);
+
 /* ------------------------------------------------------------------------ */
 /* The DeeperCluster loop (SPEC §1, §4, §5)                                 */
 /* ------------------------------------------------------------------------ */

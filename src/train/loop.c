@@ -185,35 +185,8 @@ static void build_groups(run_state *r)
 static void sample_epoch(run_state *r, int epoch, int s)
 {
     int c = r->c->rotnet ? s / 4 : s;
-    int64_t E = r->c->epoch_size;
-    int nonempty = 0;
-    for (int j = 0; j < r->k_sub; j++) nonempty += r->mstart[c * r->k_sub + j + 1] > r->mstart[c * r->k_sub + j];
-    int32_t *out = r->lists[s];
-    dc_rng rng;
-    dc_rng_init(&rng, (uint64_t)r->c->seed, DC_RNG_STREAM_SAMPLER, (uint32_t)epoch, (uint32_t)s);
-    if (nonempty == 0) { /* only when the data has fewer images than super-clusters */
-        for (int64_t t = 0; t < E; t++) out[t] = (int32_t)(dc_rng_below(&rng, (uint64_t)r->n) * r->k_sub);
-        return;
-    }
-    int64_t per = E / nonempty + 1, total = per * nonempty;
-    int32_t *all = dc_xmalloc((size_t)total * sizeof *all);
-    int64_t *pick = dc_xmalloc((size_t)per * sizeof *pick);
-    int64_t at = 0;
-    for (int j = 0; j < r->k_sub; j++) {
-        const int64_t *mem = r->members + r->mstart[c * r->k_sub + j];
-        int64_t cnt = r->mstart[c * r->k_sub + j + 1] - r->mstart[c * r->k_sub + j];
-        if (cnt == 0) continue;
-        if (cnt <= per) {
-            for (int64_t t = 0; t < per; t++) all[at++] = (int32_t)(mem[dc_rng_below(&rng, (uint64_t)cnt)] * r->k_sub + j);
-        } else {
-            dc_rng_sample_distinct(&rng, (uint64_t)cnt, (size_t)per, pick);
-            for (int64_t t = 0; t < per; t++) all[at++] = (int32_t)(mem[pick[t]] * r->k_sub + j);
-        }
-    }
-    dc_rng_shuffle_i32(&rng, all, (size_t)total);
-    memcpy(out, all, (size_t)E * sizeof *out);
-    dc_free(all);
-    dc_free(pick);
+    dc_sample_uniform(r->lists[s], r->c->epoch_size, r->members, r->mstart + (size_t)c * r->k_sub, r->k_sub, r->n,
+                      (uint64_t)r->c->seed, (uint32_t)epoch, (uint32_t)s);
 }
 
 /* ------------------------------------------------------------------------ */
