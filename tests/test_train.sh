@@ -125,6 +125,37 @@ grep -q "y_truncated.jpg	corrupt JPEG" "$TMP/folder/skipped.tsv" && ok || bad "s
 grep -q "4 broken files skipped" "$TMP/folder/log.txt" && grep -q "skipped .*x_empty.jpg: empty file" "$TMP/folder/log.txt" \
   && ok || bad "log.txt does not list the skipped files"
 
+# every evaluation and the report on the other kinds of data: the image
+# folder (classes from its sub-folders) and CIFAR binary batches
+"$BIN" train --data "$FOLDER" --out "$TMP/folder-dc" --arch vgg-s32 --k 4 --super-classes 4 --epochs 1 --batch-size 2 \
+  --niter 2 >"$TMP/fdc.log" 2>&1 && ok || bad "deepercluster on an image folder: $(tail -3 "$TMP/fdc.log")"
+"$BIN" report --run "$TMP/folder-dc" >"$TMP/frep.log" 2>&1 && [ "$(grep -o '<img ' "$TMP/folder-dc/report.html" | wc -l)" -gt 0 ] \
+  && ok || bad "report of a folder run: $(cat "$TMP/frep.log")"
+CIFAR=$TMP/cifar.bin
+for i in $(seq 0 39); do # 40 records: label, then the R, G, B planes; class l < 3 lights plane l, class 3 all three
+  l=$((i % 4)); printf "\\$(printf %03o $l)"
+  for p in 0 1 2; do
+    v=$(( (l == 3 ? 100 : (p == l ? 200 : 0)) + i % 7 ))
+    head -c 1024 /dev/zero | tr '\0' "\\$(printf %03o $v)"
+  done
+done > "$CIFAR"
+[ "$(stat -c %s "$CIFAR")" -eq $((40 * 3073)) ] && ok || bad "the CIFAR fixture has $(stat -c %s "$CIFAR") bytes"
+for src in "$FOLDER" "$CIFAR"; do
+  EVS=(--threads 2 --json "$TMP/e.json")
+  "$BIN" eval clusters --weights random:vgg-s32 --data "$src" "${EVS[@]}" >"$TMP/e.out" 2>&1 && grep -q '"nmi"' "$TMP/e.json" \
+    && ok || bad "eval clusters on $src: $(tail -2 "$TMP/e.out")"
+  "$BIN" eval knn --weights random:vgg-s32 --train "$src" --test "$src" --k 3 "${EVS[@]}" >"$TMP/e.out" 2>&1 \
+    && grep -q '"top1"' "$TMP/e.json" && ok || bad "eval knn on $src: $(tail -2 "$TMP/e.out")"
+  "$BIN" eval linear --weights random:vgg-s32 --train "$src" --test "$src" --layer conv2 --epochs 2 "${EVS[@]}" >"$TMP/e.out" 2>&1 \
+    && grep -q '"top1"' "$TMP/e.json" && ok || bad "eval linear on $src: $(tail -2 "$TMP/e.out")"
+  "$BIN" features --weights random:vgg-s32 --data "$src" --layer final --out "$TMP/f.npy" >"$TMP/e.out" 2>&1 \
+    && ok || bad "features on $src: $(tail -2 "$TMP/e.out")"
+done
+"$BIN" eval linear --weights pixels --train "$CIFAR" --test "$CIFAR" --json "$TMP/e.json" >"$TMP/e.out" 2>&1 \
+  && grep -qE '"top1":[[:space:]]*1,' "$TMP/e.json" && ok || bad "raw pixels of 4 colour classes are not separated: $(cat "$TMP/e.out")"
+"$BIN" eval knn --weights pixels --train "$FOLDER" --test "$FOLDER" >"$TMP/e.out" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q "needs images of one size" "$TMP/e.out" && ok || bad "pixels of mixed sizes: exit $rc $(cat "$TMP/e.out")"
+
 # a run directory of other settings is refused, not overwritten
 "$BIN" train "${RUN[@]}" --out "$TMP/full" --k 32 >"$TMP/o.log" 2>&1; rc=$?
 [ $rc -eq 2 ] && grep -q "holds a run with other settings" "$TMP/o.log" && ok || bad "other settings accepted (exit $rc)"
