@@ -197,6 +197,7 @@ int main(int argc, char **argv)
         for (int j = 0; j < D2; j++) dup[i * D2 + j] = i % 7 ? 1.0f : (float)(i * (j + 2));
     compare_kmeans(c, dup, N2, D2, 25, 5);
     float *hx = blobs(1500, 8, 12, 4);
+    compare_hkmeans(c, hx, 1500, 8, 2, 12); /* W = 4: clustering groups of 2 ranks */
     compare_hkmeans(c, hx, 1500, 8, 3, 12);
     compare_hkmeans(c, hx, 1500, 8, 5, 20);
     compare_hkmeans(c, hx, 1500, 8, 1, 10);

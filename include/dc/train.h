@@ -102,8 +102,11 @@ dc_status dc_kmeans_train_dist(dc_kmeans_result *r, const dc_comm *comm, const f
 
 /// Two-level k-means (as dc_hkmeans_train) across the ranks of `comm`:
 /// every rank holds all n rows of x and owns rows [lo, hi) (rank r: n·r/W
-/// to n·(r+1)/W); level 1 runs across the ranks on the owned rows, level 2
-/// of super-cluster c on rank c mod W. Every rank gets the whole result.
+/// to n·(r+1)/W); level 1 runs across the ranks on the owned rows. Level 2:
+/// with W ≥ m, in m clustering groups (ranks ≡ c mod m for super-cluster
+/// c), across the group's ranks on slices of the members; with W < m, the
+/// super-clusters c ≡ r (mod W) on rank r alone. Every rank gets the whole
+/// result, equal to dc_hkmeans_train's.
 dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const float *x, int64_t n,
                                 int64_t lo, int64_t hi, int d, int m, const dc_kmeans_params *p,
                                 const float *warm_super, const float *warm_sub);

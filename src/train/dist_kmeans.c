@@ -10,6 +10,7 @@
 #include "dc/kernels.h"
 #include "dc/train.h"
 
+#include <stdio.h>
 #include <string.h>
 
 dc_status dc_kmeans_train_dist(dc_kmeans_result *r, const dc_comm *comm, const float *x, int64_t n_local,
@@ -119,6 +120,62 @@ static void mean_of(float *c, const float *x, const int64_t *idx, int64_t cnt, i
     }
 }
 
+/* Level 2 of super-cluster c = rank mod m inside its clustering group; the
+ * group's first rank keeps the result (the others' stay zero, for the
+ * sums over all ranks that follow). */
+static dc_status level2_group(dc_hkmeans_result *r, const dc_comm *comm, const float *x, const dc_kmeans_params *p,
+                              const float *warm_sub, int64_t *idx, float *buf, double agg[2])
+{
+    int m = r->m, k_sub = r->k_sub, d = r->d, me = dc_comm_rank(comm), c = me % m;
+    dc_comm *grp;
+    dc_status s = dc_comm_split(comm, c, me, &grp);
+    if (s) return s;
+    int G = dc_comm_size(grp), g = dc_comm_rank(grp);
+    int64_t nc = 0;
+    for (int64_t i = 0; i < r->n; i++)
+        if (r->super[i] == c) idx[nc++] = i;
+    float *sub_c = r->sub_centroids + (size_t)c * k_sub * d;
+    if (nc > 0 && k_sub == 1) {
+        if (g == 0) {
+            for (int j = 0; j < d; j++) {
+                double acc = 0;
+                for (int64_t i = 0; i < nc; i++) acc += x[idx[i] * d + j];
+                sub_c[j] = (float)(acc / (double)nc);
+            }
+            r->sub_counts[(size_t)c * k_sub] = nc;
+        }
+    } else if (nc > 0) {
+        int64_t lo = nc * g / G, hi = nc * (g + 1) / G;
+        for (int64_t i = lo; i < hi; i++) memcpy(buf + (i - lo) * d, x + idx[i] * d, (size_t)d * sizeof(float));
+        char label[64];
+        snprintf(label, sizeof label, "level-2 k-means %d/%d", c + 1, m);
+        dc_kmeans_params p2 = *p;
+        p2.k = k_sub;
+        p2.group = 1u + (uint32_t)c; /* the seeds of the single-process run */
+        p2.label = label;
+        dc_kmeans_result k2;
+        s = dc_kmeans_train_dist(&k2, grp, buf, hi - lo, lo, nc, d, &p2, warm_sub ? warm_sub + (size_t)c * k_sub * d : NULL);
+        if (s == DC_OK) {
+            int32_t *all = dc_xmalloc((size_t)nc * sizeof *all);
+            size_t *cnt = dc_xmalloc((size_t)G * sizeof *cnt);
+            for (int q = 0; q < G; q++) cnt[q] = (size_t)(nc * (q + 1) / G - nc * q / G) * sizeof(int32_t);
+            s = dc_comm_allgatherv(grp, k2.assign, (size_t)(hi - lo) * sizeof(int32_t), all, cnt);
+            if (s == DC_OK && g == 0) {
+                for (int64_t i = 0; i < nc; i++) r->sub[idx[i]] = all[i];
+                memcpy(sub_c, k2.centroids, (size_t)k_sub * d * sizeof(float));
+                memcpy(r->sub_counts + (size_t)c * k_sub, k2.counts, (size_t)k_sub * sizeof(int64_t));
+                agg[0] += k2.passes[k2.npasses - 1].obj;
+                agg[1] += k2.total_splits;
+            }
+            dc_free(all);
+            dc_free(cnt);
+            dc_kmeans_result_free(&k2);
+        }
+    }
+    dc_comm_free(grp);
+    return s;
+}
+
 dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const float *x, int64_t n,
                                 int64_t lo, int64_t hi, int d, int m, const dc_kmeans_params *p,
                                 const float *warm_super, const float *warm_sub)
@@ -208,12 +265,18 @@ dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const
     if (s == DC_OK && (!idx || !buf)) s = DC_STATUS_NOMEM;
     double agg[2] = {0, 0};
     for (int64_t i = 0; i < n; i++) r->sub[i] = 0;
-    for (int c = me; c < m && s == DC_OK; c += W) {
-        double obj;
-        int splits;
-        s = dc_hkmeans_level2(r, x, c, p, warm_sub, idx, buf, &obj, &splits);
-        agg[0] += obj;
-        agg[1] += splits;
+    if (W >= m && s == DC_OK) {
+        /* m clustering groups, ranks ≡ c (mod m) for super-cluster c: the
+         * group's k-means runs across its ranks on slices of the members */
+        s = level2_group(r, comm, x, p, warm_sub, idx, buf, agg);
+    } else {
+        for (int c = me; c < m && s == DC_OK; c += W) {
+            double obj;
+            int splits;
+            s = dc_hkmeans_level2(r, x, c, p, warm_sub, idx, buf, &obj, &splits);
+            agg[0] += obj;
+            agg[1] += splits;
+        }
     }
     for (int64_t i = 0; i < n; i++) sub64[i] = r->sub[i]; /* 0 where another rank owns the point */
     /* every rank reaches the reductions, so a failure stops none of them halfway */
