@@ -156,6 +156,22 @@ done
 "$BIN" eval knn --weights pixels --train "$FOLDER" --test "$FOLDER" >"$TMP/e.out" 2>&1; rc=$?
 [ $rc -eq 2 ] && grep -q "needs images of one size" "$TMP/e.out" && ok || bad "pixels of mixed sizes: exit $rc $(cat "$TMP/e.out")"
 
+# a full disk (writes beyond 2 MB fail with EFBIG: RLIMIT_FSIZE, SIGXFSZ
+# ignored): a clear error naming the file, exit 1, and the checkpoint that
+# was there before is intact; the run resumes once there is room
+cp -r "$TMP/full" "$TMP/fullcopy"
+( trap '' XFSZ; ulimit -f 2048; exec "$BIN" train "${RUN[@]}" --epochs 4 --out "$TMP/fullcopy" ) >"$TMP/disk.log" 2>&1; rc=$?
+[ $rc -eq 1 ] && grep -qE "checkpoint.safetensors.*(File too large|No space)" "$TMP/disk.log" && ok \
+  || bad "full disk: exit $rc: $(tail -2 "$TMP/disk.log")"
+"$BIN" inspect --hash "$TMP/fullcopy/checkpoint.safetensors" | grep ' hash ' > "$TMP/disk.hash"
+cmp -s "$TMP/full.hash" "$TMP/disk.hash" && ok || bad "the checkpoint was damaged by the failed write"
+! ls -a "$TMP/fullcopy" | grep -q '\.tmp' && ok || bad "temporary files left: $(ls -a "$TMP/fullcopy")"
+"$BIN" train "${RUN[@]}" --epochs 4 --out "$TMP/fullcopy" >>"$TMP/disk.log" 2>&1 && grep -q "resuming from" "$TMP/fullcopy/log.txt" \
+  && ok || bad "no resume after the disk had room again: $(tail -2 "$TMP/disk.log")"
+# a run directory that cannot be created
+"$BIN" train "${RUN[@]}" --out /proc/version/run >"$TMP/nw.log" 2>&1; rc=$?
+[ $rc -eq 1 ] && grep -q "/proc/version/run" "$TMP/nw.log" && ok || bad "uncreatable --out: exit $rc $(cat "$TMP/nw.log")"
+
 # a run directory of other settings is refused, not overwritten
 "$BIN" train "${RUN[@]}" --out "$TMP/full" --k 32 >"$TMP/o.log" 2>&1; rc=$?
 [ $rc -eq 2 ] && grep -q "holds a run with other settings" "$TMP/o.log" && ok || bad "other settings accepted (exit $rc)"
