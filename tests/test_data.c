@@ -99,6 +99,16 @@ static void test_rotation_and_crop(void)
     }
     CHECK(ok);
     CHECK(area_lo > 100); /* small crops happen (scale down to 0.08) */
+    /* --crop-min-scale 0.5: no crop below half the area (rounding aside) */
+    int below = 0, half_lo = 0;
+    for (int i = 0; i < 2000; i++) {
+        int t2, l2, h2, w2;
+        dc_rrc_params_scale(&r, 40, 60, 0.5, &t2, &l2, &h2, &w2);
+        below += h2 * w2 < 0.45 * 40 * 60;
+        half_lo += h2 * w2 < 0.6 * 40 * 60;
+    }
+    CHECK_EQ_INT(below, 0);
+    CHECK(half_lo > 100);
     /* A very wide image: every attempt fails, centred fallback at ratio 4/3. */
     int t, l, h, w;
     dc_rrc_params(&r, 10, 1000, &t, &l, &h, &w);

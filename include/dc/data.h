@@ -96,6 +96,8 @@ void dc_norm_constants(int c, float mean[3], float std[3]);
 /// ratio [3/4, 4/3], 10 attempts, then the centred fallback) for an h×w
 /// image: the crop's top, left, height and width.
 void dc_rrc_params(dc_rng *r, int h, int w, int *top, int *left, int *ch, int *cw);
+/// As dc_rrc_params with the area scale drawn from [min_scale, 1].
+void dc_rrc_params_scale(dc_rng *r, int h, int w, double min_scale, int *top, int *left, int *ch, int *cw);
 
 /// Resizes the region (top, left, ch, cw) of `src` to out_h×out_w with PIL's
 /// bilinear filter (a triangle filter widened by the scale when shrinking,
@@ -108,6 +110,10 @@ void dc_resize_region(float *out, int out_h, int out_w, const dc_image *src, int
 /// rotation by rot·90° counter-clockwise, to [0,1], normalised; written as
 /// CHW floats into `out` (c·size·size). Draws from `r`.
 void dc_transform_train(float *out, const dc_image *img, int size, int rot, dc_rng *r, float *tmp);
+/// As dc_transform_train with the crop's area drawn from [min_scale, 1] of
+/// the image's (the original: 0.08).
+void dc_transform_train_scale(float *out, const dc_image *img, int size, int rot, dc_rng *r, float *tmp,
+                              double min_scale);
 /// The clustering / evaluation transform: shorter side resized to
 /// `resize`, centre crop size×size, normalised, CHW.
 void dc_transform_eval(float *out, const dc_image *img, int resize, int size, float *tmp);

@@ -52,6 +52,7 @@ typedef struct dc_preset {
     int hidden;           /* classifier width: Linear→ReLU→Dropout→Linear  */
     float dropout;
     int eval_resize;      /* evaluation transform: resize to, then crop    */
+    float crop_min_scale; /* training crop's smallest area (0: 0.08)       */
 } dc_preset;
 
 /// The preset of that name, or NULL.

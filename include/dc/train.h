@@ -131,6 +131,9 @@ typedef struct dc_train_config {
     int super_classes;       /* S                                           */
     int rotnet;              /* rotation part of the super-class            */
     int sobel;
+    double crop_min_scale;   /* RandomResizedCrop's smallest area (0: the
+                                preset's; 0.08 as the original but 0.5 for
+                                vgg-s32)                                     */
     int reassignment;        /* R: cluster every R epochs                   */
     int dim_pca;
     int niter;               /* k-means update passes                       */

@@ -39,6 +39,9 @@ int dc_cmd_train(int argc, char **argv)
          "super-classes (super-clusters x 4 rotations with --rotnet 1)"},
         {"rotnet", NULL, DC_OPT_INT, &c.rotnet, 0, 1, NULL, 0, "0|1", "rotation as part of the super-class"},
         {"sobel", NULL, DC_OPT_INT, &c.sobel, 0, 1, NULL, 0, "0|1", "fixed Sobel filtering of the input"},
+        {"crop-min-scale", NULL, DC_OPT_DOUBLE, &c.crop_min_scale, 0, 1, NULL, 0, "A",
+         "smallest crop area of the training augmentation, as a share of the image (0: the preset's, "
+         "0.5 for vgg-s32, else the original's 0.08)"},
         {"reassignment", NULL, DC_OPT_INT, &c.reassignment, 1, 1e6, NULL, 0, "R", "cluster again every R epochs"},
         {"dim-pca", NULL, DC_OPT_INT, &c.dim_pca, 0, 1e6, NULL, 0, "D", "PCA dimension (0: from the preset)"},
         {"niter", NULL, DC_OPT_INT, &c.niter, 0, 1e6, NULL, 0, "I", "k-means update passes"},

@@ -26,9 +26,14 @@ void dc_norm_constants(int c, float mean[3], float std[3])
 
 void dc_rrc_params(dc_rng *r, int h, int w, int *top, int *left, int *ch, int *cw)
 {
+    dc_rrc_params_scale(r, h, w, 0.08, top, left, ch, cw);
+}
+
+void dc_rrc_params_scale(dc_rng *r, int h, int w, double min_scale, int *top, int *left, int *ch, int *cw)
+{
     double area = (double)h * w, lr0 = log(3.0 / 4.0), lr1 = log(4.0 / 3.0);
     for (int attempt = 0; attempt < 10; attempt++) {
-        double target = area * (0.08 + (1.0 - 0.08) * dc_rng_uniform_double(r));
+        double target = area * (min_scale + (1.0 - min_scale) * dc_rng_uniform_double(r));
         double ratio = exp(lr0 + (lr1 - lr0) * dc_rng_uniform_double(r));
         /* Python's round(): half to even, as rint() in the default mode */
         int cw_ = (int)rint(sqrt(target * ratio)), ch_ = (int)rint(sqrt(target / ratio));
@@ -209,8 +214,14 @@ static void to_chw(float *out, const float *hwc, int c, int s, int flip)
 
 void dc_transform_train(float *out, const dc_image *img, int size, int rot, dc_rng *r, float *tmp)
 {
+    dc_transform_train_scale(out, img, size, rot, r, tmp, 0.08);
+}
+
+void dc_transform_train_scale(float *out, const dc_image *img, int size, int rot, dc_rng *r, float *tmp,
+                              double min_scale)
+{
     int top, left, ch, cw;
-    dc_rrc_params(r, img->h, img->w, &top, &left, &ch, &cw);
+    dc_rrc_params_scale(r, img->h, img->w, min_scale, &top, &left, &ch, &cw);
     int flip = dc_rng_uniform(r) < 0.5f;
     float *win = tmp, *rows = tmp + (size_t)size * size * img->c;
     resample(win, img, top, left, ch, cw, size, size, 0, 0, size, size, rows);

@@ -473,8 +473,9 @@ static void section_browser(sbuf *b, const clustering *cl, const dc_dataset *d, 
     dc_free(sz);
 }
 
-/* eval.jsonl: a row per (protocol, layer, metric): this run's value and the
- * latest random:* baseline's. */
+/* eval.jsonl: a row per (protocol, layer, metric) of the latest evaluation
+ * of the run: its value, the latest random:* baseline's and the raw-pixel
+ * baseline's. */
 static void section_evals(sbuf *b, const cJSON *evals)
 {
     sb_printf(b, "<section id=\"evals\"><h2>Evaluations</h2>\n");
@@ -495,6 +496,18 @@ static void section_evals(sbuf *b, const cJSON *evals)
         const cJSON *rows = cJSON_GetObjectItemCaseSensitive(e, "results"), *row;
         cJSON_ArrayForEach(row, rows) {
             const char *layer = str(row, "layer");
+            /* only the latest evaluation of the same weights, protocol and layer */
+            int superseded = 0;
+            for (const cJSON *later = e->next; later && !superseded; later = later->next) {
+                const char *lw = str(later, "weights"), *lp = str(later, "protocol");
+                if (!lw || !lp || strcmp(lw, w) != 0 || strcmp(lp, proto) != 0) continue;
+                const cJSON *lr;
+                cJSON_ArrayForEach(lr, cJSON_GetObjectItemCaseSensitive(later, "results")) {
+                    const char *ll = str(lr, "layer");
+                    if (ll && layer && strcmp(ll, layer) == 0) superseded = 1;
+                }
+            }
+            if (superseded) continue;
             for (int mi = 0; mi < 5; mi++) {
                 double v = num(row, metrics[mi]);
                 if (!isfinite(v)) continue;

@@ -47,6 +47,7 @@ void dc_train_config_defaults(dc_train_config *c, const char *method)
     memset(c, 0, sizeof *c);
     c->method = method ? method : "deepercluster";
     c->sobel = 1;
+    c->crop_min_scale = 0; /* from the preset */
     c->reassignment = 3;
     c->dim_pca = 0; /* from the preset */
     c->niter = 10;
@@ -82,6 +83,7 @@ const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, cha
         return buf;
     }
     if (c->dim_pca == 0) c->dim_pca = p->hidden >= 4096 ? 4096 : p->hidden / 4;
+    if (c->crop_min_scale == 0) c->crop_min_scale = p->crop_min_scale > 0 ? p->crop_min_scale : 0.08;
     if (c->dim_pca > p->hidden) {
         snprintf(buf, len, "--dim-pca %d is larger than the %s feature dimension %d", c->dim_pca, c->arch, p->hidden);
         return buf;
@@ -205,6 +207,10 @@ static char *fingerprint(const run_state *r, char *buf, size_t n)
     snprintf(buf, n, "arch=%s sobel=%d S=%d rotnet=%d k=%d batch=%d epoch_size=%lld seed=%lld data_n=%lld",
              c->arch, c->sobel, c->super_classes, c->rotnet, c->k, c->batch_size, (long long)c->epoch_size,
              (long long)c->seed, (long long)r->n);
+    if (c->crop_min_scale != 0.08) { /* only when not the default: older runs keep resuming */
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, " crop=%g", c->crop_min_scale);
+    }
     return buf;
 }
 
@@ -638,8 +644,8 @@ static dc_status fill_row(run_state *r, int slot, int epoch, int step, int q, in
     dc_image im;
     if (dc_dataset_get(r->d, img, &r->bufs[t], &im) != DC_OK)
         return dc_set_error(DC_STATUS_FORMAT, "%s", dc_last_error());
-    dc_transform_train(r->batch + slot * r->slot_floats + (size_t)q * C * size * size, &im, size,
-                       r->c->rotnet ? s % 4 : 0, &rng, r->tmp + (size_t)t * r->tmpn);
+    dc_transform_train_scale(r->batch + slot * r->slot_floats + (size_t)q * C * size * size, &im, size,
+                             r->c->rotnet ? s % 4 : 0, &rng, r->tmp + (size_t)t * r->tmpn, r->c->crop_min_scale);
     r->tsup[(size_t)slot * rows + q] = s;
     r->tsub[(size_t)slot * rows + q] = code % r->k_sub;
     return DC_OK;
@@ -820,6 +826,7 @@ static dc_status write_config(run_state *r)
     cJSON_AddNumberToObject(j, "super_clusters", r->m);
     cJSON_AddNumberToObject(j, "rotnet", c->rotnet);
     cJSON_AddNumberToObject(j, "sobel", c->sobel);
+    cJSON_AddNumberToObject(j, "crop_min_scale", c->crop_min_scale);
     cJSON_AddNumberToObject(j, "reassignment", c->reassignment);
     cJSON_AddNumberToObject(j, "dim_pca", c->dim_pca);
     cJSON_AddNumberToObject(j, "niter", c->niter);
@@ -942,7 +949,7 @@ dc_status dc_train_run(dc_train_config *c)
         s = load_checkpoint(&r, &ps);
         if (s == DC_OK) {
             resumed = 1;
-            dc_log_info("resuming from %s: epoch %d, step %d", r.path, ps.epoch, ps.step);
+            dc_log_info("resuming from %s: epoch %d, step %d", run_path(&r, "checkpoint.safetensors"), ps.epoch, ps.step);
         }
     } else if (s == DC_OK && c->pretrained) {
         dc_st_file *f;
