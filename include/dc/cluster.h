@@ -182,6 +182,9 @@ typedef struct dc_hkmeans_result {
 dc_status dc_hkmeans_train(dc_hkmeans_result *r, const float *x, int64_t n,
                            int d, int m, const dc_kmeans_params *p,
                            const float *warm_super, const float *warm_sub);
+/// c (d) = mean of the rows idx[0 … cnt) of x (n×d) — all of the first
+/// cnt rows when idx is NULL — summed in double.
+void dc_mean_rows(float *c, const float *x, const int64_t *idx, int64_t cnt, int d);
 /// Level 2 of super-cluster c alone: k-means of its members (r->super[i]
 /// == c, r->n rows of x) into r->k_sub sub-clusters, written to r->sub of
 /// the members, r->sub_centroids and r->sub_counts of c; its objective and

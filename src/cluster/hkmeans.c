@@ -23,7 +23,7 @@ void dc_hkmeans_result_free(dc_hkmeans_result *r)
 }
 
 /* The mean of rows idx (or all rows when idx is NULL) into c (d). */
-static void mean_rows(float *c, const float *x, const int64_t *idx, int64_t cnt, int d)
+void dc_mean_rows(float *c, const float *x, const int64_t *idx, int64_t cnt, int d)
 {
     double *acc = dc_xcalloc((size_t)d, sizeof *acc);
     for (int64_t i = 0; i < cnt; i++) {
@@ -47,7 +47,7 @@ dc_status dc_hkmeans_level2(dc_hkmeans_result *r, const float *x, int c, const d
     if (cnt == 0) return DC_OK; /* only when n < m */
     if (k_sub == 1) {
         for (int64_t i = 0; i < cnt; i++) r->sub[idx[i]] = 0;
-        mean_rows(sub_c, x, idx, cnt, d);
+        dc_mean_rows(sub_c, x, idx, cnt, d);
         r->sub_counts[(size_t)c * k_sub] = cnt;
         return DC_OK;
     }
@@ -119,7 +119,7 @@ dc_status dc_hkmeans_train(dc_hkmeans_result *r, const float *x, int64_t n,
         dc_kmeans_result_free(&k1);
     } else {
         for (int64_t i = 0; i < n; i++) r->super[i] = 0;
-        mean_rows(r->super_centroids, x, NULL, n, d);
+        dc_mean_rows(r->super_centroids, x, NULL, n, d);
         r->super_counts[0] = n;
     }
 

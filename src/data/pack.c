@@ -104,7 +104,6 @@ dc_status dc_pack_write(const dc_dataset *src, const char *dir, const dc_pack_op
                 dc_free(pix);
                 fimg = dc_xmalloc(fcap * sizeof *fimg);
                 pix = dc_xmalloc(fcap);
-                ftmp = fimg + need;
             }
             ftmp = fimg + need;
             dc_resize_region(fimg, eh, ew, &im, 0, 0, im.h, im.w, ftmp);

@@ -111,13 +111,21 @@ dc_status dc_kmeans_train_dist(dc_kmeans_result *r, const dc_comm *comm, const f
 /* Two-level k-means across processes                                       */
 /* ------------------------------------------------------------------------ */
 
-static void mean_of(float *c, const float *x, const int64_t *idx, int64_t cnt, int d)
+/* k-means across the ranks of comm, this rank holding rows [lo, hi) of n
+ * (x: those rows; rank q holds n·q/W to n·(q+1)/W), every row's
+ * assignment gathered into `all` (n). */
+static dc_status kmeans_gather(dc_kmeans_result *k, const dc_comm *comm, const float *x, int64_t lo, int64_t hi,
+                               int64_t n, int d, const dc_kmeans_params *p, const float *warm, int32_t *all)
 {
-    for (int j = 0; j < d; j++) {
-        double acc = 0;
-        for (int64_t i = 0; i < cnt; i++) acc += x[(idx ? idx[i] : i) * d + j];
-        c[j] = (float)(acc / (double)(cnt ? cnt : 1));
-    }
+    int W = dc_comm_size(comm);
+    dc_status s = dc_kmeans_train_dist(k, comm, x, hi - lo, lo, n, d, p, warm);
+    if (s) return s;
+    size_t *cnt = dc_xmalloc((size_t)W * sizeof *cnt);
+    for (int q = 0; q < W; q++) cnt[q] = (size_t)(n * (q + 1) / W - n * q / W) * sizeof(int32_t);
+    s = dc_comm_allgatherv(comm, k->assign, (size_t)(hi - lo) * sizeof(int32_t), all, cnt);
+    dc_free(cnt);
+    if (s) dc_kmeans_result_free(k);
+    return s;
 }
 
 /* Level 2 of super-cluster c = rank mod m inside its clustering group; the
@@ -137,11 +145,7 @@ static dc_status level2_group(dc_hkmeans_result *r, const dc_comm *comm, const f
     float *sub_c = r->sub_centroids + (size_t)c * k_sub * d;
     if (nc > 0 && k_sub == 1) {
         if (g == 0) {
-            for (int j = 0; j < d; j++) {
-                double acc = 0;
-                for (int64_t i = 0; i < nc; i++) acc += x[idx[i] * d + j];
-                sub_c[j] = (float)(acc / (double)nc);
-            }
+            dc_mean_rows(sub_c, x, idx, nc, d);
             r->sub_counts[(size_t)c * k_sub] = nc;
         }
     } else if (nc > 0) {
@@ -154,23 +158,19 @@ static dc_status level2_group(dc_hkmeans_result *r, const dc_comm *comm, const f
         p2.group = 1u + (uint32_t)c; /* the seeds of the single-process run */
         p2.label = label;
         dc_kmeans_result k2;
-        s = dc_kmeans_train_dist(&k2, grp, buf, hi - lo, lo, nc, d, &p2, warm_sub ? warm_sub + (size_t)c * k_sub * d : NULL);
+        int32_t *all = dc_xmalloc((size_t)nc * sizeof *all);
+        s = kmeans_gather(&k2, grp, buf, lo, hi, nc, d, &p2, warm_sub ? warm_sub + (size_t)c * k_sub * d : NULL, all);
         if (s == DC_OK) {
-            int32_t *all = dc_xmalloc((size_t)nc * sizeof *all);
-            size_t *cnt = dc_xmalloc((size_t)G * sizeof *cnt);
-            for (int q = 0; q < G; q++) cnt[q] = (size_t)(nc * (q + 1) / G - nc * q / G) * sizeof(int32_t);
-            s = dc_comm_allgatherv(grp, k2.assign, (size_t)(hi - lo) * sizeof(int32_t), all, cnt);
-            if (s == DC_OK && g == 0) {
+            if (g == 0) {
                 for (int64_t i = 0; i < nc; i++) r->sub[idx[i]] = all[i];
                 memcpy(sub_c, k2.centroids, (size_t)k_sub * d * sizeof(float));
                 memcpy(r->sub_counts + (size_t)c * k_sub, k2.counts, (size_t)k_sub * sizeof(int64_t));
                 agg[0] += k2.passes[k2.npasses - 1].obj;
                 agg[1] += k2.total_splits;
             }
-            dc_free(all);
-            dc_free(cnt);
             dc_kmeans_result_free(&k2);
         }
+        dc_free(all);
     }
     dc_comm_free(grp);
     return s;
@@ -200,39 +200,13 @@ dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const
     r->super_counts = dc_calloc((size_t)m, sizeof(int64_t), "super-cluster counts");
     r->sub_counts = dc_calloc((size_t)p->k, sizeof(int64_t), "sub-cluster counts");
     int64_t *sub64 = dc_calloc((size_t)n, sizeof(int64_t), "sub-cluster assignments");
-    size_t *cnt = dc_malloc((size_t)W * sizeof *cnt, "gather counts");
     if (!r->super || !r->sub || !r->super_centroids || !r->sub_centroids || !r->super_counts || !r->sub_counts ||
-        !sub64 || !cnt) {
+        !sub64) {
         dc_free(sub64);
-        dc_free(cnt);
         dc_hkmeans_result_free(r);
         return DC_STATUS_NOMEM;
     }
     dc_status s = DC_OK;
-    for (int q = 0; q < W; q++) cnt[q] = (size_t)(n * (q + 1) / W - n * q / W) * sizeof(int32_t);
-    if (m == 1 && k_sub > 1) {
-        /* DeepCluster: one flat k-means, across the ranks */
-        for (int64_t i = 0; i < n; i++) r->super[i] = 0;
-        mean_of(r->super_centroids, x, NULL, n, d);
-        r->super_counts[0] = n;
-        dc_kmeans_params p2 = *p;
-        p2.k = k_sub;
-        p2.group = 1; /* as level 2 of super-cluster 0 */
-        dc_kmeans_result k2;
-        s = dc_kmeans_train_dist(&k2, comm, x + lo * d, hi - lo, lo, n, d, &p2, warm_sub);
-        if (s == DC_OK) {
-            s = dc_comm_allgatherv(comm, k2.assign, (size_t)(hi - lo) * sizeof(int32_t), r->sub, cnt);
-            memcpy(r->sub_centroids, k2.centroids, (size_t)k_sub * d * sizeof(float));
-            memcpy(r->sub_counts, k2.counts, (size_t)k_sub * sizeof(int64_t));
-            r->obj2 = k2.passes[k2.npasses - 1].obj;
-            r->splits2 = k2.total_splits;
-            dc_kmeans_result_free(&k2);
-        }
-        dc_free(sub64);
-        dc_free(cnt);
-        if (s) dc_hkmeans_result_free(r);
-        return s;
-    }
     /* Level 1 over every rank's rows [lo, hi), then the assignments gathered. */
     if (m > 1) {
         dc_kmeans_params p1 = *p;
@@ -240,9 +214,8 @@ dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const
         p1.group = 0;
         p1.label = "level-1 k-means";
         dc_kmeans_result k1;
-        s = dc_kmeans_train_dist(&k1, comm, x + lo * d, hi - lo, lo, n, d, &p1, warm_super);
+        s = kmeans_gather(&k1, comm, x + lo * d, lo, hi, n, d, &p1, warm_super, r->super);
         if (s == DC_OK) {
-            s = dc_comm_allgatherv(comm, k1.assign, (size_t)(hi - lo) * sizeof(int32_t), r->super, cnt);
             memcpy(r->super_centroids, k1.centroids, (size_t)m * d * sizeof(float));
             memcpy(r->super_counts, k1.counts, (size_t)m * sizeof(int64_t));
             r->obj1 = k1.passes[k1.npasses - 1].obj;
@@ -251,12 +224,12 @@ dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const
         }
     } else {
         for (int64_t i = 0; i < n; i++) r->super[i] = 0;
-        mean_of(r->super_centroids, x, NULL, n, d);
+        dc_mean_rows(r->super_centroids, x, NULL, n, d);
         r->super_counts[0] = n;
     }
-    /* Level 2: super-cluster c on rank c mod W (its clustering group), on
-     * the members' rows every rank holds; the results are summed over the
-     * ranks, each written by its owner only. */
+    /* Level 2, on the members' rows every rank holds; the results are summed
+     * over the ranks, each written by its owner only. (m = 1, DeepCluster:
+     * one group of every rank, a flat k-means across all of them.) */
     int64_t maxcnt = 1;
     for (int c = 0; c < m; c++)
         if (r->super_counts[c] > maxcnt) maxcnt = r->super_counts[c];
@@ -296,7 +269,6 @@ dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const
     dc_free(idx);
     dc_free(buf);
     dc_free(sub64);
-    dc_free(cnt);
     if (s) dc_hkmeans_result_free(r);
     return s;
 }
