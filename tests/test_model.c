@@ -192,11 +192,101 @@ static void test_sgd_and_heads(void)
     dc_head_free(&h);
 }
 
+static double max_rel(const float *a, const float *b, int64_t n)
+{
+    double worst = 0, scale = 0;
+    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)b[i]));
+    for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]) / (scale + 1e-12));
+    return worst;
+}
+
+/* The conv stack on oneDNN's blocked primitives computes what the NCHW
+ * kernels do: outputs of every layer, gradients, running statistics, for
+ * channel counts that fill whole blocks and ones that do not, with and
+ * without Sobel, at the built batch size and a smaller one. */
+static void test_blocked_equals_nchw(void)
+{
+    static const dc_preset odd = {"odd", 12, "20 M 36 24 M", 24, 0.5f, 12, 0.08f};
+    const struct {
+        const dc_preset *p;
+        int sobel, in_c, N;
+    } cases[] = {{NULL, 1, 3, 4}, {&odd, 1, 3, 5}, {&odd, 0, 1, 5}, {&odd, 0, 3, 2}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const dc_preset *p = cases[k].p ? cases[k].p : dc_preset_find("vgg-s32");
+        int N = cases[k].N;
+        dc_model a, b;
+        CHECK(dc_model_init_spec(&a, p, cases[k].sobel, cases[k].in_c, N, 7) == DC_OK);
+        CHECK(dc_model_init_spec(&b, p, cases[k].sobel, cases[k].in_c, N, 7) == DC_OK);
+        if (dc_model_set_blocked(&a, 1) == 0) {
+            printf("SKIP blocked engine: built without oneDNN\n");
+            dc_model_free(&a);
+            dc_model_free(&b);
+            return;
+        }
+        CHECK(dc_model_set_blocked(&b, 0) == 0);
+        int64_t nin = (int64_t)N * cases[k].in_c * p->input * p->input;
+        float *x = dc_xmalloc((size_t)nin * sizeof *x), *g = dc_xmalloc((size_t)N * a.feat_dim * sizeof *g);
+        dc_rng r;
+        dc_rng_init(&r, 3, DC_RNG_STREAM_TEST, (uint32_t)k, 0);
+        for (int64_t i = 0; i < nin; i++) x[i] = (float)dc_rng_normal(&r);
+        for (int64_t i = 0; i < (int64_t)N * a.feat_dim; i++) g[i] = (float)dc_rng_normal(&r);
+        for (int round = 0; round < 2; round++) {
+            int n = round == 0 ? N : N - 1; /* a second batch size */
+            dc_model_zero_grad(&a);
+            dc_model_zero_grad(&b);
+            const float *ya = dc_model_forward(&a, x, n, 1), *yb = dc_model_forward(&b, x, n, 1);
+            double e = max_rel(ya, yb, (int64_t)n * a.feat_dim);
+            CHECK_MSG(e < 1e-4, "case %zu round %d: features differ by %.3g", k, round, e);
+            for (int i = 0; i < a.nlayers; i++) {
+                const dc_layer *l = &a.layers[i];
+                if (l->kind == DC_LAYER_BN && l->blocked) continue; /* fused with its ReLU: not kept */
+                int64_t sz = (int64_t)n * l->oc * l->oh * l->ow;
+                float *oa = dc_xmalloc((size_t)sz * sizeof *oa);
+                memcpy(oa, dc_model_layer_output(&a, i), (size_t)sz * sizeof *oa);
+                e = max_rel(oa, dc_model_layer_output(&b, i), sz);
+                CHECK_MSG(e < 1e-4, "case %zu round %d: layer %s differs by %.3g", k, round, l->name, e);
+                dc_free(oa);
+            }
+            dc_model_backward(&a, g);
+            dc_model_backward(&b, g);
+            for (int i = 0; i < a.nlayers; i++) {
+                const dc_layer *l = &a.layers[i];
+                if (l->w_off < 0 || l->fixed) continue;
+                int64_t nw = l->kind == DC_LAYER_CONV ? (int64_t)l->oc * l->c * l->k * l->k
+                             : l->kind == DC_LAYER_BN ? l->oc : (int64_t)l->oc * l->c;
+                e = max_rel(a.grads + l->w_off, b.grads + l->w_off, nw);
+                CHECK_MSG(e < 1e-3, "case %zu round %d: %s.weight gradient differs by %.3g", k, round, l->name, e);
+                /* a conv's bias gradient before batch norm is a sum that
+                 * cancels to round-off: measured against the weights' */
+                int cancels = l->kind == DC_LAYER_CONV && a.layers[i + 1].kind == DC_LAYER_BN;
+                double scale = 0, diff = 0;
+                for (int64_t t = 0; t < (cancels ? nw : l->oc); t++)
+                    scale = fmax(scale, fabs(b.grads[(cancels ? l->w_off : l->b_off) + t]));
+                for (int t = 0; t < l->oc; t++) diff = fmax(diff, fabs(a.grads[l->b_off + t] - b.grads[l->b_off + t]));
+                e = diff / (scale + 1e-12);
+                double tol = 1e-3;
+                CHECK_MSG(e < tol, "case %zu round %d: %s.bias gradient differs by %.3g", k, round, l->name, e);
+            }
+            e = max_rel(a.stats, b.stats, a.nstats);
+            CHECK_MSG(e < 1e-5, "case %zu round %d: running statistics differ by %.3g", k, round, e);
+            ya = dc_model_forward(&a, x, n, 0);
+            yb = dc_model_forward(&b, x, n, 0);
+            e = max_rel(ya, yb, (int64_t)n * a.feat_dim);
+            CHECK_MSG(e < 1e-4, "case %zu round %d: eval features differ by %.3g", k, round, e);
+        }
+        dc_free(x);
+        dc_free(g);
+        dc_model_free(&a);
+        dc_model_free(&b);
+    }
+}
+
 int main(void)
 {
     dc_log_set_level(DC_LOG_WARN);
     test_presets();
     test_gradients();
+    test_blocked_equals_nchw();
     test_modes_and_io();
     test_sgd_and_heads();
     return TEST_SUMMARY();

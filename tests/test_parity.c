@@ -90,7 +90,7 @@ static double norm_of(const float *v, int64_t n)
 
 static int meta_int(const dc_st_file *f, const char *k) { return atoi(dc_st_meta(f, k)); }
 
-static void run_fixture(const char *file)
+static void run_fixture(const char *file, int blocked)
 {
     const char *root = getenv("DC_TEST_ROOT");
     char path[512];
@@ -110,6 +110,12 @@ static void run_fixture(const char *file)
     dc_model m;
     CHECK(dc_model_init_spec(&m, &spec, sobel, in_c, N, 1) == DC_OK);
     m.dropout_seed = seed;
+    if (dc_model_set_blocked(&m, blocked) != blocked) {
+        printf("%s: SKIP the blocked engine (built without oneDNN)\n", file);
+        dc_model_free(&m);
+        dc_st_close(f);
+        return;
+    }
     int drop = -1;
     for (int i = 0; i < m.nlayers; i++)
         if (m.layers[i].kind == DC_LAYER_DROPOUT) drop = i;
@@ -239,8 +245,8 @@ static void run_fixture(const char *file)
         snprintf(name, sizeof name, "param:sub%d.weight", c);
         compare(f, name, subs[c].w, (int64_t)K * D, 1, 1e-4);
     }
-    printf("%s: %s, largest error against PyTorch float64 over all tensors: C %.3g, PyTorch float32 %.3g\n",
-           file, meta_int(f, "params_after_steps") ? "3 steps" : "first step", worst_all, worst_torch);
+    printf("%s (%s): %s, largest error against PyTorch float64 over all tensors: C %.3g, PyTorch float32 %.3g\n",
+           file, blocked ? "oneDNN, blocked" : "NCHW kernels", meta_int(f, "params_after_steps") ? "3 steps" : "first step", worst_all, worst_torch);
     dc_stepper_free(&st);
     dc_head_free(&sup_head);
     for (int c = 0; c < S; c++) dc_head_free(&subs[c]);
@@ -254,8 +260,10 @@ static void run_fixture(const char *file)
 
 int main(void)
 {
-    run_fixture("vgg-s32.safetensors");
-    run_fixture("vgg-s32-grey.safetensors");
-    run_fixture("vgg16-slim.safetensors");
+    for (int blocked = 1; blocked >= 0; blocked--) {
+        run_fixture("vgg-s32.safetensors", blocked);
+        run_fixture("vgg-s32-grey.safetensors", blocked);
+        run_fixture("vgg16-slim.safetensors", blocked);
+    }
     return TEST_SUMMARY();
 }

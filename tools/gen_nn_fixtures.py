@@ -34,7 +34,7 @@ STREAM_TEST, STREAM_DROPOUT = 100, 6
 
 CONFIGS = [
     dict(name="vgg-s32", features="64 64 M 128 128 M 256 256 M", hidden=512, input=32, sobel=1, in_c=3,
-         N=8, S=4, k_sub=5, lr=0.05, wd=1e-4, seed=77, dropout=0.5),
+         N=8, S=4, k_sub=5, lr=0.05, wd=1e-4, seed=1082, dropout=0.5),
     dict(name="vgg-s32-grey", features="64 64 M 128 128 M 256 256 M", hidden=512, input=32, sobel=0, in_c=1,
          N=4, S=2, k_sub=3, lr=0.05, wd=1e-4, seed=78, dropout=0.5),
     dict(name="vgg16-slim", features="8 8 M 16 16 M 32 32 32 M 64 64 64 M 64 64 64 M", hidden=512,
@@ -251,8 +251,21 @@ def write(cfg):
     """PyTorch in float32 (what C is compared with) and in float64 (the
     reference both are measured against: the test asks C to be about as
     close to float64 as PyTorch's own float32 result is)."""
-    f32, layer = run(cfg, torch.float32)
-    f64, _ = run(cfg, torch.float64)
+    # A seed whose run sits within round-off of a ReLU kink or a max-pool
+    # tie makes float32 runs (PyTorch's, ours with any summation order) take
+    # different branches: the comparison would measure the branch, not the
+    # arithmetic. Keep the first seed (from cfg["seed"], then +1000, ...)
+    # where PyTorch's float32 run agrees with float64 to 1e-4 everywhere.
+    base = cfg["seed"]
+    for attempt in range(20):
+        cfg = dict(cfg, seed=base + 1000 * attempt)
+        f32, layer = run(cfg, torch.float32)
+        f64, _ = run(cfg, torch.float64)
+        worst = max(float(np.abs(f32[k] - f64[k]).max() / max(np.abs(f64[k]).max(), 1e-30))
+                    for k in f32 if not k.endswith(".bias") and not k.startswith("gnorm:"))
+        if worst < 1e-4:
+            break
+        print(f"{cfg['name']}: seed {cfg['seed']} is near a kink (float32 vs float64 {worst:.3g}), next")
     out = dict(f32)
     for k, v in f64.items():
         out["f64/" + k] = v
@@ -268,5 +281,7 @@ def write(cfg):
 
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
+    only = sys.argv[1:]  # fixture names; none: all
     for c in CONFIGS:
-        write(c)
+        if not only or c["name"] in only:
+            write(c)

@@ -129,6 +129,61 @@ double dc_softmax_xent_forward(float *probs, int *correct, const float *logits,
 void dc_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *target, int N,
                               int C, float scale);
 
+/* ------------------------------------------------------------------------ */
+/* Channel-blocked layout (nChw16c): element (n, c, p) of an (N, C, HW)     */
+/* tensor at ((n·CB + c/16)·HW + p)·16 + c%16, CB = ⌈C/16⌉, lanes of        */
+/* channels ≥ C zero. Elementwise kernels (ReLU, dropout) work unchanged.  */
+/* ------------------------------------------------------------------------ */
+
+#define DC_BLK 16
+/// Floats of one sample's (C, HW) tensor in the blocked layout.
+int64_t dc_blk_size(int C, int64_t HW);
+void dc_blk_from_nchw(float *out, const float *in, int N, int C, int HW);
+void dc_blk_to_nchw(float *out, const float *in, int N, int C, int HW);
+/// The batch-norm building blocks above, on blocked tensors. A ReLU that
+/// follows can be fused: apply with relu nonzero writes ReLU(BN(x)); the
+/// backward kernels given that output (relu_out, else NULL) take dout as
+/// the gradient of the ReLU's output.
+void dc_bn_sums_blk(double *sum, const float *in, int N, int C, int HW);
+void dc_bn_centered_sumsq_blk(double *sumsq, const float *in, const float *mean, int N, int C, int HW);
+void dc_bn_apply_blk(float *out, const float *in, const float *gamma, const float *beta, const float *mean,
+                     const float *rstd, int N, int C, int HW, int relu);
+void dc_batchnorm_forward_eval_blk(float *out, const float *in, const float *gamma, const float *beta,
+                                   const float *running_mean, const float *running_var, int N, int C, int HW,
+                                   float eps);
+void dc_bn_backward_sums_blk(double *sum_dy, double *sum_dy_xhat, const float *dout, const float *in,
+                             const float *mean, const float *rstd, const float *relu_out, int N, int C, int HW);
+void dc_bn_backward_apply_blk(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                              const float *gamma, const float *mean, const float *rstd, const float *relu_out,
+                              const double *sum_dy, const double *sum_dy_xhat, int N, int C, int HW, int64_t count);
+/// Max-pool on blocked tensors; arg holds, per output element, the flat
+/// index in the input plane of its maximum.
+void dc_maxpool_forward_blk(float *out, int32_t *arg, const float *in, int N, int C, int H, int W, int K,
+                            int stride);
+void dc_maxpool_backward_blk(float *din, const float *dout, const int32_t *arg, int N, int C, int H, int W,
+                             int OH, int OW);
+
+/* ------------------------------------------------------------------------ */
+/* Convolution by oneDNN primitives (allocates at creation, can fail there;  */
+/* execution allocates nothing). Output and input gradient blocked; input   */
+/* blocked or NCHW (src_blocked); weights and their gradient OIHW.          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct dc_dnnl_conv dc_dnnl_conv;
+/// Builds the primitives for batch size N (others are built on first use).
+/// bwd_data: the input gradient will be wanted. DC_STATUS_UNSUPPORTED when
+/// built without oneDNN.
+dc_status dc_dnnl_conv_create(dc_dnnl_conv **out, int C, int H, int W, int OC, int K, int stride, int pad,
+                              int src_blocked, int bwd_data, int N);
+void dc_dnnl_conv_free(dc_dnnl_conv *c);
+void dc_dnnl_conv_forward(dc_dnnl_conv *c, float *out, const float *in, const float *w, const float *b, int N);
+/// dw += ∂/∂w, db += ∂/∂b (dwtmp: OC·C·K·K floats of scratch); din = ∂/∂in
+/// (overwritten; NULL: not wanted).
+void dc_dnnl_conv_backward(dc_dnnl_conv *c, float *din, float *dw, float *db, float *dwtmp, const float *dout,
+                           const float *in, const float *w, int N);
+/// oneDNN's name for the forward implementation in use (e.g. "jit:avx512_core").
+const char *dc_dnnl_conv_impl(const dc_dnnl_conv *c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -42,6 +42,9 @@ typedef struct dc_layer {
     int64_t act_off;        /* output activations (max_batch · out size)   */
     int64_t cache_off;      /* BN: mean/rstd in `cache`; max-pool: arg-max
                                in `args`; dropout: mask in `masks`         */
+    int blocked, in_blocked; /* output / input in the channel-blocked
+                                layout when the model runs blocked (the
+                                conv stack: first trained conv to flatten) */
 } dc_layer;
 
 /// Presets: "vgg16" (224 px), "vgg-s32" (28/32 px), "vgg-s64" (64 px).
@@ -88,6 +91,12 @@ typedef struct dc_model {
     float *dwork;            /* chunked weight-gradient scratch         */
     int64_t ndwork;
     double *bn_tmp;          /* 2·max channels of double sums           */
+    /* The conv stack on oneDNN's primitives over channel-blocked
+     * activations (see dc/kernels.h); blocked = 0: NCHW kernels. */
+    int blocked;
+    struct dc_dnnl_conv **convs; /* per layer, NULL but for trained convs */
+    float *view;             /* NCHW copy for dc_model_layer_output     */
+    int64_t nview;
     int batch;               /* N of the last forward                   */
     int train;               /* mode of the last forward                */
     const float *input;      /* borrowed input of the last forward      */
@@ -123,8 +132,12 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train);
 /// accumulate into m->grads.
 void dc_model_backward(dc_model *m, const float *dout);
 void dc_model_zero_grad(dc_model *m);
-/// Output of layer i for the last forward (N, oc, oh, ow).
-const float *dc_model_layer_output(const dc_model *m, int i);
+/// Output of layer i for the last forward (N, oc, oh, ow), always NCHW
+/// (converted into a model-owned buffer, valid until the next call).
+const float *dc_model_layer_output(dc_model *m, int i);
+/// Runs the conv stack on the NCHW kernels (on = 0) or, when built with
+/// oneDNN, on its primitives (on = 1, the default). Returns the mode in use.
+int dc_model_set_blocked(dc_model *m, int on);
 /// Index of the ReLU after the j-th conv (1-based, Sobel excluded), or -1.
 int dc_model_conv_relu(const dc_model *m, int j);
 /// Number of trainable convs.

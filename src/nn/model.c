@@ -46,6 +46,7 @@ typedef struct {
     int feat_idx, nconv;
     int64_t maxwork, maxdwork;
     int maxc;
+    int blocked; /* inside the conv stack: outputs may be channel-blocked */
 } builder;
 
 static dc_layer *add(builder *b, dc_layer_kind kind, const char *name)
@@ -63,6 +64,8 @@ static dc_layer *add(builder *b, dc_layer_kind kind, const char *name)
     l->h = l->oh = b->h;
     l->w = l->ow = b->w;
     l->w_off = l->b_off = l->rm_off = l->rv_off = l->cache_off = -1;
+    l->in_blocked = m->nlayers >= 2 && m->layers[m->nlayers - 2].blocked;
+    l->blocked = b->blocked && kind != DC_LAYER_FLATTEN;
     return l;
 }
 
@@ -70,14 +73,13 @@ static dc_layer *add(builder *b, dc_layer_kind kind, const char *name)
 static void finish(builder *b, dc_layer *l)
 {
     dc_model *m = b->m;
-    int64_t size = (int64_t)l->oc * l->oh * l->ow;
-    if (l->kind == DC_LAYER_FLATTEN) {
-        l->act_off = m->nlayers >= 2 ? m->layers[m->nlayers - 2].act_off : 0;
-    } else {
-        l->act_off = m->nacts;
-        m->nacts += size * m->max_batch;
-    }
-    int64_t insize = (int64_t)l->c * l->h * l->w;
+    /* blocked tensors have room for their padded channels, so the buffers
+     * serve both layouts; the flatten has its own (the NCHW copy of a
+     * blocked input) */
+    int64_t size = l->blocked ? dc_blk_size(l->oc, (int64_t)l->oh * l->ow) : (int64_t)l->oc * l->oh * l->ow;
+    l->act_off = m->nacts;
+    m->nacts += size * m->max_batch;
+    int64_t insize = l->in_blocked ? dc_blk_size(l->c, (int64_t)l->h * l->w) : (int64_t)l->c * l->h * l->w;
     if (size > b->maxsize) b->maxsize = size;
     if (insize > b->maxsize) b->maxsize = insize;
     b->c = l->oc;
@@ -94,6 +96,7 @@ static void add_conv(builder *b, const char *name, int oc, int k, int pad, int f
     l->stride = 1;
     l->pad = pad;
     l->fixed = fixed;
+    if (fixed) l->blocked = 0;
     l->oh = dc_conv_out_size(l->h, k, 1, pad);
     l->ow = dc_conv_out_size(l->w, k, 1, pad);
     int64_t nw = (int64_t)oc * l->c * k * k;
@@ -104,6 +107,7 @@ static void add_conv(builder *b, const char *name, int oc, int k, int pad, int f
     int64_t work = (int64_t)dc_conv2d_workspace(l->c, l->h, l->w, k, 1, pad);
     if (work > b->maxwork) b->maxwork = work;
     int64_t dwork = fixed ? 0 : (int64_t)dc_conv2d_workspace_dw(l->c, oc, k, l->oh, l->ow);
+    if (!fixed && nw > dwork) dwork = nw; /* the oneDNN weight gradient in OIHW */
     if (dwork > b->maxdwork) b->maxdwork = dwork;
     finish(b, l);
 }
@@ -153,7 +157,8 @@ static dc_status build(builder *b, const dc_preset *p, int sobel, int in_c)
             l->oh = (l->h - 2) / 2 + 1;
             l->ow = (l->w - 2) / 2 + 1;
             l->cache_off = m->nargs;
-            m->nargs += (int64_t)l->oc * l->oh * l->ow * m->max_batch;
+            m->nargs += (l->blocked ? dc_blk_size(l->oc, (int64_t)l->oh * l->ow) : (int64_t)l->oc * l->oh * l->ow) *
+                        m->max_batch;
             finish(b, l);
             s++;
             continue;
@@ -161,6 +166,7 @@ static dc_status build(builder *b, const dc_preset *p, int sobel, int in_c)
         int ch = (int)strtol(s, (char **)&s, 10);
         DC_ASSERT(ch > 0);
         feature_name(b, name, sizeof name);
+        b->blocked = 1;
         add_conv(b, name, ch, 3, 1, 0);
         feature_name(b, name, sizeof name);
         l = add(b, DC_LAYER_BN, name);
@@ -182,6 +188,7 @@ static dc_status build(builder *b, const dc_preset *p, int sobel, int in_c)
     }
     if (b->h < 1 || b->w < 1)
         return dc_set_error(DC_STATUS_ARG, "preset %s: input %d is too small for its pools", p->name, p->input);
+    b->blocked = 0;
     l = add(b, DC_LAYER_FLATTEN, "flatten");
     l->oc = l->c * l->h * l->w;
     l->oh = l->ow = 1;
@@ -261,6 +268,10 @@ void dc_model_free(dc_model *m)
     dc_free(m->work);
     dc_free(m->dwork);
     dc_free(m->bn_tmp);
+    if (m->convs)
+        for (int i = 0; i < m->nlayers; i++) dc_dnnl_conv_free(m->convs[i]);
+    dc_free(m->convs);
+    dc_free(m->view);
     memset(m, 0, sizeof *m);
 }
 
@@ -272,6 +283,8 @@ dc_status dc_model_init(dc_model *m, const char *preset, int sobel, int in_c, in
     if (!p) return dc_set_error(DC_STATUS_ARG, "unknown architecture '%s' (presets: %s)", preset, dc_preset_names());
     return dc_model_init_spec(m, p, sobel, in_c, max_batch, seed);
 }
+
+static void create_convs(dc_model *m);
 
 dc_status dc_model_init_spec(dc_model *m, const dc_preset *p, int sobel, int in_c, int max_batch,
                              uint64_t seed)
@@ -316,7 +329,37 @@ dc_status dc_model_init_spec(dc_model *m, const dc_preset *p, int sobel, int in_
     }
     init_params(m, seed);
     m->dropout_seed = seed;
+    create_convs(m);
     return DC_OK;
+}
+
+/* The oneDNN convolutions of the conv stack; without them (no oneDNN, or
+ * it cannot build one) the model runs the NCHW kernels. */
+static void create_convs(dc_model *m)
+{
+    m->convs = dc_calloc((size_t)m->nlayers, sizeof *m->convs, "convolutions");
+    if (!m->convs) return;
+    int first = 1;
+    for (int i = 0; i < m->nlayers; i++) {
+        dc_layer *l = &m->layers[i];
+        if (l->kind != DC_LAYER_CONV || !l->blocked) continue;
+        if (dc_dnnl_conv_create(&m->convs[i], l->c, l->h, l->w, l->oc, l->k, l->stride, l->pad, l->in_blocked, !first,
+                                m->max_batch)) {
+            dc_log_debug("NCHW convolutions: %s", dc_last_error());
+            for (int j = 0; j < m->nlayers; j++) dc_dnnl_conv_free(m->convs[j]);
+            dc_free(m->convs);
+            m->convs = NULL;
+            return;
+        }
+        first = 0;
+    }
+    m->blocked = 1;
+}
+
+int dc_model_set_blocked(dc_model *m, int on)
+{
+    m->blocked = on && m->convs != NULL;
+    return m->blocked;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -333,6 +376,26 @@ static const float *bptr(const dc_model *m, const dc_layer *l)
     return (l->fixed ? m->fixed : m->params) + l->b_off;
 }
 
+/* Floats per sample of layer l's output / input in the layout in use. */
+static int64_t out_size(const dc_model *m, const dc_layer *l)
+{
+    return l->blocked && m->blocked ? dc_blk_size(l->oc, (int64_t)l->oh * l->ow) : (int64_t)l->oc * l->oh * l->ow;
+}
+
+static int64_t in_size(const dc_model *m, const dc_layer *l)
+{
+    return l->in_blocked && m->blocked ? dc_blk_size(l->c, (int64_t)l->h * l->w) : (int64_t)l->c * l->h * l->w;
+}
+
+/* On the blocked engine a batch norm and the ReLU after it run as one
+ * pass (forward: ReLU(BN(x)) into the ReLU's output; backward: the ReLU's
+ * mask applied inside BN's backward). */
+static int fused_bn(const dc_model *m, int i)
+{
+    return m->blocked && m->layers[i].kind == DC_LAYER_BN && m->layers[i].blocked && i + 1 < m->nlayers &&
+           m->layers[i + 1].kind == DC_LAYER_RELU;
+}
+
 const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
 {
     DC_ASSERT(N >= 1 && N <= m->max_batch);
@@ -343,12 +406,16 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
     for (int i = 0; i < m->nlayers; i++) {
         dc_layer *l = &m->layers[i];
         float *y = m->acts + l->act_off;
-        int64_t insize = (int64_t)l->c * l->h * l->w, outsize = (int64_t)l->oc * l->oh * l->ow;
+        int64_t insize = in_size(m, l), outsize = out_size(m, l);
+        int blk = l->blocked && m->blocked;
         switch (l->kind) {
         case DC_LAYER_PAD: dc_pad_forward(y, x, N * l->c, l->h, l->w, l->pad); break;
         case DC_LAYER_CONV:
-            dc_conv2d_forward(y, m->work, x, wptr(m, l), bptr(m, l), N, l->c, l->h, l->w, l->oc, l->k,
-                              l->stride, l->pad);
+            if (blk)
+                dc_dnnl_conv_forward(m->convs[i], y, x, wptr(m, l), bptr(m, l), N);
+            else
+                dc_conv2d_forward(y, m->work, x, wptr(m, l), bptr(m, l), N, l->c, l->h, l->w, l->oc, l->k,
+                                  l->stride, l->pad);
             break;
         case DC_LAYER_BN: {
             const float *gamma = m->params + l->w_off, *beta = m->params + l->b_off;
@@ -358,7 +425,10 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
                 float *mean = m->cache + l->cache_off, *rstd = mean + l->c;
                 double *sum = m->bn_tmp, *sumsq = m->bn_tmp + l->c + 1;
                 int64_t count = (int64_t)N * hw;
-                dc_bn_sums(sum, x, N, l->c, hw);
+                if (blk)
+                    dc_bn_sums_blk(sum, x, N, l->c, hw);
+                else
+                    dc_bn_sums(sum, x, N, l->c, hw);
                 if (m->reduce) { /* the global batch: sums and count, then centred squares */
                     sum[l->c] = (double)count;
                     m->reduce(m->reduce_ctx, sum, l->c + 1);
@@ -366,22 +436,47 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
                     m->global_batch = count / hw;
                 }
                 for (int c = 0; c < l->c; c++) mean[c] = (float)(sum[c] / (double)count);
-                dc_bn_centered_sumsq(sumsq, x, mean, N, l->c, hw);
+                if (blk)
+                    dc_bn_centered_sumsq_blk(sumsq, x, mean, N, l->c, hw);
+                else
+                    dc_bn_centered_sumsq(sumsq, x, mean, N, l->c, hw);
                 if (m->reduce) m->reduce(m->reduce_ctx, sumsq, l->c);
                 dc_bn_finalize(mean, rstd, rm, rv, sumsq, l->c, count, BN_EPS, BN_MOMENTUM);
-                dc_bn_apply(y, x, gamma, beta, mean, rstd, N, l->c, hw);
+                if (fused_bn(m, i))
+                    dc_bn_apply_blk(m->acts + l[1].act_off, x, gamma, beta, mean, rstd, N, l->c, hw, 1);
+                else if (blk)
+                    dc_bn_apply_blk(y, x, gamma, beta, mean, rstd, N, l->c, hw, 0);
+                else
+                    dc_bn_apply(y, x, gamma, beta, mean, rstd, N, l->c, hw);
                 m->nbt[l->bn_index]++;
+            } else if (fused_bn(m, i)) {
+                dc_batchnorm_forward_eval_blk(m->acts + l[1].act_off, x, gamma, beta, rm, rv, N, l->c, hw, BN_EPS);
+                dc_relu_forward(m->acts + l[1].act_off, m->acts + l[1].act_off, N * outsize);
+            } else if (blk) {
+                dc_batchnorm_forward_eval_blk(y, x, gamma, beta, rm, rv, N, l->c, hw, BN_EPS);
             } else {
                 dc_batchnorm_forward_eval(y, x, gamma, beta, rm, rv, N, l->c, hw, BN_EPS);
             }
             break;
         }
-        case DC_LAYER_RELU: dc_relu_forward(y, x, N * insize); break;
+        case DC_LAYER_RELU:
+            if (!(i > 0 && fused_bn(m, i - 1))) dc_relu_forward(y, x, N * insize);
+            break;
         case DC_LAYER_MAXPOOL:
-            dc_maxpool_forward(y, m->args + l->cache_off, x, N * l->c, l->h, l->w, l->k, l->stride);
+            if (blk)
+                dc_maxpool_forward_blk(y, m->args + l->cache_off, x, N, l->c, l->h, l->w, l->k, l->stride);
+            else
+                dc_maxpool_forward(y, m->args + l->cache_off, x, N * l->c, l->h, l->w, l->k, l->stride);
             break;
         case DC_LAYER_AVGPOOL: dc_avgpool_forward(y, x, N * l->c, l->h, l->w, l->k, l->stride); break;
-        case DC_LAYER_FLATTEN: break; /* y aliases x */
+        case DC_LAYER_FLATTEN: {
+            const dc_layer *p = &m->layers[i - 1];
+            if (l->in_blocked && m->blocked)
+                dc_blk_to_nchw(y, x, N, p->oc, p->oh * p->ow);
+            else
+                memcpy(y, x, (size_t)(N * outsize) * sizeof *y);
+            break;
+        }
         case DC_LAYER_LINEAR:
             dc_linear_forward(y, x, m->params + l->w_off, m->params + l->b_off, N, l->c, l->oc);
             break;
@@ -399,10 +494,20 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
     return x;
 }
 
-const float *dc_model_layer_output(const dc_model *m, int i)
+const float *dc_model_layer_output(dc_model *m, int i)
 {
     DC_ASSERT(i >= 0 && i < m->nlayers);
-    return m->acts + m->layers[i].act_off;
+    const dc_layer *l = &m->layers[i];
+    const float *y = m->acts + l->act_off;
+    if (!(l->blocked && m->blocked)) return y;
+    int64_t n = (int64_t)m->batch * l->oc * l->oh * l->ow;
+    if (n > m->nview) { /* grown on demand: feature extraction, not a training step */
+        dc_free(m->view);
+        m->view = dc_xmalloc((size_t)n * sizeof *m->view);
+        m->nview = n;
+    }
+    dc_blk_to_nchw(m->view, y, m->batch, l->oc, l->oh * l->ow);
+    return m->view;
 }
 
 int dc_model_conv_relu(const dc_model *m, int j)
@@ -434,49 +539,79 @@ void dc_model_backward(dc_model *m, const float *dout)
     memcpy(g, dout, (size_t)N * m->feat_dim * sizeof *g);
     for (int i = m->nlayers - 1; i >= first; i--) {
         dc_layer *l = &m->layers[i];
-        if (l->kind == DC_LAYER_FLATTEN) continue; /* same memory, same gradient */
+        int blk = l->blocked && m->blocked;
+        if (l->kind == DC_LAYER_FLATTEN) {
+            const dc_layer *p = &m->layers[i - 1];
+            if (!(l->in_blocked && m->blocked)) continue; /* same gradient */
+            dc_blk_from_nchw(dx, g, N, p->oc, p->oh * p->ow);
+            float *t = g;
+            g = dx;
+            dx = t;
+            continue;
+        }
+        if (l->kind == DC_LAYER_RELU && fused_bn(m, i - 1)) continue; /* inside BN's backward */
         const float *x = i == 0 ? m->input : m->acts + m->layers[i - 1].act_off;
         const float *y = m->acts + l->act_off;
-        int64_t insize = (int64_t)l->c * l->h * l->w, outsize = (int64_t)l->oc * l->oh * l->ow;
+        int64_t insize = in_size(m, l), outsize = out_size(m, l);
         float *d = i > first ? dx : NULL;
-        if (d) memset(d, 0, (size_t)(N * insize) * sizeof *d);
+        if (d && !(blk && l->kind == DC_LAYER_CONV)) /* the oneDNN convolution overwrites */
+            memset(d, 0, (size_t)(N * insize) * sizeof *d);
         switch (l->kind) {
         case DC_LAYER_PAD:
             if (d) dc_pad_backward(d, g, N * l->c, l->h, l->w, l->pad);
             break;
         case DC_LAYER_CONV:
             DC_ASSERT(!l->fixed);
-            dc_conv2d_backward(d, m->grads + l->w_off, m->grads + l->b_off, m->work, m->dwork, g, x,
-                               m->params + l->w_off, N, l->c, l->h, l->w, l->oc, l->k, l->stride, l->pad);
+            if (blk)
+                dc_dnnl_conv_backward(m->convs[i], d, m->grads + l->w_off, m->grads + l->b_off, m->dwork, g, x,
+                                      m->params + l->w_off, N);
+            else
+                dc_conv2d_backward(d, m->grads + l->w_off, m->grads + l->b_off, m->work, m->dwork, g, x,
+                                   m->params + l->w_off, N, l->c, l->h, l->w, l->oc, l->k, l->stride, l->pad);
             break;
         case DC_LAYER_BN: {
             const float *mean = m->cache + l->cache_off, *rstd = mean + l->c;
             double *sdy = m->bn_tmp, *sdx = m->bn_tmp + l->c;
             int hw = l->h * l->w;
-            dc_bn_backward_sums(sdy, sdx, g, x, mean, rstd, N, l->c, hw);
+            const float *gm = m->params + l->w_off;
+            const float *ro = fused_bn(m, i) ? m->acts + l[1].act_off : NULL;
+            if (blk)
+                dc_bn_backward_sums_blk(sdy, sdx, g, x, mean, rstd, ro, N, l->c, hw);
+            else
+                dc_bn_backward_sums(sdy, sdx, g, x, mean, rstd, N, l->c, hw);
+            float *dg = m->grads + l->w_off, *db = m->grads + l->b_off;
+            const double *ty = sdy, *tx = sdx;
+            int64_t count = (int64_t)N * hw;
             if (m->reduce) {
                 /* γ and β gradients from this process's samples; the input
                  * gradient from the global batch's sums */
-                dc_bn_backward_apply(NULL, m->grads + l->w_off, m->grads + l->b_off, g, x, m->params + l->w_off,
-                                     mean, rstd, sdy, sdx, N, l->c, hw, (int64_t)N * hw);
+                for (int c = 0; c < l->c; c++) {
+                    dg[c] += (float)sdx[c];
+                    db[c] += (float)sdy[c];
+                }
+                dg = db = NULL;
                 double *gy = m->bn_tmp + 2 * l->c, *gx = gy + l->c;
                 memcpy(gy, sdy, (size_t)l->c * sizeof *gy);
                 memcpy(gx, sdx, (size_t)l->c * sizeof *gx);
                 m->reduce(m->reduce_ctx, gy, 2 * l->c);
-                if (d)
-                    dc_bn_backward_apply(d, NULL, NULL, g, x, m->params + l->w_off, mean, rstd, gy, gx, N, l->c,
-                                         hw, m->global_batch * hw);
-            } else {
-                dc_bn_backward_apply(d, m->grads + l->w_off, m->grads + l->b_off, g, x, m->params + l->w_off,
-                                     mean, rstd, sdy, sdx, N, l->c, hw, (int64_t)N * hw);
+                ty = gy;
+                tx = gx;
+                count = m->global_batch * hw;
             }
+            if (blk)
+                dc_bn_backward_apply_blk(d, dg, db, g, x, gm, mean, rstd, ro, ty, tx, N, l->c, hw, count);
+            else
+                dc_bn_backward_apply(d, dg, db, g, x, gm, mean, rstd, ty, tx, N, l->c, hw, count);
             break;
         }
         case DC_LAYER_RELU:
             if (d) dc_relu_backward(d, g, y, N * insize);
             break;
         case DC_LAYER_MAXPOOL:
-            if (d) dc_maxpool_backward(d, g, m->args + l->cache_off, N * l->c, l->h, l->w, l->oh, l->ow);
+            if (d && blk)
+                dc_maxpool_backward_blk(d, g, m->args + l->cache_off, N, l->c, l->h, l->w, l->oh, l->ow);
+            else if (d)
+                dc_maxpool_backward(d, g, m->args + l->cache_off, N * l->c, l->h, l->w, l->oh, l->ow);
             break;
         case DC_LAYER_AVGPOOL:
             if (d) dc_avgpool_backward(d, g, N * l->c, l->h, l->w, l->k, l->stride);
