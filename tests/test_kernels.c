@@ -371,11 +371,102 @@ static void test_xent(void)
     dc_free(z); dc_free(p); dc_free(d);
 }
 
+/* Channel-blocked layout: round trip with zero padding lanes; the one-pass
+ * moments equal the NCHW two-pass sums (mean offset large against the
+ * spread, where a naive E[x²] − mean² would cancel); max-pool and BN
+ * backward equal their NCHW counterparts. */
+static void test_blocked(void)
+{
+    const int shapes[][4] = {{3, 20, 5, 7}, {2, 16, 4, 4}, {1, 5, 3, 3}, {4, 33, 6, 5}};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        int N = shapes[k][0], C = shapes[k][1], H = shapes[k][2], W = shapes[k][3], HW = H * W;
+        int64_t n = (int64_t)N * C * HW, nb = N * dc_blk_size(C, HW);
+        float *x = randv(n, 1.0f), *xb = dc_xmalloc((size_t)nb * 4), *back = dc_xmalloc((size_t)n * 4);
+        for (int64_t i = 0; i < n; i++) x[i] += 1000.0f;
+        dc_blk_from_nchw(xb, x, N, C, HW);
+        dc_blk_to_nchw(back, xb, N, C, HW);
+        CHECK(memcmp(back, x, (size_t)n * 4) == 0);
+        int pad_ok = 1;
+        for (int i = 0; i < N; i++)
+            for (int c = C; c < (C + 15) / 16 * 16; c++)
+                for (int p = 0; p < HW; p++)
+                    pad_ok &= xb[(((size_t)i * ((C + 15) / 16) + c / 16) * HW + p) * 16 + c % 16] == 0.0f;
+        CHECK(pad_ok);
+        double *s1 = dc_xcalloc((size_t)C, 8), *q1 = dc_xcalloc((size_t)C, 8), *s2 = dc_xcalloc((size_t)C, 8),
+               *q2 = dc_xcalloc((size_t)C, 8);
+        float *mean = dc_xmalloc((size_t)C * 4), *rstd = dc_xmalloc((size_t)C * 4);
+        dc_bn_sums(s1, x, N, C, HW);
+        for (int c = 0; c < C; c++) mean[c] = (float)(s1[c] / ((double)N * HW));
+        dc_bn_centered_sumsq(q1, x, mean, N, C, HW);
+        dc_bn_moments_blk(s2, q2, xb, N, C, HW);
+        double es = 0, eq = 0;
+        for (int c = 0; c < C; c++) {
+            double dm = s2[c] / ((double)N * HW) - mean[c];
+            es = fmax(es, fabs(s2[c] - s1[c]) / fabs(s1[c]));
+            eq = fmax(eq, fabs(q2[c] + (double)N * HW * dm * dm - q1[c]) / q1[c]);
+            rstd[c] = (float)(1.0 / sqrt(q1[c] / ((double)N * HW) + 1e-5));
+        }
+        CHECK_MSG(es < 1e-12 && eq < 1e-9, "shape %zu: moments differ by %.3g / %.3g", k, es, eq);
+        /* BN backward with the ReLU fused equals ReLU backward then BN's */
+        float *g = randv(n, 1.0f), *gb = dc_xmalloc((size_t)nb * 4), *r = randv(n, 1.0f), *rb = dc_xmalloc((size_t)nb * 4);
+        float *gamma = randv(C, 1.0f), *dgr = dc_xcalloc((size_t)n, 4), *d1 = dc_xcalloc((size_t)n, 4),
+              *d2 = dc_xcalloc((size_t)nb, 4), *d2n = dc_xmalloc((size_t)n * 4);
+        float *dg1 = dc_xcalloc((size_t)C, 4), *db1 = dc_xcalloc((size_t)C, 4), *dg2 = dc_xcalloc((size_t)C, 4),
+              *db2 = dc_xcalloc((size_t)C, 4);
+        dc_blk_from_nchw(gb, g, N, C, HW);
+        dc_blk_from_nchw(rb, r, N, C, HW);
+        dc_relu_backward(dgr, g, r, n);
+        dc_bn_backward_sums(s1, q1, dgr, x, mean, rstd, N, C, HW);
+        dc_bn_backward_apply(d1, dg1, db1, dgr, x, gamma, mean, rstd, s1, q1, N, C, HW, (int64_t)N * HW);
+        dc_bn_backward_sums_blk(s2, q2, gb, xb, mean, rstd, rb, N, C, HW);
+        dc_bn_backward_apply_blk(d2, dg2, db2, gb, xb, gamma, mean, rstd, rb, s2, q2, N, C, HW, (int64_t)N * HW);
+        dc_blk_to_nchw(d2n, d2, N, C, HW);
+        double ed = 0, scale = 0;
+        for (int64_t i = 0; i < n; i++) {
+            ed = fmax(ed, fabs(d2n[i] - d1[i]));
+            scale = fmax(scale, fabs(d1[i]));
+        }
+        for (int c = 0; c < C; c++) {
+            ed = fmax(ed, fabs(dg2[c] - dg1[c]));
+            ed = fmax(ed, fabs(db2[c] - db1[c]));
+        }
+        CHECK_MSG(ed < 1e-4 * scale, "shape %zu: BN backward differs by %.3g (scale %.3g)", k, ed, scale);
+        /* max-pool 2x2/2 (odd extents drop the last row/column) */
+        int OH = (H - 2) / 2 + 1, OW = (W - 2) / 2 + 1;
+        int64_t no = (int64_t)N * C * OH * OW, nob = N * dc_blk_size(C, (int64_t)OH * OW);
+        float *y1 = dc_xmalloc((size_t)no * 4), *y2 = dc_xmalloc((size_t)nob * 4), *y2n = dc_xmalloc((size_t)no * 4);
+        int32_t *a1 = dc_xmalloc((size_t)no * 4), *a2 = dc_xmalloc((size_t)nob * 4);
+        dc_maxpool_forward(y1, a1, x, N * C, H, W, 2, 2);
+        dc_maxpool_forward_blk(y2, a2, xb, N, C, H, W, 2, 2);
+        dc_blk_to_nchw(y2n, y2, N, C, OH * OW);
+        CHECK(memcmp(y1, y2n, (size_t)no * 4) == 0);
+        float *go = randv(nob, 1.0f), *gon = dc_xmalloc((size_t)no * 4), *p1 = dc_xcalloc((size_t)n, 4),
+              *p2 = dc_xmalloc((size_t)nb * 4), *p2n = dc_xmalloc((size_t)n * 4);
+        dc_blk_to_nchw(gon, go, N, C, OH * OW);
+        dc_blk_from_nchw(go, gon, N, C, OH * OW); /* zero padding lanes */
+        dc_maxpool_backward(p1, gon, a1, N * C, H, W, OH, OW);
+        for (int64_t i = 0; i < nb; i++) p2[i] = 7.0f; /* overwritten */
+        dc_maxpool_backward_blk(p2, go, a2, N, C, H, W, OH, OW);
+        dc_blk_to_nchw(p2n, p2, N, C, HW);
+        CHECK(memcmp(p1, p2n, (size_t)n * 4) == 0);
+        float *all[] = {x, xb, back, mean, rstd, g, gb, r, rb, gamma, dgr, d1, d2, d2n, dg1, db1, dg2, db2,
+                        y1, y2, y2n, go, gon, p1, p2, p2n};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dc_free(all[i]);
+        dc_free(a1);
+        dc_free(a2);
+        dc_free(s1);
+        dc_free(q1);
+        dc_free(s2);
+        dc_free(q2);
+    }
+}
+
 int main(void)
 {
     dc_rng_init(&rng, 2024, DC_RNG_STREAM_TEST, 0, 0);
     test_conv();
     test_batchnorm();
+    test_blocked();
     test_simple_layers();
     test_dropout();
     test_xent();

@@ -140,24 +140,28 @@ void dc_softmax_xent_backward(float *dlogits, const float *probs, const int32_t 
 int64_t dc_blk_size(int C, int64_t HW);
 void dc_blk_from_nchw(float *out, const float *in, int N, int C, int HW);
 void dc_blk_to_nchw(float *out, const float *in, int N, int C, int HW);
-/// The batch-norm building blocks above, on blocked tensors. A ReLU that
+/// The batch-norm building blocks above, on blocked tensors (the moments
+/// by dc_bn_moments_blk below). A ReLU that
 /// follows can be fused: apply with relu nonzero writes ReLU(BN(x)); the
 /// backward kernels given that output (relu_out, else NULL) take dout as
 /// the gradient of the ReLU's output.
-void dc_bn_sums_blk(double *sum, const float *in, int N, int C, int HW);
-void dc_bn_centered_sumsq_blk(double *sumsq, const float *in, const float *mean, int N, int C, int HW);
+/// Both moments in one pass over memory: sum[c] and m2[c], the sum of
+/// squares about this tensor's own mean (sample by sample, merged). About
+/// another mean μ: m2 + count·(sum/count − μ)².
+void dc_bn_moments_blk(double *sum, double *m2, const float *in, int N, int C, int HW);
 void dc_bn_apply_blk(float *out, const float *in, const float *gamma, const float *beta, const float *mean,
                      const float *rstd, int N, int C, int HW, int relu);
 void dc_batchnorm_forward_eval_blk(float *out, const float *in, const float *gamma, const float *beta,
                                    const float *running_mean, const float *running_var, int N, int C, int HW,
-                                   float eps);
+                                   float eps, int relu);
 void dc_bn_backward_sums_blk(double *sum_dy, double *sum_dy_xhat, const float *dout, const float *in,
                              const float *mean, const float *rstd, const float *relu_out, int N, int C, int HW);
 void dc_bn_backward_apply_blk(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                               const float *gamma, const float *mean, const float *rstd, const float *relu_out,
                               const double *sum_dy, const double *sum_dy_xhat, int N, int C, int HW, int64_t count);
 /// Max-pool on blocked tensors; arg holds, per output element, the flat
-/// index in the input plane of its maximum.
+/// index in the input plane of its maximum. Unlike the NCHW kernels, the
+/// blocked backward kernels (BN apply, max-pool) overwrite din.
 void dc_maxpool_forward_blk(float *out, int32_t *arg, const float *in, int N, int C, int H, int W, int K,
                             int stride);
 void dc_maxpool_backward_blk(float *din, const float *dout, const int32_t *arg, int N, int C, int H, int W,

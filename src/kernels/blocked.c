@@ -15,6 +15,46 @@
 
 #define L DC_BLK
 
+/* A block's 16 lanes as vectors of 4 doubles / 8 floats (GCC/Clang vector
+ * extensions, 256 bits: native with AVX2 and AVX-512 alike): the
+ * double-precision sums below do not auto-vectorise otherwise. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi" /* static helpers only: no ABI crosses */
+#endif
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
+typedef double v4d __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+
+static inline v8f ld8(const float *p)
+{
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* 16 floats as four vectors of 4 doubles */
+static inline void widen(v4d *d, const float *p)
+{
+    for (int h = 0; h < 4; h++) {
+        v4f f;
+        memcpy(&f, p + 4 * h, sizeof f);
+        d[h] = __builtin_convertvector(f, v4d);
+    }
+}
+
+/* v where keep > 0, else 0 */
+static inline v8f mask_pos(v8f v, v8f keep)
+{
+    v8f z = {0};
+    return (v8f)((v8i)v & (v8i)(keep > z));
+}
+
+static void store16(double *dst, const v4d *a)
+{
+    memcpy(dst, a, 4 * sizeof *a);
+}
+
 static int nblocks(int C) { return (C + L - 1) / L; }
 
 int64_t dc_blk_size(int C, int64_t HW) { return (int64_t)nblocks(C) * L * HW; }
@@ -52,47 +92,52 @@ void dc_blk_to_nchw(float *out, const float *in, int N, int C, int HW)
         }
 }
 
-void dc_bn_sums_blk(double *sum, const float *in, int N, int C, int HW)
-{
-    int CB = nblocks(C);
-#pragma omp parallel for schedule(static)
-    for (int cb = 0; cb < CB; cb++) {
-        double s[L] = {0};
-        for (int n = 0; n < N; n++) {
-            const float *x = in + ((size_t)n * CB + cb) * HW * L;
-            for (int p = 0; p < HW; p++)
-#pragma omp simd
-                for (int j = 0; j < L; j++) s[j] += x[(size_t)p * L + j];
-        }
-        for (int j = 0; j < L && cb * L + j < C; j++) sum[cb * L + j] = s[j];
-    }
-}
-
 /* mean, rstd, gamma, beta of block cb in 16 lanes (0 beyond C) */
 static void lanes(float *dst, const float *src, int cb, int C)
 {
     for (int j = 0; j < L; j++) dst[j] = cb * L + j < C && src ? src[cb * L + j] : 0.0f;
 }
 
-void dc_bn_centered_sumsq_blk(double *sumsq, const float *in, const float *mean, int N, int C, int HW)
+void dc_bn_moments_blk(double *sum, double *m2, const float *in, int N, int C, int HW)
 {
     int CB = nblocks(C);
 #pragma omp parallel for schedule(static)
     for (int cb = 0; cb < CB; cb++) {
-        double q[L] = {0}, m[L];
-        float mf[L];
-        lanes(mf, mean, cb, C);
-        for (int j = 0; j < L; j++) m[j] = mf[j];
+        double cnt = 0, mean[L] = {0}, acc[L] = {0};
         for (int n = 0; n < N; n++) {
+            /* one sample's plane (in cache): its mean, then its squares */
             const float *x = in + ((size_t)n * CB + cb) * HW * L;
-            for (int p = 0; p < HW; p++)
-#pragma omp simd
-                for (int j = 0; j < L; j++) {
-                    double e = x[(size_t)p * L + j] - m[j];
-                    q[j] += e * e;
+            v4d a[4] = {{0}}, q[4] = {{0}}, cm[4];
+            for (int p = 0; p < HW; p++) {
+                v4d v[4];
+                widen(v, x + (size_t)p * L);
+                for (int h = 0; h < 4; h++) a[h] += v[h];
+            }
+            for (int h = 0; h < 4; h++) cm[h] = a[h] / (double)HW;
+            for (int p = 0; p < HW; p++) {
+                v4d v[4];
+                widen(v, x + (size_t)p * L);
+                for (int h = 0; h < 4; h++) {
+                    v4d e = v[h] - cm[h];
+                    q[h] += e * e;
                 }
+            }
+            double cmean[L], cq[L];
+            store16(cmean, cm);
+            store16(cq, q);
+            /* merged with the samples before (Chan et al.) */
+            double tot = cnt + HW;
+            for (int j = 0; j < L; j++) {
+                double d = cmean[j] - mean[j];
+                mean[j] += d * HW / tot;
+                acc[j] += cq[j] + d * d * cnt * HW / tot;
+            }
+            cnt = tot;
         }
-        for (int j = 0; j < L && cb * L + j < C; j++) sumsq[cb * L + j] = q[j];
+        for (int j = 0; j < L && cb * L + j < C; j++) {
+            sum[cb * L + j] = mean[j] * cnt;
+            m2[cb * L + j] = acc[j];
+        }
     }
 }
 
@@ -128,12 +173,12 @@ void dc_bn_apply_blk(float *out, const float *in, const float *gamma, const floa
 
 void dc_batchnorm_forward_eval_blk(float *out, const float *in, const float *gamma, const float *beta,
                                    const float *running_mean, const float *running_var, int N, int C, int HW,
-                                   float eps)
+                                   float eps, int relu)
 {
     float rstd[4096];
     DC_ASSERT(C <= 4096);
     for (int c = 0; c < C; c++) rstd[c] = (float)(1.0 / sqrt((double)running_var[c] + eps));
-    dc_bn_apply_blk(out, in, gamma, beta, running_mean, rstd, N, C, HW, 0);
+    dc_bn_apply_blk(out, in, gamma, beta, running_mean, rstd, N, C, HW, relu);
 }
 
 void dc_bn_backward_sums_blk(double *sum_dy, double *sum_dy_xhat, const float *dout, const float *in,
@@ -142,21 +187,39 @@ void dc_bn_backward_sums_blk(double *sum_dy, double *sum_dy_xhat, const float *d
     int CB = nblocks(C);
 #pragma omp parallel for schedule(static)
     for (int cb = 0; cb < CB; cb++) {
-        double s[L] = {0}, q[L] = {0};
-        float m[L];
-        lanes(m, mean, cb, C);
+        float mf[L];
+        lanes(mf, mean, cb, C);
+        v8f m0 = ld8(mf), m1 = ld8(mf + 8);
+        v4d sa[4] = {{0}}, qa[4] = {{0}};
         for (int n = 0; n < N; n++) {
             size_t o = ((size_t)n * CB + cb) * HW * L;
             const float *g = dout + o, *x = in + o, *r = relu_out ? relu_out + o : NULL;
-            for (int p = 0; p < HW; p++)
-#pragma omp simd
-                for (int j = 0; j < L; j++) {
-                    size_t i = (size_t)p * L + j;
-                    float gv = r && !(r[i] > 0.0f) ? 0.0f : g[i];
-                    s[j] += gv;
-                    q[j] += (double)gv * (x[i] - m[j]);
+            for (int p = 0; p < HW; p++) {
+                const float *gp = g + (size_t)p * L, *xp = x + (size_t)p * L;
+                v8f g0 = ld8(gp), g1 = ld8(gp + 8);
+                if (r) {
+                    g0 = mask_pos(g0, ld8(r + (size_t)p * L));
+                    g1 = mask_pos(g1, ld8(r + (size_t)p * L + 8));
                 }
+                /* (x − mean)·g in float, summed in double */
+                v8f e0 = (ld8(xp) - m0) * g0, e1 = (ld8(xp + 8) - m1) * g1;
+                float gs[L], es[L];
+                memcpy(gs, &g0, sizeof g0);
+                memcpy(gs + 8, &g1, sizeof g1);
+                memcpy(es, &e0, sizeof e0);
+                memcpy(es + 8, &e1, sizeof e1);
+                v4d gd[4], ed[4];
+                widen(gd, gs);
+                widen(ed, es);
+                for (int h = 0; h < 4; h++) {
+                    sa[h] += gd[h];
+                    qa[h] += ed[h];
+                }
+            }
         }
+        double s[L], q[L];
+        store16(s, sa);
+        store16(q, qa);
         for (int j = 0; j < L && cb * L + j < C; j++) {
             sum_dy[cb * L + j] = s[j];
             sum_dy_xhat[cb * L + j] = q[j] * rstd[cb * L + j];
@@ -191,14 +254,24 @@ void dc_bn_backward_apply_blk(float *din, float *dgamma, float *dbeta, const flo
             size_t o = ((size_t)n * CB + cb) * HW * L;
             const float *g = dout + o, *x = in + o, *ro = relu_out ? relu_out + o : NULL;
             float *d = din + o;
-            for (int p = 0; p < HW; p++)
+            if (ro) {
+                for (int p = 0; p < HW; p++)
 #pragma omp simd
-                for (int j = 0; j < L; j++) {
-                    size_t i = (size_t)p * L + j;
-                    float gv = ro && !(ro[i] > 0.0f) ? 0.0f : g[i];
-                    float xhat = (x[i] - m[j]) * r[j];
-                    d[i] += k[j] * (gv - mdy[j] - xhat * mdx[j]);
-                }
+                    for (int j = 0; j < L; j++) {
+                        size_t i = (size_t)p * L + j;
+                        float gv = ro[i] > 0.0f ? g[i] : 0.0f;
+                        float xhat = (x[i] - m[j]) * r[j];
+                        d[i] = k[j] * (gv - mdy[j] - xhat * mdx[j]);
+                    }
+            } else {
+                for (int p = 0; p < HW; p++)
+#pragma omp simd
+                    for (int j = 0; j < L; j++) {
+                        size_t i = (size_t)p * L + j;
+                        float xhat = (x[i] - m[j]) * r[j];
+                        d[i] = k[j] * (g[i] - mdy[j] - xhat * mdx[j]);
+                    }
+            }
         }
 }
 
@@ -249,6 +322,7 @@ void dc_maxpool_backward_blk(float *din, const float *dout, const int32_t *arg, 
             float *d = din + ((size_t)n * CB + cb) * H * W * L;
             const float *g = dout + ((size_t)n * CB + cb) * OH * OW * L;
             const int32_t *a = arg + ((size_t)n * CB + cb) * OH * OW * L;
+            memset(d, 0, (size_t)H * W * L * sizeof *d);
             for (int o = 0; o < OH * OW; o++)
                 for (int j = 0; j < L; j++) d[(size_t)a[(size_t)o * L + j] * L + j] += g[(size_t)o * L + j];
         }

@@ -425,10 +425,14 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
                 float *mean = m->cache + l->cache_off, *rstd = mean + l->c;
                 double *sum = m->bn_tmp, *sumsq = m->bn_tmp + l->c + 1;
                 int64_t count = (int64_t)N * hw;
-                if (blk)
-                    dc_bn_sums_blk(sum, x, N, l->c, hw);
-                else
+                double *m2 = sumsq + l->c, *lsum = m2 + l->c; /* bn_tmp holds 4·(C+1) */
+                int64_t lcount = count;
+                if (blk) {
+                    dc_bn_moments_blk(sum, m2, x, N, l->c, hw);
+                    memcpy(lsum, sum, (size_t)l->c * sizeof *lsum);
+                } else {
                     dc_bn_sums(sum, x, N, l->c, hw);
+                }
                 if (m->reduce) { /* the global batch: sums and count, then centred squares */
                     sum[l->c] = (double)count;
                     m->reduce(m->reduce_ctx, sum, l->c + 1);
@@ -436,8 +440,11 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
                     m->global_batch = count / hw;
                 }
                 for (int c = 0; c < l->c; c++) mean[c] = (float)(sum[c] / (double)count);
-                if (blk)
-                    dc_bn_centered_sumsq_blk(sumsq, x, mean, N, l->c, hw);
+                if (blk) /* about the (global, float) mean from the local moments */
+                    for (int c = 0; c < l->c; c++) {
+                        double dm = lsum[c] / (double)lcount - mean[c];
+                        sumsq[c] = m2[c] + (double)lcount * dm * dm;
+                    }
                 else
                     dc_bn_centered_sumsq(sumsq, x, mean, N, l->c, hw);
                 if (m->reduce) m->reduce(m->reduce_ctx, sumsq, l->c);
@@ -450,10 +457,9 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
                     dc_bn_apply(y, x, gamma, beta, mean, rstd, N, l->c, hw);
                 m->nbt[l->bn_index]++;
             } else if (fused_bn(m, i)) {
-                dc_batchnorm_forward_eval_blk(m->acts + l[1].act_off, x, gamma, beta, rm, rv, N, l->c, hw, BN_EPS);
-                dc_relu_forward(m->acts + l[1].act_off, m->acts + l[1].act_off, N * outsize);
+                dc_batchnorm_forward_eval_blk(m->acts + l[1].act_off, x, gamma, beta, rm, rv, N, l->c, hw, BN_EPS, 1);
             } else if (blk) {
-                dc_batchnorm_forward_eval_blk(y, x, gamma, beta, rm, rv, N, l->c, hw, BN_EPS);
+                dc_batchnorm_forward_eval_blk(y, x, gamma, beta, rm, rv, N, l->c, hw, BN_EPS, 0);
             } else {
                 dc_batchnorm_forward_eval(y, x, gamma, beta, rm, rv, N, l->c, hw, BN_EPS);
             }
@@ -554,7 +560,8 @@ void dc_model_backward(dc_model *m, const float *dout)
         const float *y = m->acts + l->act_off;
         int64_t insize = in_size(m, l), outsize = out_size(m, l);
         float *d = i > first ? dx : NULL;
-        if (d && !(blk && l->kind == DC_LAYER_CONV)) /* the oneDNN convolution overwrites */
+        if (d && !(blk && (l->kind == DC_LAYER_CONV || l->kind == DC_LAYER_BN || l->kind == DC_LAYER_MAXPOOL)))
+            /* the blocked kernels and oneDNN's convolution overwrite */
             memset(d, 0, (size_t)(N * insize) * sizeof *d);
         switch (l->kind) {
         case DC_LAYER_PAD:
