@@ -37,7 +37,7 @@ for v in v1 v2 v3 v4 v5 v6 v7; do [ ! -e "$TMP/$v" ] && ok || bad "a rejected ru
 
 # the three methods run and fill the run directory
 for m in deepercluster deepcluster rotnet; do
-  karg=(--k 16); [ $m = rotnet ] && karg=()
+  karg=(--k 16); [ $m = deepercluster ] || karg=() # deepcluster: k from the data
   if "$BIN" train "${TINY[@]}" --method $m --out "$TMP/$m" --epochs 2 "${karg[@]}" >"$TMP/$m.log" 2>&1; then ok
   else bad "method $m failed: $(tail -3 "$TMP/$m.log")"; fi
   for f in config.json log.txt stats.jsonl checkpoint.safetensors checkpoint.json skipped.tsv assignments/epoch-000.npy assignments/epoch-000.tsv; do
@@ -47,6 +47,8 @@ for m in deepercluster deepcluster rotnet; do
   grep -q '"loss_super"' "$TMP/$m/stats.jsonl" && grep -q '"prec_sub"' "$TMP/$m/stats.jsonl" && grep -q '"nmi_prev"' "$TMP/$m/stats.jsonl" && ok || bad "$m: stats keys missing"
 done
 grep -qE '"method":[[:space:]]*"deepcluster"' "$TMP/deepcluster/config.json" && grep -qE '"super_classes":[[:space:]]*1,' "$TMP/deepcluster/config.json" && ok || bad "deepcluster config"
+# the default k: a power of two with about 150 images or more per cluster (256 images: 2)
+grep -qE '"k":[[:space:]]*2,' "$TMP/deepcluster/config.json" && ok || bad "deepcluster default k: $(grep -o '"k":[^,]*' "$TMP/deepcluster/config.json")"
 grep -qE '"super_classes":[[:space:]]*4,' "$TMP/rotnet/config.json" && grep -qE '"k":[[:space:]]*1,' "$TMP/rotnet/config.json" && ok || bad "rotnet config"
 "$BIN" inspect "$TMP/deepercluster/assignments/epoch-000.npy" | grep -q 'npy I32 (256, 2)' && ok || bad "assignments shape"
 
