@@ -9,7 +9,6 @@
  * few sizes. Scratchpads are owned here (user mode), so executing a
  * primitive allocates nothing.
  * Includes: dc/kernels.h, oneDNN. */
-#define _POSIX_C_SOURCE 200809L
 #include "dc/kernels.h"
 
 #include <stdlib.h>
@@ -75,10 +74,9 @@ static size_t scratch_size(const_dnnl_primitive_desc_t pd)
 static dc_status grow(void **buf, size_t *have, size_t need)
 {
     if (need <= *have) return DC_OK;
-    void *p = NULL;
-    if (posix_memalign(&p, 64, need ? need : 64)) return dc_set_error(DC_STATUS_NOMEM, "out of memory (convolution)");
-    memset(p, 0, need);
-    free(*buf);
+    void *p = dc_calloc(need ? need : 64, 1, "convolution buffers");
+    if (!p) return DC_STATUS_NOMEM;
+    dc_free(*buf);
     *buf = p;
     *have = need;
     return DC_OK;
@@ -191,16 +189,16 @@ dc_status dc_dnnl_conv_create(dc_dnnl_conv **out, int C, int H, int W, int OC, i
                               int src_blocked, int bwd_data, int N)
 {
     *out = NULL;
-    dc_dnnl_conv *c = calloc(1, sizeof *c);
-    if (!c) return dc_set_error(DC_STATUS_NOMEM, "out of memory (convolution)");
+    dc_dnnl_conv *c = dc_calloc(1, sizeof *c, "convolution");
+    if (!c) return DC_STATUS_NOMEM;
     c->C = C, c->H = H, c->W = W, c->OC = OC, c->K = K, c->stride = stride, c->pad = pad;
     c->src_blocked = src_blocked;
     c->bwd_data = bwd_data;
     dc_status st = DC_OK;
-    c->dbias = calloc((size_t)OC, sizeof *c->dbias);
+    c->dbias = dc_calloc((size_t)OC, sizeof *c->dbias, "convolution bias gradient");
     if (!c->dbias) {
         dc_dnnl_conv_free(c);
-        return dc_set_error(DC_STATUS_NOMEM, "out of memory (convolution)");
+        return DC_STATUS_NOMEM;
     }
     TRY(dnnl_engine_create(&c->engine, dnnl_cpu, 0), "engine creation");
     TRY(dnnl_stream_create(&c->stream, c->engine, dnnl_stream_default_flags), "stream creation");
@@ -218,12 +216,12 @@ void dc_dnnl_conv_free(dc_dnnl_conv *c)
     for (int i = 0; i < SLOTS; i++) slot_free(&c->slot[i]);
     if (c->stream) dnnl_stream_destroy(c->stream);
     if (c->engine) dnnl_engine_destroy(c->engine);
-    free(c->scratch);
-    free(c->wfwd);
-    free(c->wbwd);
-    free(c->dw);
-    free(c->dbias);
-    free(c);
+    dc_free(c->scratch);
+    dc_free(c->wfwd);
+    dc_free(c->wbwd);
+    dc_free(c->dw);
+    dc_free(c->dbias);
+    dc_free(c);
 }
 
 /* The slot for batch size N, created on first use (aborts if oneDNN cannot

@@ -343,9 +343,11 @@ static void create_convs(dc_model *m)
     for (int i = 0; i < m->nlayers; i++) {
         dc_layer *l = &m->layers[i];
         if (l->kind != DC_LAYER_CONV || !l->blocked) continue;
-        if (dc_dnnl_conv_create(&m->convs[i], l->c, l->h, l->w, l->oc, l->k, l->stride, l->pad, l->in_blocked, !first,
-                                m->max_batch)) {
-            dc_log_debug("NCHW convolutions: %s", dc_last_error());
+        dc_status st = dc_dnnl_conv_create(&m->convs[i], l->c, l->h, l->w, l->oc, l->k, l->stride, l->pad,
+                                           l->in_blocked, !first, m->max_batch);
+        if (st) {
+            dc_log(st == DC_STATUS_UNSUPPORTED ? DC_LOG_DEBUG : DC_LOG_WARN,
+                   "the oneDNN convolutions are unavailable (%s): using the slower NCHW kernels", dc_last_error());
             for (int j = 0; j < m->nlayers; j++) dc_dnnl_conv_free(m->convs[j]);
             dc_free(m->convs);
             m->convs = NULL;
