@@ -182,7 +182,8 @@ dc_status dc_dnnl_conv_create(dc_dnnl_conv **out, int C, int H, int W, int OC, i
 void dc_dnnl_conv_free(dc_dnnl_conv *c);
 void dc_dnnl_conv_forward(dc_dnnl_conv *c, float *out, const float *in, const float *w, const float *b, int N);
 /// dw += ∂/∂w, db += ∂/∂b (dwtmp: OC·C·K·K floats of scratch); din = ∂/∂in
-/// (overwritten; NULL: not wanted).
+/// (overwritten; NULL: not wanted). Of the forward just run on the same
+/// batch size and weights: w must not have changed in between.
 void dc_dnnl_conv_backward(dc_dnnl_conv *c, float *din, float *dw, float *db, float *dwtmp, const float *dout,
                            const float *in, const float *w, int N);
 /// oneDNN's name for the forward implementation in use (e.g. "jit:avx512_core").

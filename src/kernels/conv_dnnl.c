@@ -39,6 +39,8 @@ struct dc_dnnl_conv {
     void *scratch;      /* largest scratchpad of any primitive here */
     size_t scratch_bytes;
     void *wfwd, *wbwd, *dw; /* weights in the primitives' layouts, dW */
+    const conv_slot *wfwd_slot; /* wfwd holds `wfwd_from` in this slot's layout */
+    const float *wfwd_from;
     size_t wfwd_bytes, wbwd_bytes, dw_bytes;
     float *dbias;
 };
@@ -237,6 +239,7 @@ static conv_slot *slot_for(dc_dnnl_conv *c, int N)
         if (c->slot[i].use < lru->use) lru = &c->slot[i];
     }
     slot_free(lru);
+    if (c->wfwd_slot == lru) c->wfwd_slot = NULL;
     dc_status st = slot_init(c, lru, N);
     if (st) {
         dc_log(DC_LOG_ERROR, "%s", dc_last_error());
@@ -270,6 +273,8 @@ void dc_dnnl_conv_forward(dc_dnnl_conv *c, float *out, const float *in, const fl
     SET(s->oihw, w);
     SET(s->wts_fwd, c->wfwd);
     run_reorder(c, s->w_to_fwd, s->oihw, s->wts_fwd);
+    c->wfwd_slot = s;
+    c->wfwd_from = w;
     SET(s->src, in);
     SET(s->bias, b);
     SET(s->dst, out);
@@ -306,12 +311,13 @@ void dc_dnnl_conv_backward(dc_dnnl_conv *c, float *din, float *dw, float *db, fl
             SET(s->wts_bwd, c->wbwd);
             run_reorder(c, s->w_to_bwd, s->oihw, s->wts_bwd);
             wm = s->wts_bwd;
-        } else {
-            /* the forward of this step left the weights in wfwd, but a
-             * caller may have changed w since: reorder again (cheap) */
+        } else if (c->wfwd_slot != s || c->wfwd_from != w) {
+            /* the forward of the same batch normally left them there */
             SET(s->oihw, w);
             SET(s->wts_fwd, c->wfwd);
             run_reorder(c, s->w_to_fwd, s->oihw, s->wts_fwd);
+            c->wfwd_slot = s;
+            c->wfwd_from = w;
         }
         SET(s->diff_src, din);
         dnnl_exec_arg_t a[4] = {{DNNL_ARG_DIFF_DST, s->diff_dst}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, s->diff_src}};
