@@ -49,6 +49,8 @@ done
 grep -qE '"method":[[:space:]]*"deepcluster"' "$TMP/deepcluster/config.json" && grep -qE '"super_classes":[[:space:]]*1,' "$TMP/deepcluster/config.json" && ok || bad "deepcluster config"
 # the default k: a power of two with about 150 images or more per cluster (256 images: 2)
 grep -qE '"k":[[:space:]]*2,' "$TMP/deepcluster/config.json" && ok || bad "deepcluster default k: $(grep -o '"k":[^,]*' "$TMP/deepcluster/config.json")"
+# the default PCA dimension: a sixteenth of vgg-s32's 512 features
+grep -qE '"dim_pca":[[:space:]]*32,' "$TMP/deepercluster/config.json" && ok || bad "default dim_pca: $(grep -o '"dim_pca":[^,]*' "$TMP/deepercluster/config.json")"
 grep -qE '"super_classes":[[:space:]]*4,' "$TMP/rotnet/config.json" && grep -qE '"k":[[:space:]]*1,' "$TMP/rotnet/config.json" && ok || bad "rotnet config"
 "$BIN" inspect "$TMP/deepercluster/assignments/epoch-000.npy" | grep -q 'npy I32 (256, 2)' && ok || bad "assignments shape"
 
@@ -59,7 +61,7 @@ last=$(grep '"type":"epoch"' "$TMP/learn/stats.jsonl" | tail -1 | sed 's/.*"loss
 awk -v a="$first" -v b="$last" 'BEGIN{exit !(b < a)}' && ok || bad "loss did not go down: $first -> $last"
 
 # resume: uninterrupted vs SIGTERM vs SIGKILL at some moment, same weights
-RUN=("${TINY[@]}" --epochs 3 --reassignment 2 --k 16 --seed 5)
+RUN=("${TINY[@]}" --epochs 3 --reassignment 2 --k 16 --seed 5 --dim-pca 24)
 "$BIN" train "${RUN[@]}" --out "$TMP/full" >"$TMP/full.log" 2>&1 || bad "uninterrupted run failed"
 "$BIN" inspect --hash "$TMP/full/checkpoint.safetensors" | grep ' hash ' > "$TMP/full.hash"
 [ -s "$TMP/full.hash" ] && ok || bad "no hashes"
@@ -104,6 +106,15 @@ EV=(--max-images 300 --threads 2)
 "$BIN" eval clusters --weights "$TMP/full" --data "$TEST" "${EV[@]}" --json "$TMP/ec.json" >"$TMP/ec.out" 2>&1 && ok || bad "eval clusters: $(tail -2 "$TMP/ec.out")"
 grep -qE '^final +0\.[0-9]{4} ' "$TMP/ec.out" && ok || bad "eval clusters table: $(cat "$TMP/ec.out")"
 for key in nmi ari acc layer; do grep -q "\"$key\"" "$TMP/ec.json" && ok || bad "eval clusters JSON has no $key"; done
+# the whitening dimension: the run's (config.json), the preset's, raw pixels, or --pca
+want=$(grep -oE '"dim_pca":[[:space:]]*[0-9]+' "$TMP/full/config.json" | grep -oE '[0-9]+$')
+grep -qE "\"pca\":[[:space:]]*$want([,}]|\$)" "$TMP/ec.json" && ok || bad "eval clusters of the run: pca $want expected in $(cat "$TMP/ec.json")"
+"$BIN" eval clusters --weights pixels --data "$TEST" "${EV[@]}" --json "$TMP/ep.json" >/dev/null 2>&1 \
+  && grep -qE '"pca":[[:space:]]*0([,}]|$)' "$TMP/ep.json" && ok || bad "pixels: raw features expected: $(cat "$TMP/ep.json")"
+"$BIN" eval clusters --weights random:vgg-s32 --data "$TEST" "${EV[@]}" --pca 8 --restarts 3 --json "$TMP/e8.json" >/dev/null 2>&1 \
+  && grep -qE '"pca":[[:space:]]*8([,}]|$)' "$TMP/e8.json" && ok || bad "--pca 8: $(cat "$TMP/e8.json")"
+"$BIN" eval clusters --weights random:vgg-s32 --data "$TEST" --restarts 0 >"$TMP/r0.out" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q -- "--restarts" "$TMP/r0.out" && ok || bad "--restarts 0: exit $rc: $(cat "$TMP/r0.out")"
 grep -q '"protocol":"clusters"' "$TMP/full/eval.jsonl" && ok || bad "no line in RUN/eval.jsonl"
 "$BIN" eval knn --weights random:vgg-s32 --train "$DATA" --test "$TEST" "${EV[@]}" --json "$TMP/ek.json" >"$TMP/ek.out" 2>&1 && ok || bad "eval knn: $(tail -2 "$TMP/ek.out")"
 grep -q '"top1"' "$TMP/ek.json" && ok || bad "eval knn JSON has no top1"

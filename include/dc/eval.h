@@ -18,9 +18,11 @@ extern "C" {
 
 /// k-means (k clusters, niter passes) on x (n, d) — first PCA-whitened to
 /// dim_pca dimensions and L2-normalised when dim_pca > 0, as the training's
-/// clustering step — scored against labels. x is modified.
+/// clustering step — scored against labels. k-means runs `restarts` times
+/// (≥ 1) from different random initialisations and the run with the lowest
+/// objective is scored (labels never choose). x is modified.
 dc_status dc_eval_clusters(dc_cluster_scores *out, float *x, int64_t n, int d, const int32_t *labels, int k,
-                           int dim_pca, int niter, uint64_t seed);
+                           int dim_pca, int niter, int restarts, uint64_t seed);
 
 typedef struct dc_probe_params {
     int epochs;        /* passes over the training features (default 10)   */

@@ -62,6 +62,11 @@ typedef struct dc_preset {
 const dc_preset *dc_preset_find(const char *name);
 /// "vgg16, vgg-s32, vgg-s64" (for messages).
 const char *dc_preset_names(void);
+/// The clustering's default PCA dimension for the preset's feature vector:
+/// all of it for VGG-16 (the original DeeperCluster's 4096), a sixteenth
+/// for the small presets (DeepCluster's 256 of 4096; 32 for vgg-s32, whose
+/// trained features are nearly low-rank — README, "Results").
+int dc_preset_dim_pca(const dc_preset *p);
 
 typedef struct dc_model {
     const dc_preset *preset;

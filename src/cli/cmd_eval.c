@@ -146,7 +146,7 @@ int dc_cmd_eval(int argc, char **argv)
     }
     const char *weights = NULL, *train = NULL, *test = NULL, *data = NULL, *layer = is_linear ? "all" : "final";
     const char *json = NULL, *record = NULL;
-    int sobel = 1, batch = 128, threads = 0, k = 0, dim_pca = 128, niter = 20, epochs = 10;
+    int sobel = 1, batch = 128, threads = 0, k = 0, dim_pca = -1, niter = 20, epochs = 10, restarts = 10;
     int64_t seed = 0;
     double T = 0.07;
     dc_opt opts[20];
@@ -156,9 +156,12 @@ int dc_cmd_eval(int argc, char **argv)
     if (is_clusters) {
         opts[no++] = (dc_opt){"data", NULL, DC_OPT_STRING, &data, 0, 0, NULL, 1, "SRC", "labelled images"};
         opts[no++] = (dc_opt){"k", NULL, DC_OPT_INT, &k, 0, 1e6, NULL, 0, "K", "clusters (0: the number of classes)"};
-        opts[no++] = (dc_opt){"pca", NULL, DC_OPT_INT, &dim_pca, 0, 1e5, NULL, 0, "D",
-                              "PCA-whiten to D dimensions + L2 first, as in training (0: raw)"};
+        opts[no++] = (dc_opt){"pca", NULL, DC_OPT_INT, &dim_pca, -1, 1e5, NULL, 0, "D",
+                              "PCA-whiten to D dimensions + L2 first (0: raw features; -1: as the run's "
+                              "clustering, its config's dim_pca, else the preset's; raw for pixels)"};
         opts[no++] = (dc_opt){"niter", NULL, DC_OPT_INT, &niter, 0, 1e6, NULL, 0, "I", "k-means passes"};
+        opts[no++] = (dc_opt){"restarts", NULL, DC_OPT_INT, &restarts, 1, 1000, NULL, 0, "R",
+                              "k-means runs from different starts; the lowest objective is scored"};
     } else {
         opts[no++] = (dc_opt){"train", NULL, DC_OPT_STRING, &train, 0, 0, NULL, 1, "SRC", "labelled training images"};
         opts[no++] = (dc_opt){"test", NULL, DC_OPT_STRING, &test, 0, 0, NULL, 1, "SRC", "labelled test images"};
@@ -211,6 +214,15 @@ int dc_cmd_eval(int argc, char **argv)
         dc_dataset_set_decode_hint(dtr, m.preset->eval_resize);
         if (dte) dc_dataset_set_decode_hint(dte, m.preset->eval_resize);
     }
+    int run_dim = 0; /* the run's clustering dimension, from its config.json */
+    if (s == DC_OK && run[0] && is_clusters) {
+        char cpath[4200];
+        snprintf(cpath, sizeof cpath, "%s/config.json", run);
+        cJSON *cfg = NULL;
+        double v;
+        if (dc_json_read(cpath, &cfg) == DC_OK && dc_json_get_number(cfg, "dim_pca", cpath, &v) == DC_OK) run_dim = (int)v;
+        cJSON_Delete(cfg);
+    }
     int nconv = s == DC_OK && !pixels ? dc_model_nconv(&m) : 0;
     int first = 0, last = 0;
     if (s == DC_OK && is_linear && strcmp(layer, "all") == 0) {
@@ -237,8 +249,14 @@ int dc_cmd_eval(int argc, char **argv)
         if (s == DC_OK && is_clusters) {
             int kk = k > 0 ? k : dc_dataset_nclasses(dtr);
             dc_cluster_scores sc;
-            s = dc_eval_clusters(&sc, xtr, nimg(dtr), (int)dim, dc_dataset_labels(dtr), kk,
-                                 dim_pca < dim ? dim_pca : 0, niter, (uint64_t)seed);
+            int dp = dim_pca;
+            if (dp < 0) dp = pixels ? 0 : run_dim > 0 && strcmp(lname, "final") == 0 ? run_dim : dc_preset_dim_pca(m.preset);
+            if (dp >= dim) dp = 0;
+            dc_log_info("k-means (k = %d, best of %d) on the %s features%s%d", kk, restarts, lname,
+                        dp ? ", PCA-whitened + L2, dimension " : " as they are, dimension ", dp ? dp : (int)dim);
+            cJSON_AddNumberToObject(row, "pca", dp);
+            s = dc_eval_clusters(&sc, xtr, nimg(dtr), (int)dim, dc_dataset_labels(dtr), kk, dp, niter, restarts,
+                                 (uint64_t)seed);
             if (s == DC_OK) {
                 printf("%-8s %8.4f %8.4f %8.4f\n", lname, sc.nmi, sc.ari, sc.acc);
                 cJSON_AddNumberToObject(row, "nmi", sc.nmi);

@@ -12,8 +12,9 @@
 #include <string.h>
 
 dc_status dc_eval_clusters(dc_cluster_scores *out, float *x, int64_t n, int d, const int32_t *labels, int k,
-                           int dim_pca, int niter, uint64_t seed)
+                           int dim_pca, int niter, int restarts, uint64_t seed)
 {
+    if (restarts < 1) return dc_set_error(DC_STATUS_ARG, "cluster evaluation: k-means restarts must be at least 1 (got %d)", restarts);
     float *z = x;
     int dz = d;
     dc_pca p = {0};
@@ -35,12 +36,24 @@ dc_status dc_eval_clusters(dc_cluster_scores *out, float *x, int64_t n, int d, c
     kp.k = k;
     kp.niter = niter;
     kp.seed = seed;
-    dc_kmeans_result r;
-    s = dc_kmeans_train(&r, z, n, dz, &kp, NULL);
-    if (s == DC_OK) {
-        s = dc_cluster_scores_compute(out, r.assign, labels, n);
-        dc_kmeans_result_free(&r);
+    dc_kmeans_result best = {0};
+    double best_obj = INFINITY;
+    for (int t = 0; t < restarts && s == DC_OK; t++) {
+        dc_kmeans_result r;
+        kp.group = (uint32_t)t;
+        s = dc_kmeans_train(&r, z, n, dz, &kp, NULL);
+        if (s) break;
+        double obj = r.passes[r.npasses - 1].obj;
+        if (obj < best_obj) {
+            dc_kmeans_result_free(&best);
+            best = r;
+            best_obj = obj;
+        } else {
+            dc_kmeans_result_free(&r);
+        }
     }
+    if (s == DC_OK) s = dc_cluster_scores_compute(out, best.assign, labels, n);
+    dc_kmeans_result_free(&best);
     if (z != x) dc_free(z);
     dc_pca_free(&p);
     return s;

@@ -34,6 +34,8 @@ const dc_preset *dc_preset_find(const char *name)
 
 const char *dc_preset_names(void) { return "vgg16, vgg-s32, vgg-s64"; }
 
+int dc_preset_dim_pca(const dc_preset *p) { return p->hidden >= 4096 ? p->hidden : p->hidden / 16; }
+
 /* ------------------------------------------------------------------------ */
 /* Building the layer list                                                  */
 /* ------------------------------------------------------------------------ */

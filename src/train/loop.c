@@ -82,7 +82,7 @@ const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, cha
         snprintf(buf, len, "--arch %s is not a preset (presets: %s)", c->arch, dc_preset_names());
         return buf;
     }
-    if (c->dim_pca == 0) c->dim_pca = p->hidden >= 4096 ? 4096 : p->hidden / 4;
+    if (c->dim_pca == 0) c->dim_pca = dc_preset_dim_pca(p);
     if (c->crop_min_scale == 0) c->crop_min_scale = p->crop_min_scale > 0 ? p->crop_min_scale : 0.08;
     if (c->dim_pca > p->hidden) {
         snprintf(buf, len, "--dim-pca %d is larger than the %s feature dimension %d", c->dim_pca, c->arch, p->hidden);
