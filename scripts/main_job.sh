@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, from nothing: install the Debian packages, build, train
 # DeeperCluster on Fashion-MNIST (a shortened run: 12,000 training images,
-# 4 epochs, about 4 minutes of training on 2 cores), then evaluate the learned features on
+# 4 epochs, about 3 minutes of training on 2 cores), then evaluate the learned features on
 # the 10,000 test images: k-means (k = 10) NMI/ARI/accuracy and the linear
 # probe (a middle conv layer and the final one), each beside a randomly
 # initialised network of the same preset; then the run's HTML report.
