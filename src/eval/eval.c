@@ -38,7 +38,7 @@ dc_status dc_eval_clusters(dc_cluster_scores *out, float *x, int64_t n, int d, c
     kp.seed = seed;
     dc_kmeans_result best = {0};
     double best_obj = INFINITY;
-    for (int t = 0; t < restarts && s == DC_OK; t++) {
+    for (int t = 0; t < restarts; t++) {
         dc_kmeans_result r;
         kp.group = (uint32_t)t;
         s = dc_kmeans_train(&r, z, n, dz, &kp, NULL);
