@@ -46,6 +46,11 @@ for m in deepercluster deepcluster rotnet; do
   [ "$(grep -c '"type":"epoch"' "$TMP/$m/stats.jsonl")" -eq 2 ] && ok || bad "$m: expected 2 epoch lines in stats.jsonl"
   grep -q '"loss_super"' "$TMP/$m/stats.jsonl" && grep -q '"prec_sub"' "$TMP/$m/stats.jsonl" && grep -q '"nmi_prev"' "$TMP/$m/stats.jsonl" && ok || bad "$m: stats keys missing"
 done
+# the .tsv beside the .npy: a header, then index, super, sub for each image in order
+A=$TMP/deepercluster/assignments/epoch-000
+head -1 "$A.tsv" | grep -qx $'index\tsuper\tsub' && [ "$(wc -l < "$A.tsv")" -eq 257 ] \
+  && [ "$(sed -n 2p "$A.tsv" | cut -f1)" = 0 ] && [ "$(tail -1 "$A.tsv" | cut -f1)" = 255 ] && ok || bad "assignments .tsv: $(head -3 "$A.tsv")"
+"$BIN" inspect "$A.npy" | grep -q 'npy I32 (256, 2)' && ok || bad "assignments .npy: $("$BIN" inspect "$A.npy" | head -1)"
 grep -qE '"method":[[:space:]]*"deepcluster"' "$TMP/deepcluster/config.json" && grep -qE '"super_classes":[[:space:]]*1,' "$TMP/deepcluster/config.json" && ok || bad "deepcluster config"
 # the default k: a power of two with about 150 images or more per cluster (256 images: 2)
 grep -qE '"k":[[:space:]]*2,' "$TMP/deepcluster/config.json" && ok || bad "deepcluster default k: $(grep -o '"k":[^,]*' "$TMP/deepcluster/config.json")"
@@ -135,6 +140,10 @@ FOLDER=$DC_TEST_ROOT/tests/fixtures/images/folder
   >"$TMP/folder.log" 2>&1 && ok || bad "training on an image folder: $(tail -3 "$TMP/folder.log")"
 [ "$(wc -l < "$TMP/folder/skipped.tsv")" -eq 5 ] && ok || bad "skipped.tsv: $(cat "$TMP/folder/skipped.tsv")"
 grep -q "y_truncated.jpg	corrupt JPEG" "$TMP/folder/skipped.tsv" && ok || bad "skipped.tsv has no reason for the truncated JPEG"
+A=$TMP/folder/assignments/epoch-000.tsv # image folders: the file, then super, sub
+head -1 "$A" | grep -qx $'path\tsuper\tsub' && [ "$(wc -l < "$A")" -gt 1 ] \
+  && [ "$(tail -n +2 "$A" | grep -cE $'/folder/(cats|dogs)/.+\\.(jpg|png)\t0\t0$')" -eq $(($(wc -l < "$A") - 1)) ] \
+  && ! grep -q x_empty.jpg "$A" && ok || bad "assignments .tsv of an image folder: $(head -3 "$A")"
 grep -q "4 broken files skipped" "$TMP/folder/log.txt" && grep -q "skipped .*x_empty.jpg: empty file" "$TMP/folder/log.txt" \
   && ok || bad "log.txt does not list the skipped files"
 

@@ -13,27 +13,26 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Features of `layer` for a dataset; owned result. */
-static int64_t max_images; /* --max-images: only the first N images of each set */
-
-static int64_t nimg(const dc_dataset *d)
+/* The number of images used from `d`: its first `max` (0: all). */
+static int64_t nimg(const dc_dataset *d, int64_t max)
 {
     int64_t n = dc_dataset_size(d);
-    return max_images > 0 && max_images < n ? max_images : n;
+    return max > 0 && max < n ? max : n;
 }
 
-static dc_status features_for(float **out, int64_t *dim, dc_model *m, const dc_dataset *d, const char *layer,
-                              int pool, const char *label)
+/* Features of `layer` for the first n images of a dataset, average-pooled
+ * under 10k values; owned result. */
+static dc_status features_for(float **out, int64_t *dim, dc_model *m, const dc_dataset *d, int64_t n,
+                              const char *layer)
 {
     char err[256];
     int li = dc_cli_layer_index(m, layer, err, sizeof err);
     if (li < 0) return dc_set_error(DC_STATUS_ARG, "%s", err);
-    int side = pool ? dc_feature_pool_side(m, li, 10000) : 0;
-    int64_t n = nimg(d);
+    int side = dc_feature_pool_side(m, li, 10000);
     *dim = dc_feature_dim(m, li, side);
     *out = dc_malloc((size_t)n * *dim * sizeof(float), "features");
     if (!*out) return DC_STATUS_NOMEM;
-    dc_status s = dc_extract_features(*out, m, d, n, li, side, label);
+    dc_status s = dc_extract_features(*out, m, d, n, li, side, "features");
     if (s) {
         dc_free(*out);
         *out = NULL;
@@ -41,14 +40,13 @@ static dc_status features_for(float **out, int64_t *dim, dc_model *m, const dc_d
     return s;
 }
 
-/* The raw-pixel baseline: every image's pixels / 255 in CHW order; the
- * images must all have one size. */
-static dc_status pixel_features(float **out, int64_t *dim, const dc_dataset *d)
+/* The raw-pixel baseline: the first n images' pixels / 255 in CHW order;
+ * the images must all have one size. */
+static dc_status pixel_features(float **out, int64_t *dim, const dc_dataset *d, int64_t n)
 {
     int h = dc_dataset_height(d), w = dc_dataset_width(d), c = dc_dataset_channels(d);
     if (h <= 0 || w <= 0)
         return dc_set_error(DC_STATUS_ARG, "--weights pixels needs images of one size (IDX, CIFAR)");
-    int64_t n = nimg(d);
     *dim = (int64_t)c * h * w;
     *out = dc_malloc((size_t)n * *dim * sizeof(float), "pixel features");
     if (!*out) return DC_STATUS_NOMEM;
@@ -84,7 +82,7 @@ int dc_cmd_features(int argc, char **argv)
 {
     const char *weights = NULL, *data = NULL, *labels = NULL, *layer = "final", *out = NULL, *lab_out = NULL;
     int sobel = 1, batch = 128, threads = 0;
-    int64_t seed = 0;
+    int64_t seed = 0, max_images = 0;
     const dc_opt opts[] = {
         {"weights", NULL, DC_OPT_STRING, &weights, 0, 0, NULL, 1, "W", "RUN directory, weights .safetensors, or random:<preset>"},
         {"data", NULL, DC_OPT_STRING, &data, 0, 0, NULL, 1, "SRC", "images (IDX file, CIFAR batches)"},
@@ -109,21 +107,206 @@ int dc_cmd_features(int argc, char **argv)
     dc_dataset *d = NULL;
     dc_model m = {0};
     float *x = NULL;
-    int64_t dim;
+    int64_t dim, n = 0;
     dc_status s = dc_dataset_open(data, labels, &d);
     if (s == DC_OK) s = dc_cli_load_model(&m, weights, dc_dataset_channels(d), sobel, (uint64_t)seed, batch, NULL, 0);
-    if (s == DC_OK) dc_dataset_set_decode_hint(d, m.preset->eval_resize);
-    if (s == DC_OK) s = features_for(&x, &dim, &m, d, layer, 1, "features");
-    if (s == DC_OK) s = dc_npy_write(out, DC_DTYPE_F32, 2, (int64_t[]){nimg(d), dim}, x);
+    if (s == DC_OK) {
+        dc_dataset_set_decode_hint(d, m.preset->eval_resize);
+        n = nimg(d, max_images);
+        s = features_for(&x, &dim, &m, d, n, layer);
+    }
+    if (s == DC_OK) s = dc_npy_write(out, DC_DTYPE_F32, 2, (int64_t[]){n, dim}, x);
     if (s == DC_OK && lab_out) {
         if (!dc_dataset_labels(d)) s = dc_set_error(DC_STATUS_ARG, "--labels-out: %s has no labels", data);
-        else s = dc_npy_write(lab_out, DC_DTYPE_I32, 1, (int64_t[]){nimg(d)}, dc_dataset_labels(d));
+        else s = dc_npy_write(lab_out, DC_DTYPE_I32, 1, (int64_t[]){n}, dc_dataset_labels(d));
     }
-    if (s == DC_OK) printf("%s: %lld x %lld features of layer %s\n", out, (long long)nimg(d), (long long)dim, layer);
+    if (s == DC_OK) printf("%s: %lld x %lld features of layer %s\n", out, (long long)n, (long long)dim, layer);
     dc_free(x);
     dc_model_free(&m);
     dc_dataset_close(d);
     return finish(s, "features");
+}
+
+/* One `eval` invocation: its options, then the data and network they name. */
+typedef struct {
+    const char *proto;
+    int is_linear, is_knn, is_clusters;
+    const char *weights, *train, *test, *data, *layer, *json, *record;
+    int sobel, batch, threads, k, dim_pca, niter, epochs, restarts;
+    int64_t seed, max_images;
+    double T;
+    dc_dataset *dtr, *dte; /* dtr: the training set (the data for clusters); dte: NULL for clusters */
+    int64_t ntr, nte;      /* images used of each */
+    dc_model m;
+    int pixels;  /* the raw-pixel baseline instead of a network */
+    int run_dim; /* the run's clustering dimension, from its config.json (0: none) */
+    char run[4096];
+} eval_job;
+
+/* The option table of e->proto into opts (room for 20); returns its length. */
+static int eval_options(eval_job *e, dc_opt *opts)
+{
+    int no = 0;
+    opts[no++] = (dc_opt){"weights", NULL, DC_OPT_STRING, &e->weights, 0, 0, NULL, 1, "W",
+                          "RUN directory, weights .safetensors, random:<preset>, or pixels (raw-pixel baseline)"};
+    if (e->is_clusters) {
+        opts[no++] = (dc_opt){"data", NULL, DC_OPT_STRING, &e->data, 0, 0, NULL, 1, "SRC", "labelled images"};
+        opts[no++] = (dc_opt){"k", NULL, DC_OPT_INT, &e->k, 0, 1e6, NULL, 0, "K", "clusters (0: the number of classes)"};
+        opts[no++] = (dc_opt){"pca", NULL, DC_OPT_INT, &e->dim_pca, -1, 1e5, NULL, 0, "D",
+                              "PCA-whiten to D dimensions + L2 first (0: raw features; -1: as the run's "
+                              "clustering, its config's dim_pca, else the preset's; raw for pixels)"};
+        opts[no++] = (dc_opt){"niter", NULL, DC_OPT_INT, &e->niter, 0, 1e6, NULL, 0, "I", "k-means passes"};
+        opts[no++] = (dc_opt){"restarts", NULL, DC_OPT_INT, &e->restarts, 1, 1000, NULL, 0, "R",
+                              "k-means runs from different starts; the lowest objective is scored"};
+    } else {
+        opts[no++] = (dc_opt){"train", NULL, DC_OPT_STRING, &e->train, 0, 0, NULL, 1, "SRC", "labelled training images"};
+        opts[no++] = (dc_opt){"test", NULL, DC_OPT_STRING, &e->test, 0, 0, NULL, 1, "SRC", "labelled test images"};
+    }
+    if (e->is_knn) {
+        opts[no++] = (dc_opt){"k", NULL, DC_OPT_INT, &e->k, 1, 4096, NULL, 0, "K", "neighbours (default 20)"};
+        opts[no++] = (dc_opt){"temperature", NULL, DC_OPT_DOUBLE, &e->T, 1e-4, 100, NULL, 0, "T", "vote temperature"};
+    }
+    if (e->is_linear)
+        opts[no++] = (dc_opt){"epochs", NULL, DC_OPT_INT, &e->epochs, 1, 1e4, NULL, 0, "E", "probe training epochs"};
+    opts[no++] = (dc_opt){"layer", NULL, DC_OPT_STRING, &e->layer, 0, 0, NULL, 0, "NAME",
+                          e->is_linear ? "convN, final or all" : "final or convN"};
+    opts[no++] = (dc_opt){"json", NULL, DC_OPT_STRING, &e->json, 0, 0, NULL, 0, "F.json", "also write the results as JSON"};
+    opts[no++] = (dc_opt){"record", NULL, DC_OPT_STRING, &e->record, 0, 0, NULL, 0, "RUN",
+                          "also append the results to RUN/eval.jsonl (e.g. a random baseline beside a run)"};
+    opts[no++] = (dc_opt){"sobel", NULL, DC_OPT_INT, &e->sobel, 0, 1, NULL, 0, "0|1", "Sobel stage for random:<preset>"};
+    opts[no++] = (dc_opt){"seed", NULL, DC_OPT_I64, &e->seed, 0, 9.2e18, NULL, 0, "S", "seed (random weights, k-means, probe)"};
+    opts[no++] = (dc_opt){"batch-size", NULL, DC_OPT_INT, &e->batch, 1, 4096, NULL, 0, "B", "images per forward pass"};
+    opts[no++] = (dc_opt){"threads", NULL, DC_OPT_INT, &e->threads, 0, 4096, NULL, 0, "T", "threads (0: all cores)"};
+    opts[no++] = (dc_opt){"max-images", NULL, DC_OPT_I64, &e->max_images, 0, 1e12, NULL, 0, "N",
+                          "the first N images of each set only (0: all)"};
+    return no;
+}
+
+/* Opens the labelled sets and the network (or the pixel baseline). */
+static dc_status eval_open(eval_job *e)
+{
+    dc_status s = dc_dataset_open(e->is_clusters ? e->data : e->train, NULL, &e->dtr);
+    if (s == DC_OK && !e->is_clusters) s = dc_dataset_open(e->test, NULL, &e->dte);
+    if (s == DC_OK && (!dc_dataset_labels(e->dtr) || (e->dte && !dc_dataset_labels(e->dte))))
+        s = dc_set_error(DC_STATUS_ARG, "evaluation needs labelled images (IDX with its labels, CIFAR)");
+    if (s != DC_OK) return s;
+    e->ntr = nimg(e->dtr, e->max_images);
+    e->nte = e->dte ? nimg(e->dte, e->max_images) : 0;
+    e->pixels = strcmp(e->weights, "pixels") == 0;
+    if (e->pixels) {
+        e->layer = "pixels";
+        return DC_OK;
+    }
+    s = dc_cli_load_model(&e->m, e->weights, dc_dataset_channels(e->dtr), e->sobel, (uint64_t)e->seed, e->batch, e->run,
+                          sizeof e->run);
+    if (s != DC_OK) return s;
+    dc_dataset_set_decode_hint(e->dtr, e->m.preset->eval_resize);
+    if (e->dte) dc_dataset_set_decode_hint(e->dte, e->m.preset->eval_resize);
+    if (e->run[0] && e->is_clusters) {
+        char cpath[4200];
+        snprintf(cpath, sizeof cpath, "%s/config.json", e->run);
+        cJSON *cfg = NULL;
+        double v;
+        if (dc_json_read(cpath, &cfg) == DC_OK && dc_json_get_number(cfg, "dim_pca", cpath, &v) == DC_OK)
+            e->run_dim = (int)v;
+        cJSON_Delete(cfg);
+    }
+    return DC_OK;
+}
+
+static dc_status score_clusters(const eval_job *e, const char *lname, float *x, int64_t dim, cJSON *row)
+{
+    int k = e->k > 0 ? e->k : dc_dataset_nclasses(e->dtr);
+    int dp = e->dim_pca;
+    if (dp < 0) dp = e->pixels ? 0 : e->run_dim > 0 && strcmp(lname, "final") == 0 ? e->run_dim : dc_preset_dim_pca(e->m.preset);
+    if (dp >= dim) dp = 0;
+    dc_log_info("k-means (k = %d, best of %d) on the %s features%s%d", k, e->restarts, lname,
+                dp ? ", PCA-whitened + L2, dimension " : " as they are, dimension ", dp ? dp : (int)dim);
+    cJSON_AddNumberToObject(row, "pca", dp);
+    dc_cluster_scores sc;
+    dc_status s = dc_eval_clusters(&sc, x, e->ntr, (int)dim, dc_dataset_labels(e->dtr), k, dp, e->niter, e->restarts,
+                                   (uint64_t)e->seed);
+    if (s != DC_OK) return s;
+    printf("%-8s %8.4f %8.4f %8.4f\n", lname, sc.nmi, sc.ari, sc.acc);
+    cJSON_AddNumberToObject(row, "nmi", sc.nmi);
+    cJSON_AddNumberToObject(row, "ari", sc.ari);
+    cJSON_AddNumberToObject(row, "acc", sc.acc);
+    cJSON_AddNumberToObject(row, "k", k);
+    return DC_OK;
+}
+
+static dc_status score_knn(const eval_job *e, const char *lname, float *xtr, float *xte, int64_t dim,
+                           cJSON *row)
+{
+    double top1;
+    dc_status s = dc_knn_eval(&top1, xtr, dc_dataset_labels(e->dtr), e->ntr, xte, dc_dataset_labels(e->dte), e->nte,
+                              (int)dim, dc_dataset_nclasses(e->dtr), e->k, e->T);
+    if (s != DC_OK) return s;
+    printf("%-8s %8.4f\n", lname, top1);
+    cJSON_AddNumberToObject(row, "top1", top1);
+    cJSON_AddNumberToObject(row, "k", e->k);
+    return DC_OK;
+}
+
+static dc_status score_linear(const eval_job *e, const char *lname, float *xtr, float *xte, int64_t dim,
+                              cJSON *row)
+{
+    dc_probe_params pp = dc_probe_params_default();
+    pp.epochs = e->epochs;
+    pp.seed = (uint64_t)e->seed;
+    int ctr = dc_dataset_nclasses(e->dtr), cte = dc_dataset_nclasses(e->dte);
+    dc_probe_result pr;
+    dc_status s = dc_linear_probe(&pr, xtr, dc_dataset_labels(e->dtr), e->ntr, xte, dc_dataset_labels(e->dte), e->nte,
+                                  (int)dim, ctr > cte ? ctr : cte, &pp);
+    if (s != DC_OK) return s;
+    printf("%-8s %8.4f %8.4f\n", lname, pr.top1, pr.top5);
+    cJSON_AddNumberToObject(row, "top1", pr.top1);
+    if (pr.top5 >= 0) cJSON_AddNumberToObject(row, "top5", pr.top5);
+    cJSON_AddNumberToObject(row, "lr", pr.lr);
+    cJSON_AddNumberToObject(row, "dim", (double)dim);
+    return DC_OK;
+}
+
+/* Features of one layer for both sets, scored by the protocol into `row`. */
+static dc_status eval_layer(eval_job *e, const char *lname, cJSON *row)
+{
+    float *xtr = NULL, *xte = NULL;
+    int64_t dim = 0, dim2 = 0;
+    dc_status s;
+    if (e->pixels) {
+        s = pixel_features(&xtr, &dim, e->dtr, e->ntr);
+        if (s == DC_OK && e->dte) s = pixel_features(&xte, &dim2, e->dte, e->nte);
+    } else {
+        s = features_for(&xtr, &dim, &e->m, e->dtr, e->ntr, lname);
+        if (s == DC_OK && e->dte) s = features_for(&xte, &dim2, &e->m, e->dte, e->nte, lname);
+    }
+    if (s == DC_OK && dim2 && dim2 != dim)
+        s = dc_set_error(DC_STATUS_ARG, "the training and test images give features of %lld and %lld values",
+                         (long long)dim, (long long)dim2);
+    if (s == DC_OK)
+        s = e->is_clusters ? score_clusters(e, lname, xtr, dim, row)
+            : e->is_knn    ? score_knn(e, lname, xtr, xte, dim, row)
+                           : score_linear(e, lname, xtr, xte, dim, row);
+    fflush(stdout);
+    dc_free(xtr);
+    dc_free(xte);
+    return s;
+}
+
+/* The results to --json, RUN/eval.jsonl when the weights are a run, and
+ * --record's RUN/eval.jsonl. */
+static dc_status eval_save(const eval_job *e, cJSON *res)
+{
+    dc_status s = e->json ? dc_json_write(e->json, res) : DC_OK;
+    const char *runs[2] = {e->run[0] ? e->run : NULL,
+                           e->record && !(e->run[0] && strcmp(e->record, e->run) == 0) ? e->record : NULL};
+    for (int i = 0; i < 2 && s == DC_OK; i++) {
+        if (!runs[i]) continue;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/eval.jsonl", runs[i]);
+        s = dc_json_append_line(path, res);
+    }
+    return s;
 }
 
 int dc_cmd_eval(int argc, char **argv)
@@ -137,182 +320,59 @@ int dc_cmd_eval(int argc, char **argv)
                    "  clusters   k-means on the features against the labels (NMI, ARI, accuracy)\n");
         return f == stdout ? DC_EXIT_OK : DC_EXIT_USAGE;
     }
-    const char *proto = argv[1];
-    int is_linear = strcmp(proto, "linear") == 0, is_knn = strcmp(proto, "knn") == 0,
-        is_clusters = strcmp(proto, "clusters") == 0;
-    if (!is_linear && !is_knn && !is_clusters) {
-        fprintf(stderr, "deepercluster eval: unknown protocol '%s' (linear, knn or clusters)\n", proto);
+    eval_job e = {.proto = argv[1], .sobel = 1, .batch = 128, .dim_pca = -1, .niter = 20, .epochs = 10,
+                  .restarts = 10, .T = 0.07};
+    e.is_linear = strcmp(e.proto, "linear") == 0;
+    e.is_knn = strcmp(e.proto, "knn") == 0;
+    e.is_clusters = strcmp(e.proto, "clusters") == 0;
+    if (!e.is_linear && !e.is_knn && !e.is_clusters) {
+        fprintf(stderr, "deepercluster eval: unknown protocol '%s' (linear, knn or clusters)\n", e.proto);
         return DC_EXIT_USAGE;
     }
-    const char *weights = NULL, *train = NULL, *test = NULL, *data = NULL, *layer = is_linear ? "all" : "final";
-    const char *json = NULL, *record = NULL;
-    int sobel = 1, batch = 128, threads = 0, k = 0, dim_pca = -1, niter = 20, epochs = 10, restarts = 10;
-    int64_t seed = 0;
-    double T = 0.07;
+    e.layer = e.is_linear ? "all" : "final";
+    if (e.is_knn) e.k = 20;
     dc_opt opts[20];
-    int no = 0;
-    opts[no++] = (dc_opt){"weights", NULL, DC_OPT_STRING, &weights, 0, 0, NULL, 1, "W",
-                          "RUN directory, weights .safetensors, random:<preset>, or pixels (raw-pixel baseline)"};
-    if (is_clusters) {
-        opts[no++] = (dc_opt){"data", NULL, DC_OPT_STRING, &data, 0, 0, NULL, 1, "SRC", "labelled images"};
-        opts[no++] = (dc_opt){"k", NULL, DC_OPT_INT, &k, 0, 1e6, NULL, 0, "K", "clusters (0: the number of classes)"};
-        opts[no++] = (dc_opt){"pca", NULL, DC_OPT_INT, &dim_pca, -1, 1e5, NULL, 0, "D",
-                              "PCA-whiten to D dimensions + L2 first (0: raw features; -1: as the run's "
-                              "clustering, its config's dim_pca, else the preset's; raw for pixels)"};
-        opts[no++] = (dc_opt){"niter", NULL, DC_OPT_INT, &niter, 0, 1e6, NULL, 0, "I", "k-means passes"};
-        opts[no++] = (dc_opt){"restarts", NULL, DC_OPT_INT, &restarts, 1, 1000, NULL, 0, "R",
-                              "k-means runs from different starts; the lowest objective is scored"};
-    } else {
-        opts[no++] = (dc_opt){"train", NULL, DC_OPT_STRING, &train, 0, 0, NULL, 1, "SRC", "labelled training images"};
-        opts[no++] = (dc_opt){"test", NULL, DC_OPT_STRING, &test, 0, 0, NULL, 1, "SRC", "labelled test images"};
-    }
-    if (is_knn) {
-        opts[no++] = (dc_opt){"k", NULL, DC_OPT_INT, &k, 1, 4096, NULL, 0, "K", "neighbours (default 20)"};
-        opts[no++] = (dc_opt){"temperature", NULL, DC_OPT_DOUBLE, &T, 1e-4, 100, NULL, 0, "T", "vote temperature"};
-    }
-    if (is_linear) opts[no++] = (dc_opt){"epochs", NULL, DC_OPT_INT, &epochs, 1, 1e4, NULL, 0, "E", "probe training epochs"};
-    opts[no++] = (dc_opt){"layer", NULL, DC_OPT_STRING, &layer, 0, 0, NULL, 0, "NAME",
-                          is_linear ? "convN, final or all" : "final or convN"};
-    opts[no++] = (dc_opt){"json", NULL, DC_OPT_STRING, &json, 0, 0, NULL, 0, "F.json", "also write the results as JSON"};
-    opts[no++] = (dc_opt){"record", NULL, DC_OPT_STRING, &record, 0, 0, NULL, 0, "RUN",
-                          "also append the results to RUN/eval.jsonl (e.g. a random baseline beside a run)"};
-    opts[no++] = (dc_opt){"sobel", NULL, DC_OPT_INT, &sobel, 0, 1, NULL, 0, "0|1", "Sobel stage for random:<preset>"};
-    opts[no++] = (dc_opt){"seed", NULL, DC_OPT_I64, &seed, 0, 9.2e18, NULL, 0, "S", "seed (random weights, k-means, probe)"};
-    opts[no++] = (dc_opt){"batch-size", NULL, DC_OPT_INT, &batch, 1, 4096, NULL, 0, "B", "images per forward pass"};
-    opts[no++] = (dc_opt){"threads", NULL, DC_OPT_INT, &threads, 0, 4096, NULL, 0, "T", "threads (0: all cores)"};
-    opts[no++] = (dc_opt){"max-images", NULL, DC_OPT_I64, &max_images, 0, 1e12, NULL, 0, "N",
-                          "the first N images of each set only (0: all)"};
-    if (is_knn && k == 0) k = 20;
+    int no = eval_options(&e, opts);
     dc_args a;
     int code;
     char cmd[32];
-    snprintf(cmd, sizeof cmd, "eval %s", proto);
-    if (!dc_cli_parse(&a, cmd, is_clusters ? "--weights W --data SRC [options]" : "--weights W --train SRC --test SRC [options]",
-                      is_linear ? "Linear probe: a linear classifier on the frozen, average-pooled features of a\n"
-                                  "layer, its learning rate chosen on 10% of the training set held out."
-                      : is_knn ? "Weighted k-NN on L2-normalised features (cosine similarity, votes exp(sim/T))."
-                               : "k-means on the features, scored against the labels.",
+    snprintf(cmd, sizeof cmd, "eval %s", e.proto);
+    if (!dc_cli_parse(&a, cmd, e.is_clusters ? "--weights W --data SRC [options]" : "--weights W --train SRC --test SRC [options]",
+                      e.is_linear ? "Linear probe: a linear classifier on the frozen, average-pooled features of a\n"
+                                    "layer, its learning rate chosen on 10% of the training set held out."
+                      : e.is_knn ? "Weighted k-NN on L2-normalised features (cosine similarity, votes exp(sim/T))."
+                                 : "k-means on the features, scored against the labels.",
                       opts, no, 0, argc - 1, argv + 1, &code))
         return code;
-    dc_cli_set_threads(threads);
-    dc_dataset *dtr = NULL, *dte = NULL;
-    dc_model m = {0};
-    char run[4096];
+    dc_cli_set_threads(e.threads);
     cJSON *res = cJSON_CreateObject(), *rows = cJSON_AddArrayToObject(res, "results");
-    cJSON_AddStringToObject(res, "protocol", proto);
-    cJSON_AddStringToObject(res, "weights", weights);
-    dc_status s = dc_dataset_open(is_clusters ? data : train, NULL, &dtr);
-    if (s == DC_OK && !is_clusters) s = dc_dataset_open(test, NULL, &dte);
-    if (s == DC_OK && (!dc_dataset_labels(dtr) || (dte && !dc_dataset_labels(dte))))
-        s = dc_set_error(DC_STATUS_ARG, "evaluation needs labelled images (IDX with its labels, CIFAR)");
-    int pixels = strcmp(weights, "pixels") == 0; /* the raw-pixel baseline */
-    run[0] = 0;
-    if (pixels) layer = "pixels";
-    if (s == DC_OK && !pixels)
-        s = dc_cli_load_model(&m, weights, dc_dataset_channels(dtr), sobel, (uint64_t)seed, batch, run, sizeof run);
-    if (s == DC_OK && !pixels) {
-        dc_dataset_set_decode_hint(dtr, m.preset->eval_resize);
-        if (dte) dc_dataset_set_decode_hint(dte, m.preset->eval_resize);
-    }
-    int run_dim = 0; /* the run's clustering dimension, from its config.json */
-    if (s == DC_OK && run[0] && is_clusters) {
-        char cpath[4200];
-        snprintf(cpath, sizeof cpath, "%s/config.json", run);
-        cJSON *cfg = NULL;
-        double v;
-        if (dc_json_read(cpath, &cfg) == DC_OK && dc_json_get_number(cfg, "dim_pca", cpath, &v) == DC_OK) run_dim = (int)v;
-        cJSON_Delete(cfg);
-    }
-    int nconv = s == DC_OK && !pixels ? dc_model_nconv(&m) : 0;
-    int first = 0, last = 0;
-    if (s == DC_OK && is_linear && strcmp(layer, "all") == 0) {
-        first = 1;
-        last = nconv + 1; /* conv1 … convN, then final */
-    }
-    printf("%-8s %8s %8s %8s\n", "layer", is_clusters ? "NMI" : "top1", is_clusters ? "ARI" : is_linear ? "top5" : "", is_clusters ? "ACC" : "");
-    for (int li = first; li <= last && s == DC_OK; li++) {
+    cJSON_AddStringToObject(res, "protocol", e.proto);
+    cJSON_AddStringToObject(res, "weights", e.weights);
+    dc_status s = eval_open(&e);
+    int all = s == DC_OK && e.is_linear && strcmp(e.layer, "all") == 0;
+    int nconv = all ? dc_model_nconv(&e.m) : 0;
+    printf("%-8s %8s %8s %8s\n", "layer", e.is_clusters ? "NMI" : "top1", e.is_clusters ? "ARI" : e.is_linear ? "top5" : "",
+           e.is_clusters ? "ACC" : "");
+    /* --layer all: conv1 … convN, then final */
+    for (int li = all ? 1 : 0; li <= (all ? nconv + 1 : 0) && s == DC_OK; li++) {
         char lname[32];
-        if (first == 0) snprintf(lname, sizeof lname, "%s", layer);
+        if (!all) snprintf(lname, sizeof lname, "%s", e.layer);
         else if (li <= nconv) snprintf(lname, sizeof lname, "conv%d", li);
         else snprintf(lname, sizeof lname, "final");
-        float *xtr = NULL, *xte = NULL;
-        int64_t dim = 0, dim2 = 0;
         cJSON *row = cJSON_CreateObject();
         cJSON_AddStringToObject(row, "layer", lname);
-        if (pixels) {
-            s = pixel_features(&xtr, &dim, dtr);
-            if (s == DC_OK && dte) s = pixel_features(&xte, &dim2, dte);
-        } else {
-            s = features_for(&xtr, &dim, &m, dtr, lname, 1, "features");
-            if (s == DC_OK && dte) s = features_for(&xte, &dim2, &m, dte, lname, 1, "features");
-        }
-        if (s == DC_OK && is_clusters) {
-            int kk = k > 0 ? k : dc_dataset_nclasses(dtr);
-            dc_cluster_scores sc;
-            int dp = dim_pca;
-            if (dp < 0) dp = pixels ? 0 : run_dim > 0 && strcmp(lname, "final") == 0 ? run_dim : dc_preset_dim_pca(m.preset);
-            if (dp >= dim) dp = 0;
-            dc_log_info("k-means (k = %d, best of %d) on the %s features%s%d", kk, restarts, lname,
-                        dp ? ", PCA-whitened + L2, dimension " : " as they are, dimension ", dp ? dp : (int)dim);
-            cJSON_AddNumberToObject(row, "pca", dp);
-            s = dc_eval_clusters(&sc, xtr, nimg(dtr), (int)dim, dc_dataset_labels(dtr), kk, dp, niter, restarts,
-                                 (uint64_t)seed);
-            if (s == DC_OK) {
-                printf("%-8s %8.4f %8.4f %8.4f\n", lname, sc.nmi, sc.ari, sc.acc);
-                cJSON_AddNumberToObject(row, "nmi", sc.nmi);
-                cJSON_AddNumberToObject(row, "ari", sc.ari);
-                cJSON_AddNumberToObject(row, "acc", sc.acc);
-                cJSON_AddNumberToObject(row, "k", kk);
-            }
-        } else if (s == DC_OK && is_knn) {
-            double top1;
-            s = dc_knn_eval(&top1, xtr, dc_dataset_labels(dtr), nimg(dtr), xte, dc_dataset_labels(dte),
-                            nimg(dte), (int)dim, dc_dataset_nclasses(dtr), k, T);
-            if (s == DC_OK) {
-                printf("%-8s %8.4f\n", lname, top1);
-                cJSON_AddNumberToObject(row, "top1", top1);
-                cJSON_AddNumberToObject(row, "k", k);
-            }
-        } else if (s == DC_OK) {
-            dc_probe_params pp = dc_probe_params_default();
-            pp.epochs = epochs;
-            pp.seed = (uint64_t)seed;
-            dc_probe_result pr;
-            int ncls = dc_dataset_nclasses(dtr) > dc_dataset_nclasses(dte) ? dc_dataset_nclasses(dtr) : dc_dataset_nclasses(dte);
-            s = dc_linear_probe(&pr, xtr, dc_dataset_labels(dtr), nimg(dtr), xte, dc_dataset_labels(dte),
-                                nimg(dte), (int)dim, ncls, &pp);
-            if (s == DC_OK) {
-                printf("%-8s %8.4f %8.4f\n", lname, pr.top1, pr.top5);
-                cJSON_AddNumberToObject(row, "top1", pr.top1);
-                if (pr.top5 >= 0) cJSON_AddNumberToObject(row, "top5", pr.top5);
-                cJSON_AddNumberToObject(row, "lr", pr.lr);
-                cJSON_AddNumberToObject(row, "dim", (double)dim);
-            }
-        }
-        fflush(stdout);
         cJSON_AddItemToArray(rows, row);
-        dc_free(xtr);
-        dc_free(xte);
+        s = eval_layer(&e, lname, row);
     }
     /* single-layer results also at the top level: the contract keys */
     if (s == DC_OK && cJSON_GetArraySize(rows) == 1) {
-        cJSON *r0 = cJSON_GetArrayItem(rows, 0), *e;
-        cJSON_ArrayForEach(e, r0) cJSON_AddItemToObject(res, e->string, cJSON_Duplicate(e, 1));
+        cJSON *r0 = cJSON_GetArrayItem(rows, 0), *it;
+        cJSON_ArrayForEach(it, r0) cJSON_AddItemToObject(res, it->string, cJSON_Duplicate(it, 1));
     }
-    if (s == DC_OK && json) s = dc_json_write(json, res);
-    if (s == DC_OK && run[0]) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/eval.jsonl", run);
-        s = dc_json_append_line(path, res);
-    }
-    if (s == DC_OK && record && !(run[0] && strcmp(record, run) == 0)) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/eval.jsonl", record);
-        s = dc_json_append_line(path, res);
-    }
+    if (s == DC_OK) s = eval_save(&e, res);
     cJSON_Delete(res);
-    dc_model_free(&m);
-    dc_dataset_close(dtr);
-    dc_dataset_close(dte);
+    dc_model_free(&e.m);
+    dc_dataset_close(e.dtr);
+    dc_dataset_close(e.dte);
     return finish(s, cmd);
 }

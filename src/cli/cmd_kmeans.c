@@ -9,6 +9,51 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Flat k-means of the n x d rows; assignments (N,) to out, centroids (K, D)
+ * to cent when given. */
+static dc_status kmeans_flat(const float *feat, int64_t n, int d, const dc_kmeans_params *kp, const char *out,
+                             const char *cent)
+{
+    double t0 = dc_time_now();
+    dc_kmeans_result r;
+    dc_status s = dc_kmeans_train(&r, feat, n, d, kp, NULL);
+    if (s != DC_OK) return s;
+    s = dc_npy_write(out, DC_DTYPE_I32, 1, (int64_t[]){n}, r.assign);
+    if (s == DC_OK && cent) s = dc_npy_write(cent, DC_DTYPE_F32, 2, (int64_t[]){kp->k, d}, r.centroids);
+    printf("k-means: %lld points, d=%d, k=%d: objective %.6g, %d empty clusters split, %.2f s\n", (long long)n, d,
+           kp->k, r.passes[r.npasses - 1].obj, r.total_splits, dc_time_now() - t0);
+    dc_kmeans_result_free(&r);
+    return s;
+}
+
+/* Two-level k-means: m super-clusters of k/m each; (super, sub) pairs (N, 2)
+ * to out, sub-centroids (M, K/M, D) to cent when given. */
+static dc_status kmeans_two_level(const float *feat, int64_t n, int d, int m, const dc_kmeans_params *kp,
+                                  const char *out, const char *cent)
+{
+    double t0 = dc_time_now();
+    int k = kp->k;
+    dc_hkmeans_result h;
+    dc_status s = dc_hkmeans_train(&h, feat, n, d, m, kp, NULL, NULL);
+    if (s != DC_OK) return s;
+    int32_t *pairs = dc_malloc((size_t)n * 2 * sizeof *pairs, "assignments");
+    s = pairs ? DC_OK : DC_STATUS_NOMEM;
+    if (s == DC_OK) {
+        for (int64_t i = 0; i < n; i++) {
+            pairs[2 * i] = h.super[i];
+            pairs[2 * i + 1] = h.sub[i];
+        }
+        s = dc_npy_write(out, DC_DTYPE_I32, 2, (int64_t[]){n, 2}, pairs);
+        if (s == DC_OK && cent) s = dc_npy_write(cent, DC_DTYPE_F32, 3, (int64_t[]){m, k / m, d}, h.sub_centroids);
+    }
+    printf("hierarchical k-means: %lld points, d=%d, %d super-clusters x %d: objectives %.6g / %.6g, "
+           "%d + %d empty clusters split, %.2f s\n",
+           (long long)n, d, m, k / m, h.obj1, h.obj2, h.splits1, h.splits2, dc_time_now() - t0);
+    dc_free(pairs);
+    dc_hkmeans_result_free(&h);
+    return s;
+}
+
 int dc_cmd_kmeans(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL, *cent = NULL, *pca_out = NULL;
@@ -87,38 +132,8 @@ int dc_cmd_kmeans(int argc, char **argv)
     kp.seed = (uint64_t)seed;
     kp.verbose = verbose;
     kp.progress = 1;
-    double t0 = dc_time_now();
-    if (m == 1) {
-        dc_kmeans_result r;
-        if (dc_kmeans_train(&r, feat, n, d, &kp, NULL)) goto done;
-        int64_t sa[1] = {n}, sc[2] = {k, d};
-        dc_status s = dc_npy_write(out, DC_DTYPE_I32, 1, sa, r.assign);
-        if (s == DC_OK && cent) s = dc_npy_write(cent, DC_DTYPE_F32, 2, sc, r.centroids);
-        printf("k-means: %lld points, d=%d, k=%d: objective %.6g, %d empty clusters split, %.2f s\n",
-               (long long)n, d, k, r.passes[r.npasses - 1].obj, r.total_splits, dc_time_now() - t0);
-        dc_kmeans_result_free(&r);
-        if (s) goto done;
-    } else {
-        dc_hkmeans_result h;
-        if (dc_hkmeans_train(&h, feat, n, d, m, &kp, NULL, NULL)) goto done;
-        int32_t *pairs = dc_malloc((size_t)n * 2 * sizeof *pairs, "assignments");
-        dc_status s = pairs ? DC_OK : DC_STATUS_NOMEM;
-        if (s == DC_OK) {
-            for (int64_t i = 0; i < n; i++) {
-                pairs[2 * i] = h.super[i];
-                pairs[2 * i + 1] = h.sub[i];
-            }
-            int64_t sa[2] = {n, 2}, sc[3] = {m, k / m, d};
-            s = dc_npy_write(out, DC_DTYPE_I32, 2, sa, pairs);
-            if (s == DC_OK && cent) s = dc_npy_write(cent, DC_DTYPE_F32, 3, sc, h.sub_centroids);
-        }
-        printf("hierarchical k-means: %lld points, d=%d, %d super-clusters x %d: objectives %.6g / %.6g, "
-               "%d + %d empty clusters split, %.2f s\n",
-               (long long)n, d, m, k / m, h.obj1, h.obj2, h.splits1, h.splits2, dc_time_now() - t0);
-        dc_free(pairs);
-        dc_hkmeans_result_free(&h);
-        if (s) goto done;
-    }
+    if ((m == 1 ? kmeans_flat(feat, n, d, &kp, out, cent) : kmeans_two_level(feat, n, d, m, &kp, out, cent)) != DC_OK)
+        goto done;
     rc = DC_EXIT_OK;
 done:
     if (rc != DC_EXIT_OK) dc_cli_fail();

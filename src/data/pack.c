@@ -39,6 +39,64 @@ void dc_pack_opts_default(dc_pack_opts *o)
     o->progress = 1;
 }
 
+/* Scratch for resizing, grown as needed, reused across images. */
+typedef struct {
+    float *f; /* the resized image, then the resize's temporary */
+    uint8_t *pix;
+    size_t cap;
+} resize_buf;
+
+/* im with its shorter side scaled to max_side (PIL's bilinear), rounded to
+ * 8 bits; returns the pixels (in rb) and their size in *eh x *ew. */
+static const uint8_t *resize_8bit(resize_buf *rb, const dc_image *im, int max_side, int *eh, int *ew)
+{
+    if (im->h <= im->w) {
+        *eh = max_side;
+        *ew = (int)lround((double)im->w * max_side / im->h);
+    } else {
+        *ew = max_side;
+        *eh = (int)lround((double)im->h * max_side / im->w);
+    }
+    size_t need = (size_t)*eh * *ew * im->c, tneed = (size_t)im->h * *ew * im->c;
+    if (need + tneed > rb->cap) {
+        rb->cap = need + tneed;
+        dc_free(rb->f);
+        dc_free(rb->pix);
+        rb->f = dc_xmalloc(rb->cap * sizeof *rb->f);
+        rb->pix = dc_xmalloc(rb->cap);
+    }
+    dc_resize_region(rb->f, *eh, *ew, im, 0, 0, im->h, im->w, rb->f + need);
+    for (size_t k = 0; k < need; k++) {
+        float v = rb->f[k] + 0.5f;
+        rb->pix[k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+    return rb->pix;
+}
+
+/* The index's header (pack_format.h) in front of its n entries, then the
+ * index file; ch x cw: the images' common size (0 x 0 when they differ). */
+static dc_status write_index(const char *dir, uint8_t *index, const dc_dataset *src, int64_t n, uint32_t nshards,
+                             int ch, int cw, int maxside)
+{
+    const int32_t *labels = dc_dataset_labels(src);
+    memcpy(index, DC_PACK_MAGIC, 8);
+    put32(index + 8, DC_PACK_VERSION);
+    put32(index + 12, nshards);
+    put64(index + 16, (uint64_t)n);
+    put32(index + 24, (uint32_t)(labels ? dc_dataset_nclasses(src) : 0));
+    put32(index + 28, (uint32_t)(ch > 0 ? ch : 0));
+    put32(index + 32, (uint32_t)(cw > 0 ? cw : 0));
+    put32(index + 36, (uint32_t)dc_dataset_channels(src));
+    put32(index + 40, (uint32_t)maxside);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, DC_PACK_INDEX);
+    dc_afile a;
+    dc_status s = dc_afile_open(&a, path);
+    if (s != DC_OK) return s;
+    dc_afile_write(&a, index, (size_t)DC_PACK_HEADER + (size_t)n * DC_PACK_ENTRY);
+    return dc_afile_commit(&a);
+}
+
 dc_status dc_pack_write(const dc_dataset *src, const char *dir, const dc_pack_opts *opts, dc_pack_stats *stats)
 {
     dc_pack_opts o;
@@ -61,9 +119,7 @@ dc_status dc_pack_write(const dc_dataset *src, const char *dir, const dc_pack_op
     uint8_t *index = dc_calloc((size_t)DC_PACK_HEADER + (size_t)n * DC_PACK_ENTRY, 1, "pack index");
     if (!index) return DC_STATUS_NOMEM;
     dc_image_buf buf = {0};
-    float *fimg = NULL, *ftmp = NULL;
-    uint8_t *pix = NULL;
-    size_t fcap = 0;
+    resize_buf rb = {0};
     dc_afile shard = {0};
     int open = 0;
     uint32_t nshards = 0;
@@ -89,30 +145,8 @@ dc_status dc_pack_write(const dc_dataset *src, const char *dir, const dc_pack_op
             bytes = (const uint8_t *)fbytes;
             fmt = DC_PACK_FILE;
         } else if (resize) {
-            /* shorter side to max_side, PIL's bilinear, rounded to 8 bits */
-            if (im.h <= im.w) {
-                eh = o.max_side;
-                ew = (int)lround((double)im.w * o.max_side / im.h);
-            } else {
-                ew = o.max_side;
-                eh = (int)lround((double)im.h * o.max_side / im.w);
-            }
-            size_t need = (size_t)eh * ew * im.c, tneed = (size_t)im.h * ew * im.c;
-            if (need + tneed > fcap) {
-                fcap = need + tneed;
-                dc_free(fimg);
-                dc_free(pix);
-                fimg = dc_xmalloc(fcap * sizeof *fimg);
-                pix = dc_xmalloc(fcap);
-            }
-            ftmp = fimg + need;
-            dc_resize_region(fimg, eh, ew, &im, 0, 0, im.h, im.w, ftmp);
-            for (size_t k = 0; k < need; k++) {
-                float v = fimg[k] + 0.5f;
-                pix[k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-            }
-            bytes = pix;
-            len = need;
+            bytes = resize_8bit(&rb, &im, o.max_side, &eh, &ew);
+            len = (size_t)eh * ew * im.c;
             fmt = DC_PACK_RAW;
         } else {
             bytes = im.data;
@@ -175,28 +209,11 @@ dc_status dc_pack_write(const dc_dataset *src, const char *dir, const dc_pack_op
         if (s == DC_OK) s = dc_afile_commit(&shard);
         else dc_afile_abort(&shard);
     }
-    if (s == DC_OK) {
-        memcpy(index, DC_PACK_MAGIC, 8);
-        put32(index + 8, DC_PACK_VERSION);
-        put32(index + 12, nshards);
-        put64(index + 16, (uint64_t)n);
-        put32(index + 24, (uint32_t)(labels ? dc_dataset_nclasses(src) : 0));
-        put32(index + 28, (uint32_t)(ch > 0 ? ch : 0));
-        put32(index + 32, (uint32_t)(cw > 0 ? cw : 0));
-        put32(index + 36, (uint32_t)c);
-        put32(index + 40, (uint32_t)maxside);
-        snprintf(path, sizeof path, "%s/%s", dir, DC_PACK_INDEX);
-        dc_afile a;
-        s = dc_afile_open(&a, path);
-        if (s == DC_OK) {
-            dc_afile_write(&a, index, (size_t)DC_PACK_HEADER + (size_t)n * DC_PACK_ENTRY);
-            s = dc_afile_commit(&a);
-        }
-    }
+    if (s == DC_OK) s = write_index(dir, index, src, n, nshards, ch, cw, maxside);
     if (stats) stats->shards = (int)nshards;
     dc_image_buf_free(&buf);
-    dc_free(fimg);
-    dc_free(pix);
+    dc_free(rb.f);
+    dc_free(rb.pix);
     dc_free(index);
     return s;
 }

@@ -483,6 +483,36 @@ static dc_status share_pca(run_state *r, dc_pca *p, dc_status s, int din, int do
     return DC_OK;
 }
 
+/* assignments/epoch-NNN.npy (int32, N x 2: super, sub) and .tsv: one line
+ * per image, its file (image folders, lists) or its index, then super, sub. */
+static dc_status write_assignments(run_state *r, int epoch)
+{
+    char name[64];
+    snprintf(name, sizeof name, "assignments/epoch-%03d.npy", epoch);
+    dc_status s = dc_npy_write(run_path(r, name), DC_DTYPE_I32, 2, (int64_t[]){r->n, 2}, r->assign);
+    if (s != DC_OK) return s;
+    snprintf(name, sizeof name, "assignments/epoch-%03d.tsv", epoch);
+    dc_afile af;
+    s = dc_afile_open(&af, run_path(r, name));
+    if (s != DC_OK) return s;
+    int paths = r->n > 0 && dc_dataset_path(r->d, 0) != NULL;
+    const char *head = paths ? "path\tsuper\tsub\n" : "index\tsuper\tsub\n";
+    dc_afile_write(&af, head, strlen(head));
+    char line[64];
+    for (int64_t i = 0; i < r->n; i++) {
+        if (paths) {
+            const char *p = dc_dataset_path(r->d, i);
+            dc_afile_write(&af, p, strlen(p));
+        } else {
+            int len = snprintf(line, sizeof line, "%lld", (long long)i);
+            dc_afile_write(&af, line, (size_t)len);
+        }
+        int len = snprintf(line, sizeof line, "\t%d\t%d\n", r->assign[2 * i], r->assign[2 * i + 1]);
+        dc_afile_write(&af, line, (size_t)len);
+    }
+    return dc_afile_commit(&af);
+}
+
 static dc_status cluster_step(run_state *r, int epoch)
 {
     dc_train_config *c = r->c;
@@ -597,25 +627,7 @@ static dc_status cluster_step(run_state *r, int epoch)
             }
         }
         dc_free(cur);
-        /* assignments/epoch-NNN.npy and .tsv */
-        char name[64];
-        snprintf(name, sizeof name, "assignments/epoch-%03d.npy", epoch);
-        if (r->rank == 0) s = dc_npy_write(run_path(r, name), DC_DTYPE_I32, 2, (int64_t[]){r->n, 2}, r->assign);
-        if (s == DC_OK && r->rank == 0) {
-            snprintf(name, sizeof name, "assignments/epoch-%03d.tsv", epoch);
-            dc_afile af;
-            s = dc_afile_open(&af, run_path(r, name));
-            if (s == DC_OK) {
-                char line[64];
-                dc_afile_write(&af, "index\tsuper\tsub\n", 16);
-                for (int64_t i = 0; i < r->n; i++) {
-                    int len = snprintf(line, sizeof line, "%lld\t%d\t%d\n", (long long)i, r->assign[2 * i],
-                                       r->assign[2 * i + 1]);
-                    dc_afile_write(&af, line, (size_t)len);
-                }
-                s = dc_afile_commit(&af);
-            }
-        }
+        if (r->rank == 0) s = write_assignments(r, epoch);
     }
     if (s == DC_OK) {
         r->assign_epoch = epoch;
@@ -854,6 +866,86 @@ static dc_status write_config(run_state *r)
     return s;
 }
 
+/* The run's buffers, allocated once: scratch per thread or loader worker,
+ * assignments and cluster lists, the two batch slots, centroids. */
+static dc_status run_buffers(run_state *r, int GB, int max_side)
+{
+    const dc_train_config *c = r->c;
+    int nth = 1;
+#ifdef _OPENMP
+    nth = omp_get_max_threads();
+#endif
+    if (c->workers > nth) nth = c->workers;
+    r->tmpn = dc_transform_tmp_size(r->size, r->model.preset->eval_resize, 2 * max_side + 64, r->C);
+    r->nth = nth;
+    r->bufs = dc_xcalloc((size_t)nth, sizeof *r->bufs);
+    r->assign = dc_calloc((size_t)r->n * 2, sizeof(int32_t), "assignments");
+    r->members = dc_malloc((size_t)r->n * sizeof(int64_t), "cluster members");
+    r->mstart = dc_calloc((size_t)c->k + 1, sizeof(int64_t), "cluster bounds");
+    r->lists = dc_xcalloc((size_t)r->S, sizeof *r->lists);
+    for (int q = 0; q < r->S; q++) r->lists[q] = dc_xmalloc((size_t)c->epoch_size * sizeof(int32_t));
+    r->slot_floats = (size_t)GB * r->C * r->size * r->size;
+    r->batch = dc_malloc(2 * r->slot_floats * sizeof(float), "batch");
+    r->tsup = dc_malloc(2 * (size_t)GB * sizeof(int32_t), "targets");
+    r->tsub = dc_malloc(2 * (size_t)GB * sizeof(int32_t), "targets");
+    r->tmp = dc_malloc((size_t)nth * r->tmpn * sizeof(float), "transform scratch");
+    r->cent_super = dc_calloc((size_t)r->m * c->dim_pca, sizeof(float), "centroids");
+    r->cent_sub = dc_calloc((size_t)c->k * c->dim_pca, sizeof(float), "centroids");
+    if (!r->assign || !r->members || !r->mstart || !r->batch || !r->tsup || !r->tsub || !r->tmp || !r->cent_super ||
+        !r->cent_sub)
+        return DC_STATUS_NOMEM;
+    return DC_OK;
+}
+
+/* The starting point: the run's checkpoint when there is one (*resumed = 1),
+ * else --pretrained's weights, else the initialisation as it is. */
+static dc_status start_state(run_state *r, progress_state *ps, int *resumed)
+{
+    struct stat st;
+    dc_status s = DC_OK;
+    *resumed = 0;
+    if (stat(run_path(r, "checkpoint.safetensors"), &st) == 0) {
+        s = load_checkpoint(r, ps);
+        if (s == DC_OK) {
+            *resumed = 1;
+            dc_log_info("resuming from %s: epoch %d, step %d", run_path(r, "checkpoint.safetensors"), ps->epoch,
+                        ps->step);
+        }
+    } else if (r->c->pretrained) {
+        dc_st_file *f;
+        s = dc_st_open(r->c->pretrained, &f);
+        if (s == DC_OK) {
+            s = dc_model_load_tensors(&r->model, f);
+            dc_st_close(f);
+        }
+        if (s == DC_OK) dc_log_info("starting from the weights in %s", r->c->pretrained);
+    }
+    return s;
+}
+
+/* skipped.tsv: the files the dataset found broken, with the reason. */
+static dc_status write_skipped(run_state *r)
+{
+    const dc_dataset *d = r->d;
+    dc_afile af;
+    dc_status s = dc_afile_open(&af, run_path(r, "skipped.tsv"));
+    if (s != DC_OK) return s;
+    dc_afile_write(&af, "path\treason\n", 12);
+    for (int64_t i = 0; i < dc_dataset_nskipped(d); i++) {
+        const char *p, *w;
+        dc_dataset_skipped(d, i, &p, &w);
+        dc_log_info("skipped %s: %s", p, w);
+        dc_afile_write(&af, p, strlen(p));
+        dc_afile_write(&af, "\t", 1);
+        dc_afile_write(&af, w, strlen(w));
+        dc_afile_write(&af, "\n", 1);
+    }
+    s = dc_afile_commit(&af);
+    if (s == DC_OK && dc_dataset_nskipped(d))
+        dc_log_warn("%lld broken files skipped: listed in %s", (long long)dc_dataset_nskipped(d), r->path);
+    return s;
+}
+
 dc_status dc_train_run(dc_train_config *c)
 {
     dc_dataset *d;
@@ -923,70 +1015,17 @@ dc_status dc_train_run(dc_train_config *c)
                     "each k-means pass %.1f KB",
                     all / 1e6, bn / 1e3, 3 * r.model.nbn, ((double)c->k * c->dim_pca * 8 + c->k * 8 + 8) / 1e3);
     }
-    int nth = 1;
-#ifdef _OPENMP
-    nth = omp_get_max_threads();
-#endif
-    if (c->workers > nth) nth = c->workers; /* scratch per thread or worker */
-    dc_dataset_set_decode_hint(d, r.model.preset->eval_resize);
-    r.tmpn = dc_transform_tmp_size(r.size, r.model.preset->eval_resize, 2 * max_side + 64, r.C);
-    r.nth = nth;
-    r.bufs = dc_xcalloc((size_t)nth, sizeof *r.bufs);
-    r.assign = dc_calloc((size_t)n * 2, sizeof(int32_t), "assignments");
-    r.members = dc_malloc((size_t)n * sizeof(int64_t), "cluster members");
-    r.mstart = dc_calloc((size_t)c->k + 1, sizeof(int64_t), "cluster bounds");
-    r.lists = dc_xcalloc((size_t)r.S, sizeof *r.lists);
-    for (int q = 0; q < r.S; q++) r.lists[q] = dc_xmalloc((size_t)c->epoch_size * sizeof(int32_t));
-    r.slot_floats = (size_t)GB * r.C * r.size * r.size;
-    r.batch = dc_malloc(2 * r.slot_floats * sizeof(float), "batch");
-    r.tsup = dc_malloc(2 * (size_t)GB * sizeof(int32_t), "targets");
-    r.tsub = dc_malloc(2 * (size_t)GB * sizeof(int32_t), "targets");
-    r.tmp = dc_malloc((size_t)nth * r.tmpn * sizeof(float), "transform scratch");
-    r.cent_super = dc_calloc((size_t)r.m * c->dim_pca, sizeof(float), "centroids");
-    r.cent_sub = dc_calloc((size_t)c->k * c->dim_pca, sizeof(float), "centroids");
-    if (s == DC_OK && (!r.assign || !r.members || !r.mstart || !r.batch || !r.tsup || !r.tsub || !r.tmp ||
-                       !r.cent_super || !r.cent_sub))
-        s = DC_STATUS_NOMEM;
+    if (s == DC_OK) {
+        dc_dataset_set_decode_hint(d, r.model.preset->eval_resize);
+        s = run_buffers(&r, GB, max_side);
+    }
 
     if (s == DC_OK && c->workers > 0) s = dc_loader_start(&r.loader, c->workers, 2, loader_row, &r);
     progress_state ps = {0};
-    struct stat st;
     int resumed = 0;
-    if (s == DC_OK && stat(run_path(&r, "checkpoint.safetensors"), &st) == 0) {
-        s = load_checkpoint(&r, &ps);
-        if (s == DC_OK) {
-            resumed = 1;
-            dc_log_info("resuming from %s: epoch %d, step %d", run_path(&r, "checkpoint.safetensors"), ps.epoch, ps.step);
-        }
-    } else if (s == DC_OK && c->pretrained) {
-        dc_st_file *f;
-        s = dc_st_open(c->pretrained, &f);
-        if (s == DC_OK) {
-            s = dc_model_load_tensors(&r.model, f);
-            dc_st_close(f);
-        }
-        if (s == DC_OK) dc_log_info("starting from the weights in %s", c->pretrained);
-    }
+    if (s == DC_OK) s = start_state(&r, &ps, &resumed);
     if (s == DC_OK && !resumed && r.rank == 0) s = write_config(&r);
-    if (s == DC_OK && !resumed && r.rank == 0) { /* the files the dataset found broken */
-        dc_afile af;
-        s = dc_afile_open(&af, run_path(&r, "skipped.tsv"));
-        if (s == DC_OK) {
-            dc_afile_write(&af, "path\treason\n", 12);
-            for (int64_t i = 0; i < dc_dataset_nskipped(d); i++) {
-                const char *p, *w;
-                dc_dataset_skipped(d, i, &p, &w);
-                dc_log_info("skipped %s: %s", p, w);
-                dc_afile_write(&af, p, strlen(p));
-                dc_afile_write(&af, "\t", 1);
-                dc_afile_write(&af, w, strlen(w));
-                dc_afile_write(&af, "\n", 1);
-            }
-            s = dc_afile_commit(&af);
-        }
-        if (s == DC_OK && dc_dataset_nskipped(d))
-            dc_log_warn("%lld broken files skipped: listed in %s", (long long)dc_dataset_nskipped(d), r.path);
-    }
+    if (s == DC_OK && !resumed && r.rank == 0) s = write_skipped(&r);
 
     while (s == DC_OK && ps.epoch < c->epochs) {
         int epoch = ps.epoch;
