@@ -127,6 +127,11 @@ grep -q '"top1"' "$TMP/ek.json" && ok || bad "eval knn JSON has no top1"
   --json "$TMP/el.json" >"$TMP/el.out" 2>&1 && ok || bad "eval linear: $(tail -2 "$TMP/el.out")"
 [ "$(grep -cE '^(conv[0-9]|final) ' "$TMP/el.out")" -eq 7 ] && ok || bad "eval linear: expected conv1..conv6 and final rows: $(cat "$TMP/el.out")"
 grep -q '"top5"' "$TMP/el.json" && ok || bad "eval linear JSON has no top5"
+# every layer from one forward pass, or (--memory-mb 1) one pass per layer: the same results
+grep -q 'layers conv1 to final from one pass' "$TMP/el.out" && ok || bad "eval linear --layer all: not one pass"
+"$BIN" eval linear --weights "$TMP/full/checkpoint.safetensors" --train "$DATA" --test "$TEST" "${EV[@]}" --layer all --epochs 2 \
+  --memory-mb 1 --json "$TMP/el1.json" >"$TMP/el1.out" 2>&1 && ! grep -q 'from one pass' "$TMP/el1.out" \
+  && cmp -s "$TMP/el.json" "$TMP/el1.json" && ok || bad "eval linear, a pass per layer: other results: $(cat "$TMP/el1.json")"
 "$BIN" features --weights "$TMP/full" --data "$TEST" --layer conv2 --out "$TMP/f.npy" --labels-out "$TMP/y.npy" "${EV[@]}" >/dev/null 2>&1 && ok || bad "features failed"
 "$BIN" inspect "$TMP/f.npy" | grep -q 'npy F32 (300, 9216)' && ok || bad "conv2 features: $("$BIN" inspect "$TMP/f.npy" | head -1)"
 "$BIN" features --weights "$TMP/full" --data "$TEST" --layer conv9 --out "$TMP/g.npy" "${EV[@]}" >"$TMP/g.out" 2>&1; rc=$?

@@ -83,6 +83,10 @@ dc_status dc_extract_features(float *out, dc_model *m, const dc_dataset *d, int6
 /// As dc_extract_features for images [first, first + n) of d, into out (n rows).
 dc_status dc_extract_features_range(float *out, dc_model *m, const dc_dataset *d, int64_t first, int64_t n,
                                     int layer, int pool_side, const char *label);
+/// As dc_extract_features_range for nl layers from one forward pass: layer
+/// layers[q], pooled to pool_sides[q], into out[q].
+dc_status dc_extract_features_layers(float **out, dc_model *m, const dc_dataset *d, int64_t first, int64_t n,
+                                     int nl, const int *layers, const int *pool_sides, const char *label);
 /// Values per image that dc_extract_features writes.
 int64_t dc_feature_dim(const dc_model *m, int layer, int pool_side);
 /// The pooling side that keeps a layer's output under max_dim values (the

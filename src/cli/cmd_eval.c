@@ -10,6 +10,7 @@
 #include "dc/io.h"
 #include "dc/train.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -107,7 +108,7 @@ int dc_cmd_features(int argc, char **argv)
     dc_dataset *d = NULL;
     dc_model m = {0};
     float *x = NULL;
-    int64_t dim, n = 0;
+    int64_t dim = 0, n = 0;
     dc_status s = dc_dataset_open(data, labels, &d);
     if (s == DC_OK) s = dc_cli_load_model(&m, weights, dc_dataset_channels(d), sobel, (uint64_t)seed, batch, NULL, 0);
     if (s == DC_OK) {
@@ -133,7 +134,7 @@ typedef struct {
     int is_linear, is_knn, is_clusters;
     const char *weights, *train, *test, *data, *layer, *json, *record;
     int sobel, batch, threads, k, dim_pca, niter, epochs, restarts;
-    int64_t seed, max_images;
+    int64_t seed, max_images, memory_mb;
     double T;
     dc_dataset *dtr, *dte; /* dtr: the training set (the data for clusters); dte: NULL for clusters */
     int64_t ntr, nte;      /* images used of each */
@@ -166,8 +167,12 @@ static int eval_options(eval_job *e, dc_opt *opts)
         opts[no++] = (dc_opt){"k", NULL, DC_OPT_INT, &e->k, 1, 4096, NULL, 0, "K", "neighbours (default 20)"};
         opts[no++] = (dc_opt){"temperature", NULL, DC_OPT_DOUBLE, &e->T, 1e-4, 100, NULL, 0, "T", "vote temperature"};
     }
-    if (e->is_linear)
+    if (e->is_linear) {
         opts[no++] = (dc_opt){"epochs", NULL, DC_OPT_INT, &e->epochs, 1, 1e4, NULL, 0, "E", "probe training epochs"};
+        opts[no++] = (dc_opt){"memory-mb", NULL, DC_OPT_I64, &e->memory_mb, 0, 1e12, NULL, 0, "MB",
+                              "--layer all: features of layers extracted in one pass take at most MB "
+                              "(0: half the available memory)"};
+    }
     opts[no++] = (dc_opt){"layer", NULL, DC_OPT_STRING, &e->layer, 0, 0, NULL, 0, "NAME",
                           e->is_linear ? "convN, final or all" : "final or convN"};
     opts[no++] = (dc_opt){"json", NULL, DC_OPT_STRING, &e->json, 0, 0, NULL, 0, "F.json", "also write the results as JSON"};
@@ -267,29 +272,91 @@ static dc_status score_linear(const eval_job *e, const char *lname, float *xtr, 
     return DC_OK;
 }
 
-/* Features of one layer for both sets, scored by the protocol into `row`. */
-static dc_status eval_layer(eval_job *e, const char *lname, cJSON *row)
+/* How much the features of layers extracted together may take: --memory-mb,
+ * else half the memory the system has available (MemAvailable, Linux), else
+ * 4 GB. */
+static int64_t feature_budget(int64_t memory_mb)
 {
-    float *xtr = NULL, *xte = NULL;
-    int64_t dim = 0, dim2 = 0;
-    dc_status s;
-    if (e->pixels) {
-        s = pixel_features(&xtr, &dim, e->dtr, e->ntr);
-        if (s == DC_OK && e->dte) s = pixel_features(&xte, &dim2, e->dte, e->nte);
-    } else {
-        s = features_for(&xtr, &dim, &e->m, e->dtr, e->ntr, lname);
-        if (s == DC_OK && e->dte) s = features_for(&xte, &dim2, &e->m, e->dte, e->nte, lname);
+    if (memory_mb > 0) return memory_mb << 20;
+    int64_t kb = -1;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        while (kb < 0 && fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %" SCNd64 " kB", &kb) != 1) kb = -1;
+        fclose(f);
     }
-    if (s == DC_OK && dim2 && dim2 != dim)
-        s = dc_set_error(DC_STATUS_ARG, "the training and test images give features of %lld and %lld values",
-                         (long long)dim, (long long)dim2);
-    if (s == DC_OK)
-        s = e->is_clusters ? score_clusters(e, lname, xtr, dim, row)
-            : e->is_knn    ? score_knn(e, lname, xtr, xte, dim, row)
-                           : score_linear(e, lname, xtr, xte, dim, row);
-    fflush(stdout);
-    dc_free(xtr);
-    dc_free(xte);
+    return kb > 0 ? kb * 1024 / 2 : (int64_t)4 << 30;
+}
+
+/* Features of the layers names[0..nl) for both sets, from one forward pass
+ * over each set (the pixels for the baseline: nl = 1); owned results. */
+static dc_status eval_features(eval_job *e, char (*names)[32], int nl, float **xtr, float **xte, int64_t *dim)
+{
+    if (e->pixels) {
+        int64_t dim2 = 0;
+        dc_status s = pixel_features(&xtr[0], &dim[0], e->dtr, e->ntr);
+        if (s == DC_OK && e->dte) s = pixel_features(&xte[0], &dim2, e->dte, e->nte);
+        if (s == DC_OK && dim2 && dim2 != dim[0])
+            s = dc_set_error(DC_STATUS_ARG, "--weights pixels: the training and test images differ in size");
+        return s;
+    }
+    int li[64], side[64];
+    for (int q = 0; q < nl; q++) {
+        char err[256];
+        li[q] = dc_cli_layer_index(&e->m, names[q], err, sizeof err);
+        if (li[q] < 0) return dc_set_error(DC_STATUS_ARG, "%s", err);
+        side[q] = dc_feature_pool_side(&e->m, li[q], 10000);
+        dim[q] = dc_feature_dim(&e->m, li[q], side[q]);
+        xtr[q] = dc_malloc((size_t)e->ntr * dim[q] * sizeof(float), "features");
+        xte[q] = e->dte ? dc_malloc((size_t)e->nte * dim[q] * sizeof(float), "features") : NULL;
+        if (!xtr[q] || (e->dte && !xte[q])) return DC_STATUS_NOMEM;
+    }
+    dc_status s = dc_extract_features_layers(xtr, &e->m, e->dtr, 0, e->ntr, nl, li, side, "features");
+    if (s == DC_OK && e->dte) s = dc_extract_features_layers(xte, &e->m, e->dte, 0, e->nte, nl, li, side, "features");
+    return s;
+}
+
+/* The rows of names[0..n), scored by the protocol: the layers extracted
+ * together in groups whose features fit feature_budget(). */
+static dc_status eval_layers(eval_job *e, char (*names)[32], int n, cJSON *rows)
+{
+    int64_t budget = feature_budget(e->memory_mb), images = e->ntr + e->nte;
+    dc_status s = DC_OK;
+    for (int i = 0; i < n && s == DC_OK;) {
+        int j = i + 1; /* the group: [i, j) */
+        if (!e->pixels) {
+            int64_t bytes = 0;
+            for (j = i; j < n && j - i < 64; j++) {
+                char err[256];
+                int li = dc_cli_layer_index(&e->m, names[j], err, sizeof err);
+                if (li < 0) break; /* reported by eval_features */
+                int64_t b = images * dc_feature_dim(&e->m, li, dc_feature_pool_side(&e->m, li, 10000)) * 4;
+                if (j > i && bytes + b > budget) break;
+                bytes += b;
+            }
+            if (j == i) j = i + 1;
+            if (j - i > 1)
+                dc_log_info("layers %s to %s from one pass: %.1f GB of features", names[i], names[j - 1], bytes / 1e9);
+        }
+        float *xtr[64] = {0}, *xte[64] = {0};
+        int64_t dim[64] = {0};
+        s = eval_features(e, names + i, j - i, xtr, xte, dim);
+        for (int q = 0; q < j - i; q++) {
+            if (s == DC_OK) {
+                cJSON *row = cJSON_CreateObject();
+                cJSON_AddStringToObject(row, "layer", names[i + q]);
+                cJSON_AddItemToArray(rows, row);
+                s = e->is_clusters ? score_clusters(e, names[i + q], xtr[q], dim[q], row)
+                    : e->is_knn    ? score_knn(e, names[i + q], xtr[q], xte[q], dim[q], row)
+                                   : score_linear(e, names[i + q], xtr[q], xte[q], dim[q], row);
+                fflush(stdout);
+            }
+            dc_free(xtr[q]);
+            dc_free(xte[q]);
+        }
+        i = j;
+    }
     return s;
 }
 
@@ -354,16 +421,15 @@ int dc_cmd_eval(int argc, char **argv)
     printf("%-8s %8s %8s %8s\n", "layer", e.is_clusters ? "NMI" : "top1", e.is_clusters ? "ARI" : e.is_linear ? "top5" : "",
            e.is_clusters ? "ACC" : "");
     /* --layer all: conv1 … convN, then final */
-    for (int li = all ? 1 : 0; li <= (all ? nconv + 1 : 0) && s == DC_OK; li++) {
-        char lname[32];
-        if (!all) snprintf(lname, sizeof lname, "%s", e.layer);
-        else if (li <= nconv) snprintf(lname, sizeof lname, "conv%d", li);
-        else snprintf(lname, sizeof lname, "final");
-        cJSON *row = cJSON_CreateObject();
-        cJSON_AddStringToObject(row, "layer", lname);
-        cJSON_AddItemToArray(rows, row);
-        s = eval_layer(&e, lname, row);
+    int nl = all ? nconv + 1 : 1;
+    char(*names)[32] = dc_xcalloc((size_t)nl, sizeof *names);
+    for (int q = 0; q < nl; q++) {
+        if (!all) snprintf(names[q], sizeof names[q], "%s", e.layer);
+        else if (q < nconv) snprintf(names[q], sizeof names[q], "conv%d", q + 1);
+        else snprintf(names[q], sizeof names[q], "final");
     }
+    if (s == DC_OK) s = eval_layers(&e, names, nl, rows);
+    dc_free(names);
     /* single-layer results also at the top level: the contract keys */
     if (s == DC_OK && cJSON_GetArraySize(rows) == 1) {
         cJSON *r0 = cJSON_GetArrayItem(rows, 0), *it;

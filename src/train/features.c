@@ -54,10 +54,13 @@ dc_status dc_extract_features(float *out, dc_model *m, const dc_dataset *d, int6
 dc_status dc_extract_features_range(float *out, dc_model *m, const dc_dataset *d, int64_t first, int64_t n,
                                     int layer, int pool_side, const char *label)
 {
+    return dc_extract_features_layers(&out, m, d, first, n, 1, &layer, &pool_side, label);
+}
+
+dc_status dc_extract_features_layers(float **out, dc_model *m, const dc_dataset *d, int64_t first, int64_t n,
+                                     int nl, const int *layers, const int *pool_sides, const char *label)
+{
     int S = m->in_size, resize = m->preset->eval_resize, c = dc_dataset_channels(d), B = m->max_batch;
-    const dc_layer *ly = &m->layers[layer];
-    int64_t raw = (int64_t)ly->oc * ly->oh * ly->ow, dim = dc_feature_dim(m, layer, pool_side);
-    int pool = dim != raw;
     int side = dc_dataset_max_side(d);
     size_t tmpn = dc_transform_tmp_size(S, resize, side * 2 + resize, c);
     int nth = 1;
@@ -95,13 +98,19 @@ dc_status dc_extract_features_range(float *out, dc_model *m, const dc_dataset *d
         }
         if (st) break;
         dc_model_forward(m, batch, nb, 0);
-        const float *y = dc_model_layer_output(m, layer);
-        if (pool) {
+        /* one layer at a time: dc_model_layer_output's view is shared */
+        for (int q = 0; q < nl; q++) {
+            const dc_layer *ly = &m->layers[layers[q]];
+            int64_t raw = (int64_t)ly->oc * ly->oh * ly->ow, dim = dc_feature_dim(m, layers[q], pool_sides[q]);
+            const float *y = dc_model_layer_output(m, layers[q]);
+            float *o = out[q] + b0 * dim;
+            if (dim != raw) {
+                int ps = pool_sides[q];
 #pragma omp parallel for schedule(static)
-            for (int j = 0; j < nb; j++)
-                adaptive_pool(out + (b0 + j) * dim, y + (size_t)j * raw, ly->oc, ly->oh, ly->ow, pool_side);
-        } else {
-            memcpy(out + b0 * dim, y, (size_t)nb * dim * sizeof(float));
+                for (int j = 0; j < nb; j++) adaptive_pool(o + j * dim, y + (size_t)j * raw, ly->oc, ly->oh, ly->ow, ps);
+            } else {
+                memcpy(o, y, (size_t)nb * dim * sizeof(float));
+            }
         }
         if (bar) dc_progress_update(bar, (uint64_t)(b0 + nb));
     }
