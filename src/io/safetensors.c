@@ -176,6 +176,85 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
+/* One tensor's header entry e (named `name`), checked against the data
+ * section [data, data + dsize), into t. */
+static dc_status st_parse_entry(const char *path, const char *name, const cJSON *e, const uint8_t *data, size_t dsize,
+                                dc_st_tensor *t)
+{
+    if (!cJSON_IsObject(e))
+        return dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s': entry is not an object", path, name);
+    t->name = name;
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    const cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!cJSON_IsString(dt))
+        return dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s': missing 'dtype'", path, name);
+    if (!dtype_from_name(dt->valuestring, &t->dtype))
+        return dc_set_error(DC_STATUS_UNSUPPORTED,
+                            "%s: tensor '%s': dtype %s is not supported (F32, I32, I64, U8 are)",
+                            path, name, dt->valuestring);
+    if (!cJSON_IsArray(sh))
+        return dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s': missing 'shape'", path, name);
+    if (cJSON_GetArraySize(sh) > DC_MAX_DIMS)
+        return dc_set_error(DC_STATUS_UNSUPPORTED, "%s: tensor '%s': more than %d dimensions",
+                            path, name, DC_MAX_DIMS);
+    size_t numel = 1, nbytes;
+    const cJSON *d;
+    cJSON_ArrayForEach(d, sh)
+    {
+        uint64_t v;
+        if (!json_uint(d, &v) || v > (uint64_t)INT64_MAX)
+            return dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s': bad dimension in 'shape'", path, name);
+        t->shape[t->ndim++] = (int64_t)v;
+        if (dc_mul_size(numel, (size_t)v, &numel) != 0)
+            return dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s': shape overflows", path, name);
+    }
+    if (dc_mul_size(numel, dc_dtype_size(t->dtype), &nbytes) != 0)
+        return dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s': shape overflows", path, name);
+    uint64_t b, en;
+    if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 ||
+        !json_uint(cJSON_GetArrayItem(of, 0), &b) ||
+        !json_uint(cJSON_GetArrayItem(of, 1), &en) || b > en)
+        return dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s': bad 'data_offsets'", path, name);
+    if (en > dsize)
+        return dc_set_error(DC_STATUS_FORMAT,
+                            "%s: truncated: tensor '%s' ends at byte %llu of a %zu-byte data section",
+                            path, name, (unsigned long long)en, dsize);
+    if (en - b != nbytes)
+        return dc_set_error(DC_STATUS_FORMAT,
+                            "%s: tensor '%s': shape needs %zu bytes but data_offsets span %llu",
+                            path, name, nbytes, (unsigned long long)(en - b));
+    t->data = data + b;
+    t->nbytes = nbytes;
+    return DC_OK;
+}
+
+/* Names must be unique and ranges must not overlap: sorts a copy by name,
+ * then by start, and compares neighbours. */
+static dc_status st_check_layout(dc_st_file *f)
+{
+    const char *path = f->path;
+    dc_status s = DC_OK;
+    if (f->n > 1) {
+        dc_st_tensor *sorted = dc_xmalloc((size_t)f->n * sizeof *sorted);
+        memcpy(sorted, f->t, (size_t)f->n * sizeof *sorted);
+        qsort(sorted, (size_t)f->n, sizeof *sorted, cmp_name);
+        for (int i = 1; i < f->n && s == DC_OK; i++)
+            if (strcmp(sorted[i - 1].name, sorted[i].name) == 0)
+                s = dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s' appears twice", path, sorted[i].name);
+        qsort(sorted, (size_t)f->n, sizeof *sorted, cmp_begin);
+        for (int i = 1; i < f->n && s == DC_OK; i++) {
+            const uint8_t *prev_end = (const uint8_t *)sorted[i - 1].data + sorted[i - 1].nbytes;
+            if ((const uint8_t *)sorted[i].data < prev_end) {
+                s = dc_set_error(DC_STATUS_FORMAT, "%s: tensors '%s' and '%s' overlap",
+                                 path, sorted[i - 1].name, sorted[i].name);
+            }
+        }
+        dc_free(sorted);
+    }
+    return s;
+}
+
 static dc_status st_parse(dc_st_file *f)
 {
     const char *path = f->path;
@@ -225,74 +304,10 @@ static dc_status st_parse(dc_st_file *f)
             f->meta = e;
             continue;
         }
-        if (!cJSON_IsObject(e))
-            return dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s': entry is not an object", path, name);
-        dc_st_tensor *t = &f->t[f->n];
-        t->name = name;
-        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
-        const cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-        if (!cJSON_IsString(dt))
-            return dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s': missing 'dtype'", path, name);
-        if (!dtype_from_name(dt->valuestring, &t->dtype))
-            return dc_set_error(DC_STATUS_UNSUPPORTED,
-                                "%s: tensor '%s': dtype %s is not supported (F32, I32, I64, U8 are)",
-                                path, name, dt->valuestring);
-        if (!cJSON_IsArray(sh))
-            return dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s': missing 'shape'", path, name);
-        if (cJSON_GetArraySize(sh) > DC_MAX_DIMS)
-            return dc_set_error(DC_STATUS_UNSUPPORTED, "%s: tensor '%s': more than %d dimensions",
-                                path, name, DC_MAX_DIMS);
-        size_t numel = 1, nbytes;
-        const cJSON *d;
-        cJSON_ArrayForEach(d, sh)
-        {
-            uint64_t v;
-            if (!json_uint(d, &v) || v > (uint64_t)INT64_MAX)
-                return dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s': bad dimension in 'shape'", path, name);
-            t->shape[t->ndim++] = (int64_t)v;
-            if (dc_mul_size(numel, (size_t)v, &numel) != 0)
-                return dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s': shape overflows", path, name);
-        }
-        if (dc_mul_size(numel, dc_dtype_size(t->dtype), &nbytes) != 0)
-            return dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s': shape overflows", path, name);
-        uint64_t b, en;
-        if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 ||
-            !json_uint(cJSON_GetArrayItem(of, 0), &b) ||
-            !json_uint(cJSON_GetArrayItem(of, 1), &en) || b > en)
-            return dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s': bad 'data_offsets'", path, name);
-        if (en > dsize)
-            return dc_set_error(DC_STATUS_FORMAT,
-                                "%s: truncated: tensor '%s' ends at byte %llu of a %zu-byte data section",
-                                path, name, (unsigned long long)en, dsize);
-        if (en - b != nbytes)
-            return dc_set_error(DC_STATUS_FORMAT,
-                                "%s: tensor '%s': shape needs %zu bytes but data_offsets span %llu",
-                                path, name, nbytes, (unsigned long long)(en - b));
-        t->data = data + b;
-        t->nbytes = nbytes;
+        if ((s = st_parse_entry(path, name, e, data, dsize, &f->t[f->n]))) return s;
         f->n++;
     }
-    /* Names must be unique and ranges must not overlap: sort a copy by name,
-     * then by start, and compare neighbours. */
-    if (f->n > 1) {
-        dc_st_tensor *sorted = dc_xmalloc((size_t)f->n * sizeof *sorted);
-        memcpy(sorted, f->t, (size_t)f->n * sizeof *sorted);
-        qsort(sorted, (size_t)f->n, sizeof *sorted, cmp_name);
-        for (int i = 1; i < f->n && s == DC_OK; i++)
-            if (strcmp(sorted[i - 1].name, sorted[i].name) == 0)
-                s = dc_set_error(DC_STATUS_FORMAT, "%s: tensor '%s' appears twice", path, sorted[i].name);
-        qsort(sorted, (size_t)f->n, sizeof *sorted, cmp_begin);
-        for (int i = 1; i < f->n && s == DC_OK; i++) {
-            const uint8_t *prev_end = (const uint8_t *)sorted[i - 1].data + sorted[i - 1].nbytes;
-            if ((const uint8_t *)sorted[i].data < prev_end) {
-                s = dc_set_error(DC_STATUS_FORMAT, "%s: tensors '%s' and '%s' overlap",
-                                 path, sorted[i - 1].name, sorted[i].name);
-            }
-        }
-        dc_free(sorted);
-    }
-    return s;
+    return st_check_layout(f);
 }
 
 dc_status dc_st_open(const char *path, dc_st_file **out)
