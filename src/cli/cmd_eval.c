@@ -289,27 +289,54 @@ static int64_t feature_budget(int64_t memory_mb)
     return kb > 0 ? kb * 1024 / 2 : (int64_t)4 << 30;
 }
 
-/* Features of the layers names[0..nl) for both sets, from one forward pass
- * over each set (the pixels for the baseline: nl = 1); owned results. */
-static dc_status eval_features(eval_job *e, char (*names)[32], int nl, float **xtr, float **xte, int64_t *dim)
+/* A layer to evaluate: its name, index in the model, pooling and width. */
+typedef struct {
+    char name[32];
+    int index, pool_side; /* index -1: the pixels */
+    int64_t dim;
+} eval_layer;
+
+/* The layers named by --layer (all: conv1 … convN, then final) into a new
+ * array of *n (caller frees). */
+static dc_status eval_resolve(const eval_job *e, eval_layer **out, int *n)
+{
+    int all = e->is_linear && !e->pixels && strcmp(e->layer, "all") == 0, nconv = all ? dc_model_nconv(&e->m) : 0;
+    *n = all ? nconv + 1 : 1;
+    eval_layer *l = *out = dc_xcalloc((size_t)*n, sizeof *l);
+    for (int q = 0; q < *n; q++) {
+        if (!all) snprintf(l[q].name, sizeof l[q].name, "%s", e->layer);
+        else if (q < nconv) snprintf(l[q].name, sizeof l[q].name, "conv%d", q + 1);
+        else snprintf(l[q].name, sizeof l[q].name, "final");
+        l[q].index = -1;
+        if (e->pixels) continue;
+        char err[256];
+        l[q].index = dc_cli_layer_index(&e->m, l[q].name, err, sizeof err);
+        if (l[q].index < 0) return dc_set_error(DC_STATUS_ARG, "%s", err);
+        l[q].pool_side = dc_feature_pool_side(&e->m, l[q].index, 10000);
+        l[q].dim = dc_feature_dim(&e->m, l[q].index, l[q].pool_side);
+    }
+    return DC_OK;
+}
+
+/* Features of the layers l[0..nl) for both sets, from one forward pass over
+ * each set (the pixels for the baseline: nl = 1, l->dim set here); owned
+ * results. */
+static dc_status eval_features(eval_job *e, eval_layer *l, int nl, float **xtr, float **xte)
 {
     if (e->pixels) {
         int64_t dim2 = 0;
-        dc_status s = pixel_features(&xtr[0], &dim[0], e->dtr, e->ntr);
+        dc_status s = pixel_features(&xtr[0], &l->dim, e->dtr, e->ntr);
         if (s == DC_OK && e->dte) s = pixel_features(&xte[0], &dim2, e->dte, e->nte);
-        if (s == DC_OK && dim2 && dim2 != dim[0])
+        if (s == DC_OK && dim2 && dim2 != l->dim)
             s = dc_set_error(DC_STATUS_ARG, "--weights pixels: the training and test images differ in size");
         return s;
     }
     int li[64], side[64];
     for (int q = 0; q < nl; q++) {
-        char err[256];
-        li[q] = dc_cli_layer_index(&e->m, names[q], err, sizeof err);
-        if (li[q] < 0) return dc_set_error(DC_STATUS_ARG, "%s", err);
-        side[q] = dc_feature_pool_side(&e->m, li[q], 10000);
-        dim[q] = dc_feature_dim(&e->m, li[q], side[q]);
-        xtr[q] = dc_malloc((size_t)e->ntr * dim[q] * sizeof(float), "features");
-        xte[q] = e->dte ? dc_malloc((size_t)e->nte * dim[q] * sizeof(float), "features") : NULL;
+        li[q] = l[q].index;
+        side[q] = l[q].pool_side;
+        xtr[q] = dc_malloc((size_t)e->ntr * l[q].dim * sizeof(float), "features");
+        xte[q] = e->dte ? dc_malloc((size_t)e->nte * l[q].dim * sizeof(float), "features") : NULL;
         if (!xtr[q] || (e->dte && !xte[q])) return DC_STATUS_NOMEM;
     }
     dc_status s = dc_extract_features_layers(xtr, &e->m, e->dtr, 0, e->ntr, nl, li, side, "features");
@@ -317,43 +344,33 @@ static dc_status eval_features(eval_job *e, char (*names)[32], int nl, float **x
     return s;
 }
 
-/* The rows of names[0..n), scored by the protocol: the layers extracted
+/* The rows of layers l[0..n), scored by the protocol: the layers extracted
  * together in groups whose features fit feature_budget(). */
-static dc_status eval_layers(eval_job *e, char (*names)[32], int n, cJSON *rows)
+static dc_status eval_layers(eval_job *e, eval_layer *l, int n, cJSON *rows)
 {
     int64_t budget = feature_budget(e->memory_mb), images = e->ntr + e->nte;
     dc_status s = DC_OK;
     for (int i = 0; i < n && s == DC_OK;) {
         int j = i + 1; /* the group: [i, j) */
-        if (!e->pixels) {
-            int64_t bytes = 0;
-            for (j = i; j < n && j - i < 64; j++) {
-                char err[256];
-                int li = dc_cli_layer_index(&e->m, names[j], err, sizeof err);
-                if (li < 0) break; /* reported by eval_features */
-                int64_t b = images * dc_feature_dim(&e->m, li, dc_feature_pool_side(&e->m, li, 10000)) * 4;
-                if (j > i && bytes + b > budget) break;
-                bytes += b;
-            }
-            if (j == i) j = i + 1;
-            if (j - i > 1)
-                dc_log_info("layers %s to %s from one pass: %.1f GB of features", names[i], names[j - 1], bytes / 1e9);
-        }
+        int64_t bytes = images * l[i].dim * 4;
+        while (j < n && j - i < 64 && bytes + images * l[j].dim * 4 <= budget) bytes += images * l[j++].dim * 4;
+        if (j - i > 1)
+            dc_log_info("layers %s to %s from one pass: %.1f GB of features", l[i].name, l[j - 1].name, bytes / 1e9);
         float *xtr[64] = {0}, *xte[64] = {0};
-        int64_t dim[64] = {0};
-        s = eval_features(e, names + i, j - i, xtr, xte, dim);
-        for (int q = 0; q < j - i; q++) {
+        s = eval_features(e, l + i, j - i, xtr, xte);
+        for (int q = i; q < j; q++) {
+            float *a = xtr[q - i], *b = xte[q - i];
             if (s == DC_OK) {
                 cJSON *row = cJSON_CreateObject();
-                cJSON_AddStringToObject(row, "layer", names[i + q]);
+                cJSON_AddStringToObject(row, "layer", l[q].name);
                 cJSON_AddItemToArray(rows, row);
-                s = e->is_clusters ? score_clusters(e, names[i + q], xtr[q], dim[q], row)
-                    : e->is_knn    ? score_knn(e, names[i + q], xtr[q], xte[q], dim[q], row)
-                                   : score_linear(e, names[i + q], xtr[q], xte[q], dim[q], row);
+                s = e->is_clusters ? score_clusters(e, l[q].name, a, l[q].dim, row)
+                    : e->is_knn    ? score_knn(e, l[q].name, a, b, l[q].dim, row)
+                                   : score_linear(e, l[q].name, a, b, l[q].dim, row);
                 fflush(stdout);
             }
-            dc_free(xtr[q]);
-            dc_free(xte[q]);
+            dc_free(a);
+            dc_free(b);
         }
         i = j;
     }
@@ -416,20 +433,13 @@ int dc_cmd_eval(int argc, char **argv)
     cJSON_AddStringToObject(res, "protocol", e.proto);
     cJSON_AddStringToObject(res, "weights", e.weights);
     dc_status s = eval_open(&e);
-    int all = s == DC_OK && e.is_linear && strcmp(e.layer, "all") == 0;
-    int nconv = all ? dc_model_nconv(&e.m) : 0;
     printf("%-8s %8s %8s %8s\n", "layer", e.is_clusters ? "NMI" : "top1", e.is_clusters ? "ARI" : e.is_linear ? "top5" : "",
            e.is_clusters ? "ACC" : "");
-    /* --layer all: conv1 … convN, then final */
-    int nl = all ? nconv + 1 : 1;
-    char(*names)[32] = dc_xcalloc((size_t)nl, sizeof *names);
-    for (int q = 0; q < nl; q++) {
-        if (!all) snprintf(names[q], sizeof names[q], "%s", e.layer);
-        else if (q < nconv) snprintf(names[q], sizeof names[q], "conv%d", q + 1);
-        else snprintf(names[q], sizeof names[q], "final");
-    }
-    if (s == DC_OK) s = eval_layers(&e, names, nl, rows);
-    dc_free(names);
+    eval_layer *layers = NULL;
+    int nl = 0;
+    if (s == DC_OK) s = eval_resolve(&e, &layers, &nl);
+    if (s == DC_OK) s = eval_layers(&e, layers, nl, rows);
+    dc_free(layers);
     /* single-layer results also at the top level: the contract keys */
     if (s == DC_OK && cJSON_GetArraySize(rows) == 1) {
         cJSON *r0 = cJSON_GetArrayItem(rows, 0), *it;
