@@ -21,19 +21,36 @@ static int64_t nimg(const dc_dataset *d, int64_t max)
     return max > 0 && max < n ? max : n;
 }
 
-/* Features of `layer` for the first n images of a dataset, average-pooled
- * under 10k values; owned result. */
+/* A layer to evaluate: its name, index in the model, pooling and width. */
+typedef struct {
+    char name[32];
+    int index, pool_side; /* index -1: the pixels */
+    int64_t dim;
+} eval_layer;
+
+/* The layer `name` of m, average-pooled under 10k values, into l. */
+static dc_status layer_resolve(dc_model *m, const char *name, eval_layer *l)
+{
+    char err[256];
+    if (name != l->name) snprintf(l->name, sizeof l->name, "%s", name);
+    l->index = dc_cli_layer_index(m, name, err, sizeof err);
+    if (l->index < 0) return dc_set_error(DC_STATUS_ARG, "%s", err);
+    l->pool_side = dc_feature_pool_side(m, l->index, 10000);
+    l->dim = dc_feature_dim(m, l->index, l->pool_side);
+    return DC_OK;
+}
+
+/* Features of `layer` for the first n images of a dataset; owned result. */
 static dc_status features_for(float **out, int64_t *dim, dc_model *m, const dc_dataset *d, int64_t n,
                               const char *layer)
 {
-    char err[256];
-    int li = dc_cli_layer_index(m, layer, err, sizeof err);
-    if (li < 0) return dc_set_error(DC_STATUS_ARG, "%s", err);
-    int side = dc_feature_pool_side(m, li, 10000);
-    *dim = dc_feature_dim(m, li, side);
-    *out = dc_malloc((size_t)n * *dim * sizeof(float), "features");
+    eval_layer l;
+    dc_status s = layer_resolve(m, layer, &l);
+    if (s != DC_OK) return s;
+    *dim = l.dim;
+    *out = dc_malloc((size_t)n * l.dim * sizeof(float), "features");
     if (!*out) return DC_STATUS_NOMEM;
-    dc_status s = dc_extract_features(*out, m, d, n, li, side, "features");
+    s = dc_extract_features(*out, m, d, n, l.index, l.pool_side, "features");
     if (s) {
         dc_free(*out);
         *out = NULL;
@@ -289,16 +306,9 @@ static int64_t feature_budget(int64_t memory_mb)
     return kb > 0 ? kb * 1024 / 2 : (int64_t)4 << 30;
 }
 
-/* A layer to evaluate: its name, index in the model, pooling and width. */
-typedef struct {
-    char name[32];
-    int index, pool_side; /* index -1: the pixels */
-    int64_t dim;
-} eval_layer;
-
 /* The layers named by --layer (all: conv1 … convN, then final) into a new
  * array of *n (caller frees). */
-static dc_status eval_resolve(const eval_job *e, eval_layer **out, int *n)
+static dc_status eval_resolve(eval_job *e, eval_layer **out, int *n)
 {
     int all = e->is_linear && !e->pixels && strcmp(e->layer, "all") == 0, nconv = all ? dc_model_nconv(&e->m) : 0;
     *n = all ? nconv + 1 : 1;
@@ -309,11 +319,8 @@ static dc_status eval_resolve(const eval_job *e, eval_layer **out, int *n)
         else snprintf(l[q].name, sizeof l[q].name, "final");
         l[q].index = -1;
         if (e->pixels) continue;
-        char err[256];
-        l[q].index = dc_cli_layer_index(&e->m, l[q].name, err, sizeof err);
-        if (l[q].index < 0) return dc_set_error(DC_STATUS_ARG, "%s", err);
-        l[q].pool_side = dc_feature_pool_side(&e->m, l[q].index, 10000);
-        l[q].dim = dc_feature_dim(&e->m, l[q].index, l[q].pool_side);
+        dc_status s = layer_resolve(&e->m, l[q].name, &l[q]);
+        if (s != DC_OK) return s;
     }
     return DC_OK;
 }
