@@ -138,6 +138,9 @@ grep -q 'layers conv1 to final from one pass' "$TMP/el.out" && ok || bad "eval l
 [ $rc -eq 2 ] && grep -q 'expected final or conv1 ... conv6' "$TMP/g.out" && ok || bad "bad layer name: exit $rc $(cat "$TMP/g.out")"
 "$BIN" eval clusters --weights random:nope --data "$TEST" >"$TMP/g.out" 2>&1; rc=$?
 [ $rc -eq 2 ] && grep -q "unknown architecture 'nope'" "$TMP/g.out" && ok || bad "random:nope: exit $rc $(cat "$TMP/g.out")"
+"$BIN" eval clusters --weights "$TMP/absent" --data "$TEST" >"$TMP/g.out" 2>"$TMP/g.err"; rc=$?
+[ $rc -ne 0 ] && [ ! -s "$TMP/g.out" ] && grep -q 'no such run directory' "$TMP/g.err" && ok \
+  || bad "eval of absent weights: exit $rc, stdout '$(cat "$TMP/g.out")', stderr '$(cat "$TMP/g.err")'"
 
 # an image folder with broken files: trained on the good ones, the rest listed
 FOLDER=$DC_TEST_ROOT/tests/fixtures/images/folder

@@ -440,11 +440,12 @@ int dc_cmd_eval(int argc, char **argv)
     cJSON_AddStringToObject(res, "protocol", e.proto);
     cJSON_AddStringToObject(res, "weights", e.weights);
     dc_status s = eval_open(&e);
-    printf("%-8s %8s %8s %8s\n", "layer", e.is_clusters ? "NMI" : "top1", e.is_clusters ? "ARI" : e.is_linear ? "top5" : "",
-           e.is_clusters ? "ACC" : "");
     eval_layer *layers = NULL;
     int nl = 0;
     if (s == DC_OK) s = eval_resolve(&e, &layers, &nl);
+    if (s == DC_OK) /* the table's header once the inputs are known to be good */
+        printf("%-8s %8s %8s %8s\n", "layer", e.is_clusters ? "NMI" : "top1",
+               e.is_clusters ? "ARI" : e.is_linear ? "top5" : "", e.is_clusters ? "ACC" : "");
     if (s == DC_OK) s = eval_layers(&e, layers, nl, rows);
     dc_free(layers);
     /* single-layer results also at the top level: the contract keys */

@@ -106,28 +106,109 @@ static void zero_head_grads(dc_head *h)
     memset(h->db, 0, (size_t)h->out * sizeof(float));
 }
 
-void dc_step_compute(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs, const float *x,
-                     const int32_t *sup, const int32_t *sub, int N, dc_step_stats *stats)
+/* Group the samples by super-class (stable: batch order kept) into
+ * st->rows, st->start[s] the first row of class s; count them over the
+ * global batch in st->gcount (S + 1: the batch's size last). */
+static void group_by_super(dc_stepper *st, const int32_t *sup, const int32_t *sub, int N)
 {
-    DC_ASSERT(N >= 1 && N <= st->max_batch);
-    int S = st->S, K = st->k_sub, D = st->D;
-    memset(stats, 0, sizeof *stats);
-    stats->n = N;
-    dc_model_zero_grad(m);
-    zero_head_grads(super);
-    for (int s = 0; s < S; s++) zero_head_grads(&subs[s]);
-
-    /* Group the samples by super-class (stable: batch order kept), and
-     * count them over the global batch. */
+    int S = st->S;
     for (int s = 0; s <= S; s++) st->start[s] = 0;
     for (int i = 0; i < N; i++) {
-        DC_ASSERT(sup[i] >= 0 && sup[i] < S && sub[i] >= 0 && sub[i] < K);
+        DC_ASSERT(sup[i] >= 0 && sup[i] < S && sub[i] >= 0 && sub[i] < st->k_sub);
         st->start[sup[i] + 1]++;
     }
     for (int s = 0; s < S; s++) st->gcount[s] = st->start[s + 1];
     st->gcount[S] = N;
     if (st->comm && st->comm_status == DC_OK) st->comm_status = dc_comm_allreduce_i64(st->comm, st->gcount, (size_t)S + 1);
     for (int s = 0; s < S; s++) st->start[s + 1] += st->start[s];
+    /* counting sort; tsub serves as the per-class cursor */
+    for (int s = 0; s < S; s++) st->tsub[s] = st->start[s];
+    for (int i = 0; i < N; i++) st->rows[st->tsub[sup[i]]++] = i;
+}
+
+/* Sub-class head s on its own samples: its loss summed over them, its
+ * gradient (the mean over its samples, 1/n_s) into subs->dw/db, the
+ * body's (the mean over the batch, 1/N) added to st->dh. */
+static double sub_head_pass(dc_stepper *st, dc_head *head, int s, const int32_t *sup, const int32_t *sub, float NG,
+                            dc_step_stats *stats)
+{
+    int S = st->S, K = st->k_sub, D = st->D;
+    int lo = st->start[s], ns = st->start[s + 1] - lo;
+    for (int j = 0; j < ns; j++) {
+        int i = st->rows[lo + j];
+        memcpy(st->hs + (size_t)j * D, st->h + (size_t)i * D, (size_t)D * sizeof(float));
+        st->tsub[j] = sub[i];
+    }
+    float *lg = st->lsub + (size_t)lo * K, *pr = st->psub + (size_t)lo * K, *dl = st->dlsub + (size_t)lo * K;
+    dc_linear_forward(lg, st->hs, head->w, head->b, ns, D, K);
+    int hits = 0;
+    double loss = dc_softmax_xent_forward(pr, &hits, lg, st->tsub, ns, K);
+    stats->correct_sub += hits;
+    /* joint precision: both heads right for the same sample */
+    for (int j = 0; j < ns; j++) {
+        int i = st->rows[lo + j];
+        const float *zs = st->ls + (size_t)i * S, *zk = lg + (size_t)j * K;
+        int as = 0, ak = 0;
+        for (int c = 1; c < S; c++)
+            if (zs[c] > zs[as]) as = c;
+        for (int c = 1; c < K; c++)
+            if (zk[c] > zk[ak]) ak = c;
+        stats->correct_both += as == sup[i] && ak == sub[i];
+    }
+    memset(dl, 0, (size_t)ns * K * sizeof(float));
+    dc_softmax_xent_backward(dl, pr, st->tsub, ns, K, 1.0f / NG);
+    /* head: (N / n_s) · Σ dlᵀ hs, i.e. the mean over its samples */
+    memcpy(st->tmp, dl, (size_t)ns * K * sizeof(float));
+    float scale = NG / (float)st->gcount[s];
+    for (int64_t t = 0; t < (int64_t)ns * K; t++) st->tmp[t] *= scale;
+    memset(st->dhs, 0, (size_t)ns * D * sizeof(float));
+    dc_linear_backward(NULL, head->dw, head->db, st->tmp, st->hs, head->w, ns, D, K);
+    dc_linear_backward(st->dhs, NULL, NULL, dl, st->hs, head->w, ns, D, K);
+    for (int j = 0; j < ns; j++) {
+        float *d = st->dh + (size_t)st->rows[lo + j] * D;
+        const float *e = st->dhs + (size_t)j * D;
+        for (int t = 0; t < D; t++) d[t] += e[t];
+    }
+    return loss;
+}
+
+/* The losses and counts of every rank, summed. */
+static void reduce_stats(dc_stepper *st, double *lsup, double *lsub, dc_step_stats *stats)
+{
+    double v[5] = {*lsup, *lsub, stats->correct_super, stats->correct_sub, stats->correct_both};
+    if (st->comm_status == DC_OK) st->comm_status = dc_comm_allreduce_f64(st->comm, v, 5);
+    *lsup = v[0];
+    *lsub = v[1];
+    stats->correct_super = (int)v[2];
+    stats->correct_sub = (int)v[3];
+    stats->correct_both = (int)v[4];
+    stats->n = (int)st->gcount[st->S];
+}
+
+/* Every gradient: the sum of the ranks' parts. */
+static void reduce_grads(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs)
+{
+    reduce_f32(st, m->grads, (size_t)m->nparams);
+    reduce_f32(st, super->dw, (size_t)super->out * super->in);
+    reduce_f32(st, super->db, (size_t)super->out);
+    for (int s = 0; s < st->S; s++)
+        if (st->gcount[s] > 0) {
+            reduce_f32(st, subs[s].dw, (size_t)subs[s].out * subs[s].in);
+            reduce_f32(st, subs[s].db, (size_t)subs[s].out);
+        }
+}
+
+void dc_step_compute(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs, const float *x,
+                     const int32_t *sup, const int32_t *sub, int N, dc_step_stats *stats)
+{
+    DC_ASSERT(N >= 1 && N <= st->max_batch);
+    int S = st->S, D = st->D;
+    memset(stats, 0, sizeof *stats);
+    stats->n = N;
+    dc_model_zero_grad(m);
+    zero_head_grads(super);
+    for (int s = 0; s < S; s++) zero_head_grads(&subs[s]);
+    group_by_super(st, sup, sub, N);
     const float NG = (float)st->gcount[S]; /* the batch the means are over */
 
     const float *feat = dc_model_forward(m, x, N, 1);
@@ -141,63 +222,10 @@ void dc_step_compute(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs,
     dc_softmax_xent_backward(st->dls, st->ps, sup, N, S, 1.0f / NG);
     dc_linear_backward(st->dh, super->dw, super->db, st->dls, st->h, super->w, N, D, S);
 
-    /* counting sort into rows; tsub serves as the per-class cursor */
-    for (int s = 0; s < S; s++) st->tsub[s] = st->start[s];
-    for (int i = 0; i < N; i++) st->rows[st->tsub[sup[i]]++] = i;
-
-    /* Sub-class head s on its own samples. Body gradient: 1/N (mean over
-     * the batch); head gradient: 1/n_s (mean over the head's samples). */
     double lsub = 0;
-    for (int s = 0; s < S; s++) {
-        int lo = st->start[s], ns = st->start[s + 1] - lo;
-        if (ns == 0) continue;
-        for (int j = 0; j < ns; j++) {
-            int i = st->rows[lo + j];
-            memcpy(st->hs + (size_t)j * D, st->h + (size_t)i * D, (size_t)D * sizeof(float));
-            st->tsub[j] = sub[i];
-        }
-        float *lg = st->lsub + (size_t)lo * K, *pr = st->psub + (size_t)lo * K, *dl = st->dlsub + (size_t)lo * K;
-        dc_linear_forward(lg, st->hs, subs[s].w, subs[s].b, ns, D, K);
-        int hits = 0;
-        lsub += dc_softmax_xent_forward(pr, &hits, lg, st->tsub, ns, K);
-        stats->correct_sub += hits;
-        /* joint precision: both heads right for the same sample */
-        for (int j = 0; j < ns; j++) {
-            int i = st->rows[lo + j];
-            const float *zs = st->ls + (size_t)i * S, *zk = lg + (size_t)j * K;
-            int as = 0, ak = 0;
-            for (int c = 1; c < S; c++)
-                if (zs[c] > zs[as]) as = c;
-            for (int c = 1; c < K; c++)
-                if (zk[c] > zk[ak]) ak = c;
-            stats->correct_both += as == sup[i] && ak == sub[i];
-        }
-        memset(dl, 0, (size_t)ns * K * sizeof(float));
-        dc_softmax_xent_backward(dl, pr, st->tsub, ns, K, 1.0f / NG);
-        /* head: (N / n_s) · Σ dlᵀ hs, i.e. the mean over its samples */
-        memcpy(st->tmp, dl, (size_t)ns * K * sizeof(float));
-        float scale = NG / (float)st->gcount[s];
-        for (int64_t t = 0; t < (int64_t)ns * K; t++) st->tmp[t] *= scale;
-        memset(st->dhs, 0, (size_t)ns * D * sizeof(float));
-        dc_linear_backward(NULL, subs[s].dw, subs[s].db, st->tmp, st->hs, subs[s].w, ns, D, K);
-        dc_linear_backward(st->dhs, NULL, NULL, dl, st->hs, subs[s].w, ns, D, K);
-        for (int j = 0; j < ns; j++) {
-            int i = st->rows[lo + j];
-            float *d = st->dh + (size_t)i * D;
-            const float *e = st->dhs + (size_t)j * D;
-            for (int t = 0; t < D; t++) d[t] += e[t];
-        }
-    }
-    if (st->comm) {
-        double v[5] = {lsup, lsub, stats->correct_super, stats->correct_sub, stats->correct_both};
-        if (st->comm_status == DC_OK) st->comm_status = dc_comm_allreduce_f64(st->comm, v, 5);
-        lsup = v[0];
-        lsub = v[1];
-        stats->correct_super = (int)v[2];
-        stats->correct_sub = (int)v[3];
-        stats->correct_both = (int)v[4];
-        stats->n = (int)st->gcount[S];
-    }
+    for (int s = 0; s < S; s++)
+        if (st->start[s + 1] > st->start[s]) lsub += sub_head_pass(st, &subs[s], s, sup, sub, NG, stats);
+    if (st->comm) reduce_stats(st, &lsup, &lsub, stats);
     stats->loss_super = lsup / NG;
     stats->loss_sub = lsub / NG;
     stats->loss = stats->loss_super + stats->loss_sub;
@@ -207,16 +235,7 @@ void dc_step_compute(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs,
     memset(dfeat, 0, (size_t)N * D * sizeof(float));
     dc_relu_backward(dfeat, st->dh, st->h, (int64_t)N * D);
     dc_model_backward(m, dfeat);
-    if (st->comm) { /* every gradient: the sum of the ranks' parts */
-        reduce_f32(st, m->grads, (size_t)m->nparams);
-        reduce_f32(st, super->dw, (size_t)super->out * super->in);
-        reduce_f32(st, super->db, (size_t)super->out);
-        for (int s = 0; s < S; s++)
-            if (st->gcount[s] > 0) {
-                reduce_f32(st, subs[s].dw, (size_t)subs[s].out * subs[s].in);
-                reduce_f32(st, subs[s].db, (size_t)subs[s].out);
-            }
-    }
+    if (st->comm) reduce_grads(st, m, super, subs);
 }
 
 static void head_sgd(dc_head *h, float lr, float wd)
