@@ -400,6 +400,103 @@ static int fused_bn(const dc_model *m, int i)
            m->layers[i + 1].kind == DC_LAYER_RELU;
 }
 
+/* Batch norm in training: the batch's statistics (the global batch's when
+ * distributed), the running ones updated, the output normalised — into the
+ * following ReLU's output when fused. */
+static void bn_forward_train(dc_model *m, int i, float *y, const float *x, int N)
+{
+    dc_layer *l = &m->layers[i];
+    int blk = l->blocked && m->blocked, hw = l->h * l->w;
+    const float *gamma = m->params + l->w_off, *beta = m->params + l->b_off;
+    float *rm = m->stats + l->rm_off, *rv = m->stats + l->rv_off;
+    float *mean = m->cache + l->cache_off, *rstd = mean + l->c;
+    double *sum = m->bn_tmp, *sumsq = m->bn_tmp + l->c + 1;
+    int64_t count = (int64_t)N * hw;
+    double *m2 = sumsq + l->c, *lsum = m2 + l->c; /* bn_tmp holds 4·(C+1) */
+    int64_t lcount = count;
+    if (blk) {
+        dc_bn_moments_blk(sum, m2, x, N, l->c, hw);
+        memcpy(lsum, sum, (size_t)l->c * sizeof *lsum);
+    } else {
+        dc_bn_sums(sum, x, N, l->c, hw);
+    }
+    if (m->reduce) { /* the global batch: sums and count, then centred squares */
+        sum[l->c] = (double)count;
+        m->reduce(m->reduce_ctx, sum, l->c + 1);
+        count = (int64_t)sum[l->c];
+        m->global_batch = count / hw;
+    }
+    for (int c = 0; c < l->c; c++) mean[c] = (float)(sum[c] / (double)count);
+    if (blk) /* about the (global, float) mean from the local moments */
+        for (int c = 0; c < l->c; c++) {
+            double dm = lsum[c] / (double)lcount - mean[c];
+            sumsq[c] = m2[c] + (double)lcount * dm * dm;
+        }
+    else
+        dc_bn_centered_sumsq(sumsq, x, mean, N, l->c, hw);
+    if (m->reduce) m->reduce(m->reduce_ctx, sumsq, l->c);
+    dc_bn_finalize(mean, rstd, rm, rv, sumsq, l->c, count, BN_EPS, BN_MOMENTUM);
+    if (fused_bn(m, i))
+        dc_bn_apply_blk(m->acts + l[1].act_off, x, gamma, beta, mean, rstd, N, l->c, hw, 1);
+    else if (blk)
+        dc_bn_apply_blk(y, x, gamma, beta, mean, rstd, N, l->c, hw, 0);
+    else
+        dc_bn_apply(y, x, gamma, beta, mean, rstd, N, l->c, hw);
+    m->nbt[l->bn_index]++;
+}
+
+/* Batch norm in evaluation: the running statistics. */
+static void bn_forward_eval(dc_model *m, int i, float *y, const float *x, int N)
+{
+    const dc_layer *l = &m->layers[i];
+    int hw = l->h * l->w;
+    const float *gamma = m->params + l->w_off, *beta = m->params + l->b_off;
+    const float *rm = m->stats + l->rm_off, *rv = m->stats + l->rv_off;
+    if (fused_bn(m, i))
+        dc_batchnorm_forward_eval_blk(m->acts + l[1].act_off, x, gamma, beta, rm, rv, N, l->c, hw, BN_EPS, 1);
+    else if (l->blocked && m->blocked)
+        dc_batchnorm_forward_eval_blk(y, x, gamma, beta, rm, rv, N, l->c, hw, BN_EPS, 0);
+    else
+        dc_batchnorm_forward_eval(y, x, gamma, beta, rm, rv, N, l->c, hw, BN_EPS);
+}
+
+/* Batch norm's backward: γ and β gradients from this process's samples,
+ * the input gradient d (NULL: none) from the global batch's sums. */
+static void bn_backward(dc_model *m, int i, float *d, const float *g, const float *x, int N)
+{
+    const dc_layer *l = &m->layers[i];
+    int blk = l->blocked && m->blocked, hw = l->h * l->w;
+    const float *mean = m->cache + l->cache_off, *rstd = mean + l->c;
+    double *sdy = m->bn_tmp, *sdx = m->bn_tmp + l->c;
+    const float *gm = m->params + l->w_off;
+    const float *ro = fused_bn(m, i) ? m->acts + l[1].act_off : NULL;
+    if (blk)
+        dc_bn_backward_sums_blk(sdy, sdx, g, x, mean, rstd, ro, N, l->c, hw);
+    else
+        dc_bn_backward_sums(sdy, sdx, g, x, mean, rstd, N, l->c, hw);
+    float *dg = m->grads + l->w_off, *db = m->grads + l->b_off;
+    const double *ty = sdy, *tx = sdx;
+    int64_t count = (int64_t)N * hw;
+    if (m->reduce) {
+        for (int c = 0; c < l->c; c++) {
+            dg[c] += (float)sdx[c];
+            db[c] += (float)sdy[c];
+        }
+        dg = db = NULL;
+        double *gy = m->bn_tmp + 2 * l->c, *gx = gy + l->c;
+        memcpy(gy, sdy, (size_t)l->c * sizeof *gy);
+        memcpy(gx, sdx, (size_t)l->c * sizeof *gx);
+        m->reduce(m->reduce_ctx, gy, 2 * l->c);
+        ty = gy;
+        tx = gx;
+        count = m->global_batch * hw;
+    }
+    if (blk)
+        dc_bn_backward_apply_blk(d, dg, db, g, x, gm, mean, rstd, ro, ty, tx, N, l->c, hw, count);
+    else
+        dc_bn_backward_apply(d, dg, db, g, x, gm, mean, rstd, ty, tx, N, l->c, hw, count);
+}
+
 const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
 {
     DC_ASSERT(N >= 1 && N <= m->max_batch);
@@ -421,54 +518,12 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
                 dc_conv2d_forward(y, m->work, x, wptr(m, l), bptr(m, l), N, l->c, l->h, l->w, l->oc, l->k,
                                   l->stride, l->pad);
             break;
-        case DC_LAYER_BN: {
-            const float *gamma = m->params + l->w_off, *beta = m->params + l->b_off;
-            float *rm = m->stats + l->rm_off, *rv = m->stats + l->rv_off;
-            int hw = l->h * l->w;
-            if (train) {
-                float *mean = m->cache + l->cache_off, *rstd = mean + l->c;
-                double *sum = m->bn_tmp, *sumsq = m->bn_tmp + l->c + 1;
-                int64_t count = (int64_t)N * hw;
-                double *m2 = sumsq + l->c, *lsum = m2 + l->c; /* bn_tmp holds 4·(C+1) */
-                int64_t lcount = count;
-                if (blk) {
-                    dc_bn_moments_blk(sum, m2, x, N, l->c, hw);
-                    memcpy(lsum, sum, (size_t)l->c * sizeof *lsum);
-                } else {
-                    dc_bn_sums(sum, x, N, l->c, hw);
-                }
-                if (m->reduce) { /* the global batch: sums and count, then centred squares */
-                    sum[l->c] = (double)count;
-                    m->reduce(m->reduce_ctx, sum, l->c + 1);
-                    count = (int64_t)sum[l->c];
-                    m->global_batch = count / hw;
-                }
-                for (int c = 0; c < l->c; c++) mean[c] = (float)(sum[c] / (double)count);
-                if (blk) /* about the (global, float) mean from the local moments */
-                    for (int c = 0; c < l->c; c++) {
-                        double dm = lsum[c] / (double)lcount - mean[c];
-                        sumsq[c] = m2[c] + (double)lcount * dm * dm;
-                    }
-                else
-                    dc_bn_centered_sumsq(sumsq, x, mean, N, l->c, hw);
-                if (m->reduce) m->reduce(m->reduce_ctx, sumsq, l->c);
-                dc_bn_finalize(mean, rstd, rm, rv, sumsq, l->c, count, BN_EPS, BN_MOMENTUM);
-                if (fused_bn(m, i))
-                    dc_bn_apply_blk(m->acts + l[1].act_off, x, gamma, beta, mean, rstd, N, l->c, hw, 1);
-                else if (blk)
-                    dc_bn_apply_blk(y, x, gamma, beta, mean, rstd, N, l->c, hw, 0);
-                else
-                    dc_bn_apply(y, x, gamma, beta, mean, rstd, N, l->c, hw);
-                m->nbt[l->bn_index]++;
-            } else if (fused_bn(m, i)) {
-                dc_batchnorm_forward_eval_blk(m->acts + l[1].act_off, x, gamma, beta, rm, rv, N, l->c, hw, BN_EPS, 1);
-            } else if (blk) {
-                dc_batchnorm_forward_eval_blk(y, x, gamma, beta, rm, rv, N, l->c, hw, BN_EPS, 0);
-            } else {
-                dc_batchnorm_forward_eval(y, x, gamma, beta, rm, rv, N, l->c, hw, BN_EPS);
-            }
+        case DC_LAYER_BN:
+            if (train)
+                bn_forward_train(m, i, y, x, N);
+            else
+                bn_forward_eval(m, i, y, x, N);
             break;
-        }
         case DC_LAYER_RELU:
             if (!(i > 0 && fused_bn(m, i - 1))) dc_relu_forward(y, x, N * insize);
             break;
@@ -580,41 +635,7 @@ void dc_model_backward(dc_model *m, const float *dout)
                 dc_conv2d_backward(d, m->grads + l->w_off, m->grads + l->b_off, m->work, m->dwork, g, x,
                                    m->params + l->w_off, N, l->c, l->h, l->w, l->oc, l->k, l->stride, l->pad);
             break;
-        case DC_LAYER_BN: {
-            const float *mean = m->cache + l->cache_off, *rstd = mean + l->c;
-            double *sdy = m->bn_tmp, *sdx = m->bn_tmp + l->c;
-            int hw = l->h * l->w;
-            const float *gm = m->params + l->w_off;
-            const float *ro = fused_bn(m, i) ? m->acts + l[1].act_off : NULL;
-            if (blk)
-                dc_bn_backward_sums_blk(sdy, sdx, g, x, mean, rstd, ro, N, l->c, hw);
-            else
-                dc_bn_backward_sums(sdy, sdx, g, x, mean, rstd, N, l->c, hw);
-            float *dg = m->grads + l->w_off, *db = m->grads + l->b_off;
-            const double *ty = sdy, *tx = sdx;
-            int64_t count = (int64_t)N * hw;
-            if (m->reduce) {
-                /* γ and β gradients from this process's samples; the input
-                 * gradient from the global batch's sums */
-                for (int c = 0; c < l->c; c++) {
-                    dg[c] += (float)sdx[c];
-                    db[c] += (float)sdy[c];
-                }
-                dg = db = NULL;
-                double *gy = m->bn_tmp + 2 * l->c, *gx = gy + l->c;
-                memcpy(gy, sdy, (size_t)l->c * sizeof *gy);
-                memcpy(gx, sdx, (size_t)l->c * sizeof *gx);
-                m->reduce(m->reduce_ctx, gy, 2 * l->c);
-                ty = gy;
-                tx = gx;
-                count = m->global_batch * hw;
-            }
-            if (blk)
-                dc_bn_backward_apply_blk(d, dg, db, g, x, gm, mean, rstd, ro, ty, tx, N, l->c, hw, count);
-            else
-                dc_bn_backward_apply(d, dg, db, g, x, gm, mean, rstd, ty, tx, N, l->c, hw, count);
-            break;
-        }
+        case DC_LAYER_BN: bn_backward(m, i, d, g, x, N); break;
         case DC_LAYER_RELU:
             if (d) dc_relu_backward(d, g, y, N * insize);
             break;
