@@ -121,6 +121,64 @@ static int compare_st(const dc_st_file *a, const char *bpath)
     return DC_EXIT_OK;
 }
 
+static int inspect_npy(const char *path, int hash, int rows)
+{
+    dc_array arr;
+    if (dc_npy_map(path, &arr)) return dc_cli_fail();
+    printf("%s: npy %s ", path, dc_dtype_name(arr.dtype));
+    print_shape(arr.ndim, arr.shape);
+    printf("\n");
+    print_stats(arr.dtype, arr.data, dc_array_numel(&arr));
+    if (hash) printf("  hash %016llx\n", (unsigned long long)fnv1a(arr.data, arr.nbytes));
+    print_rows(arr.dtype, arr.data, arr.ndim, arr.shape, rows);
+    dc_array_free(&arr);
+    return DC_EXIT_OK;
+}
+
+static int inspect_st(const char *path, int hash, int rows, const char *compare)
+{
+    dc_st_file *st;
+    if (dc_st_open(path, &st)) return dc_cli_fail();
+    if (compare) {
+        int rc = compare_st(st, compare);
+        dc_st_close(st);
+        return rc;
+    }
+    printf("%s: safetensors, %d tensors\n", path, dc_st_count(st));
+    for (int i = 0; i < dc_st_meta_count(st); i++) {
+        const char *k, *v;
+        dc_st_meta_at(st, i, &k, &v);
+        printf("  meta %s = %s\n", k, v);
+    }
+    for (int i = 0; i < dc_st_count(st); i++) {
+        const dc_st_tensor *t = dc_st_at(st, i);
+        int64_t n = 1;
+        for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+        printf("  %-40s %-3s ", t->name, dc_dtype_name(t->dtype));
+        print_shape(t->ndim, t->shape);
+        print_stats(t->dtype, t->data, n);
+        if (hash) printf("  %-40s hash %016llx\n", t->name, (unsigned long long)fnv1a(t->data, t->nbytes));
+        print_rows(t->dtype, t->data, t->ndim, t->shape, rows);
+    }
+    dc_st_close(st);
+    return DC_EXIT_OK;
+}
+
+static int inspect_json(const char *path)
+{
+    cJSON *j;
+    if (dc_json_read(path, &j)) {
+        dc_set_error(DC_STATUS_FORMAT, "%s: not a .npy, safetensors or JSON file (%s)", path,
+                     dc_last_error());
+        return dc_cli_fail();
+    }
+    char *text = cJSON_Print(j);
+    printf("%s: json\n%s\n", path, text ? text : "");
+    cJSON_free(text);
+    cJSON_Delete(j);
+    return DC_EXIT_OK;
+}
+
 int dc_cmd_inspect(int argc, char **argv)
 {
     int rows = 0, hash = 0;
@@ -154,54 +212,7 @@ int dc_cmd_inspect(int argc, char **argv)
         dc_set_error(DC_STATUS_IO, "%s: cannot open", path);
         return dc_cli_fail();
     }
-    if (got >= 6 && memcmp(head, "\x93NUMPY", 6) == 0) {
-        dc_array arr;
-        if (dc_npy_map(path, &arr)) return dc_cli_fail();
-        printf("%s: npy %s ", path, dc_dtype_name(arr.dtype));
-        print_shape(arr.ndim, arr.shape);
-        printf("\n");
-        print_stats(arr.dtype, arr.data, dc_array_numel(&arr));
-        if (hash) printf("  hash %016llx\n", (unsigned long long)fnv1a(arr.data, arr.nbytes));
-        print_rows(arr.dtype, arr.data, arr.ndim, arr.shape, rows);
-        dc_array_free(&arr);
-        return DC_EXIT_OK;
-    }
-    if (got == 9 && head[8] == '{') {
-        dc_st_file *st;
-        if (dc_st_open(path, &st)) return dc_cli_fail();
-        if (compare) {
-            int rc = compare_st(st, compare);
-            dc_st_close(st);
-            return rc;
-        }
-        printf("%s: safetensors, %d tensors\n", path, dc_st_count(st));
-        for (int i = 0; i < dc_st_meta_count(st); i++) {
-            const char *k, *v;
-            dc_st_meta_at(st, i, &k, &v);
-            printf("  meta %s = %s\n", k, v);
-        }
-        for (int i = 0; i < dc_st_count(st); i++) {
-            const dc_st_tensor *t = dc_st_at(st, i);
-            int64_t n = 1;
-            for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
-            printf("  %-40s %-3s ", t->name, dc_dtype_name(t->dtype));
-            print_shape(t->ndim, t->shape);
-            print_stats(t->dtype, t->data, n);
-            if (hash) printf("  %-40s hash %016llx\n", t->name, (unsigned long long)fnv1a(t->data, t->nbytes));
-            print_rows(t->dtype, t->data, t->ndim, t->shape, rows);
-        }
-        dc_st_close(st);
-        return DC_EXIT_OK;
-    }
-    cJSON *j;
-    if (dc_json_read(path, &j)) {
-        dc_set_error(DC_STATUS_FORMAT, "%s: not a .npy, safetensors or JSON file (%s)", path,
-                     dc_last_error());
-        return dc_cli_fail();
-    }
-    char *text = cJSON_Print(j);
-    printf("%s: json\n%s\n", path, text ? text : "");
-    cJSON_free(text);
-    cJSON_Delete(j);
-    return DC_EXIT_OK;
+    if (got >= 6 && memcmp(head, "\x93NUMPY", 6) == 0) return inspect_npy(path, hash, rows);
+    if (got == 9 && head[8] == '{') return inspect_st(path, hash, rows, compare);
+    return inspect_json(path);
 }
