@@ -513,6 +513,124 @@ static dc_status write_assignments(run_state *r, int epoch)
     return dc_afile_commit(&af);
 }
 
+/* The features of every image under the clustering transform, whitened
+ * by a PCA fitted on a sample of them (rank 0 fits, saves and shares it),
+ * L2-normalised, into x (n × dim_pca). */
+static dc_status whiten_features(run_state *r, int epoch, float *x, cJSON *j)
+{
+    dc_train_config *c = r->c;
+    int D = r->model.feat_dim;
+    float *feat = dc_malloc((size_t)r->n * D * sizeof(float), "features");
+    if (!feat) return DC_STATUS_NOMEM;
+    /* each rank its share of the images, then all of them everywhere */
+    int64_t flo = r->n * r->rank / r->W, fhi = r->n * (r->rank + 1) / r->W;
+    dc_status s = dc_extract_features_range(feat + flo * D, &r->model, r->d, flo, fhi - flo, r->model.nlayers - 1, 0,
+                                            "features");
+    if (r->W > 1 && s == DC_OK) s = gather_rows(r, feat, D);
+    dc_pca pca = {0};
+    if (r->rank == 0 && s == DC_OK)
+        s = dc_pca_fit_sample(&pca, feat, r->n, D, c->dim_pca, (int64_t)D * (D - 1) / 2,
+                              (uint64_t)c->seed * 1000003u + (uint64_t)epoch);
+    if (r->W > 1) s = share_pca(r, &pca, s, D, c->dim_pca);
+    if (s == DC_OK) {
+        dc_pca_apply(&pca, x, feat, r->n, 1);
+        if (r->rank == 0) s = dc_pca_save(&pca, run_path(r, "pca.safetensors"));
+        cJSON_AddNumberToObject(j, "pca_energy", pca.energy);
+    }
+    dc_pca_free(&pca);
+    dc_free(feat);
+    return s;
+}
+
+/* Cluster sizes: min / median / max to the log and stats, and a warning
+ * when one cluster holds most of the data. */
+static void record_sizes(run_state *r, int epoch, const dc_hkmeans_result *h, cJSON *j)
+{
+    int k = r->c->k;
+    int64_t *sz = dc_xmalloc((size_t)k * sizeof *sz);
+    memcpy(sz, h->sub_counts, (size_t)k * sizeof *sz);
+    qsort(sz, (size_t)k, sizeof *sz, cmp_i64);
+    cJSON *o = cJSON_AddObjectToObject(j, "sizes");
+    cJSON_AddNumberToObject(o, "min", (double)sz[0]);
+    cJSON_AddNumberToObject(o, "median", (double)sz[k / 2]);
+    cJSON_AddNumberToObject(o, "max", (double)sz[k - 1]);
+    dc_log_info("clustering epoch %d: %d clusters, sizes min %lld / median %lld / max %lld, %d empty splits", epoch,
+                k, (long long)sz[0], (long long)sz[k / 2], (long long)sz[k - 1], h->splits1 + h->splits2);
+    if (k >= 4 && sz[k - 1] > r->n / 2)
+        dc_log_warn("clusters collapse: one cluster holds %lld of %lld images", (long long)sz[k - 1],
+                    (long long)r->n);
+    dc_free(sz);
+}
+
+/* SPEC §4.1–4.5: whitened features, then two-level k-means into r->assign
+ * (and the centroids, for --warm-restart). */
+static dc_status cluster_images(run_state *r, int epoch, cJSON *j)
+{
+    dc_train_config *c = r->c;
+    float *x = dc_malloc((size_t)r->n * c->dim_pca * sizeof(float), "whitened features");
+    if (!x) return DC_STATUS_NOMEM;
+    dc_status s = whiten_features(r, epoch, x, j);
+    dc_hkmeans_result h = {0};
+    if (s == DC_OK) {
+        dc_kmeans_params kp = dc_kmeans_params_default();
+        kp.k = c->k;
+        kp.niter = c->niter;
+        kp.seed = (uint64_t)c->seed * 1000003u + (uint64_t)epoch;
+        kp.progress = 1;
+        int warm = c->warm_restart && r->have_cent;
+        if (!c->comm && !r->self) r->self = dc_comm_self();
+        s = dc_hkmeans_train_dist(&h, c->comm ? c->comm : r->self, x, r->n, r->n * r->rank / r->W,
+                                  r->n * (r->rank + 1) / r->W, c->dim_pca, r->m, &kp, warm ? r->cent_super : NULL,
+                                  warm ? r->cent_sub : NULL);
+    }
+    if (s == DC_OK) {
+        for (int64_t i = 0; i < r->n; i++) {
+            r->assign[2 * i] = h.super[i];
+            r->assign[2 * i + 1] = h.sub[i];
+        }
+        memcpy(r->cent_super, h.super_centroids, (size_t)r->m * c->dim_pca * 4);
+        memcpy(r->cent_sub, h.sub_centroids, (size_t)c->k * c->dim_pca * 4);
+        r->have_cent = 1;
+        cJSON_AddNumberToObject(j, "objective_super", h.obj1);
+        cJSON_AddNumberToObject(j, "objective_sub", h.obj2);
+        cJSON_AddNumberToObject(j, "empty_splits", h.splits1 + h.splits2);
+        record_sizes(r, epoch, &h, j);
+    }
+    if (s == DC_OK && r->rank == 0) s = write_nearest(r, epoch, x, &h);
+    dc_hkmeans_result_free(&h);
+    dc_free(x);
+    return s;
+}
+
+/* The new assignment against the previous one (prev: NULL at the first)
+ * and, when the data has labels (never used for training), against them. */
+static void score_assignment(run_state *r, int epoch, const int32_t *prev, cJSON *j)
+{
+    int32_t *cur = dc_xmalloc((size_t)r->n * sizeof *cur);
+    for (int64_t i = 0; i < r->n; i++) cur[i] = r->assign[2 * i] * r->k_sub + r->assign[2 * i + 1];
+    if (prev) {
+        double nmi;
+        dc_nmi(&nmi, cur, prev, r->n);
+        cJSON_AddNumberToObject(j, "nmi_prev", nmi);
+        r->nmi_prev = nmi;
+        dc_log_info("clustering epoch %d: NMI with the previous assignment %.4f", epoch, nmi);
+    } else {
+        cJSON_AddNullToObject(j, "nmi_prev");
+    }
+    const int32_t *lab = dc_dataset_labels(r->d);
+    dc_cluster_scores sc;
+    if (lab && r->c->k > 1 && dc_cluster_scores_compute(&sc, cur, lab, r->n) == DC_OK) {
+        cJSON *o = cJSON_AddObjectToObject(j, "labels");
+        cJSON_AddNumberToObject(o, "nmi", sc.nmi);
+        cJSON_AddNumberToObject(o, "ari", sc.ari);
+        if (sc.acc >= 0) cJSON_AddNumberToObject(o, "acc", sc.acc);
+        cJSON_AddNumberToObject(o, "purity", sc.purity);
+        dc_log_info("clusters against the labels (not used for training): NMI %.4f, ARI %.4f, purity %.4f", sc.nmi,
+                    sc.ari, sc.purity);
+    }
+    dc_free(cur);
+}
+
 static dc_status cluster_step(run_state *r, int epoch)
 {
     dc_train_config *c = r->c;
@@ -526,107 +644,12 @@ static dc_status cluster_step(run_state *r, int epoch)
         for (int64_t i = 0; i < r->n; i++) prev[i] = r->assign[2 * i] * r->k_sub + r->assign[2 * i + 1];
     }
     dc_status s = DC_OK;
-    if (c->k == 1 && r->m == 1) {
-        /* RotNet: no clustering, one pseudo-class */
+    if (c->k == 1 && r->m == 1) /* RotNet: no clustering, one pseudo-class */
         memset(r->assign, 0, (size_t)r->n * 2 * sizeof(int32_t));
-    } else {
-        int D = r->model.feat_dim;
-        float *feat = dc_malloc((size_t)r->n * D * sizeof(float), "features");
-        float *x = dc_malloc((size_t)r->n * c->dim_pca * sizeof(float), "whitened features");
-        if (!feat || !x) {
-            dc_free(feat);
-            dc_free(x);
-            cJSON_Delete(j);
-            dc_free(prev);
-            return DC_STATUS_NOMEM;
-        }
-        /* each rank its share of the images, then all of them everywhere */
-        int64_t flo = r->n * r->rank / r->W, fhi = r->n * (r->rank + 1) / r->W;
-        s = dc_extract_features_range(feat + flo * D, &r->model, r->d, flo, fhi - flo, r->model.nlayers - 1, 0,
-                                      "features");
-        if (r->W > 1 && s == DC_OK) s = gather_rows(r, feat, D);
-        dc_pca pca = {0};
-        if (r->rank == 0 && s == DC_OK)
-            s = dc_pca_fit_sample(&pca, feat, r->n, D, c->dim_pca, (int64_t)D * (D - 1) / 2,
-                                  (uint64_t)c->seed * 1000003u + (uint64_t)epoch);
-        if (r->W > 1) s = share_pca(r, &pca, s, D, c->dim_pca);
-        if (s == DC_OK) {
-            dc_pca_apply(&pca, x, feat, r->n, 1);
-            if (r->rank == 0) s = dc_pca_save(&pca, run_path(r, "pca.safetensors"));
-            cJSON_AddNumberToObject(j, "pca_energy", pca.energy);
-        }
-        dc_pca_free(&pca);
-        dc_free(feat);
-        dc_hkmeans_result h = {0};
-        if (s == DC_OK) {
-            dc_kmeans_params kp = dc_kmeans_params_default();
-            kp.k = c->k;
-            kp.niter = c->niter;
-            kp.seed = (uint64_t)c->seed * 1000003u + (uint64_t)epoch;
-            kp.progress = 1;
-            int warm = c->warm_restart && r->have_cent;
-            if (!c->comm && !r->self) r->self = dc_comm_self();
-            s = dc_hkmeans_train_dist(&h, c->comm ? c->comm : r->self, x, r->n, r->n * r->rank / r->W,
-                                      r->n * (r->rank + 1) / r->W, c->dim_pca, r->m, &kp,
-                                      warm ? r->cent_super : NULL, warm ? r->cent_sub : NULL);
-        }
-        if (s == DC_OK) {
-            for (int64_t i = 0; i < r->n; i++) {
-                r->assign[2 * i] = h.super[i];
-                r->assign[2 * i + 1] = h.sub[i];
-            }
-            memcpy(r->cent_super, h.super_centroids, (size_t)r->m * c->dim_pca * 4);
-            memcpy(r->cent_sub, h.sub_centroids, (size_t)c->k * c->dim_pca * 4);
-            r->have_cent = 1;
-            cJSON_AddNumberToObject(j, "objective_super", h.obj1);
-            cJSON_AddNumberToObject(j, "objective_sub", h.obj2);
-            cJSON_AddNumberToObject(j, "empty_splits", h.splits1 + h.splits2);
-            /* cluster sizes: min / median / max, collapse warning */
-            int64_t *sz = dc_xmalloc((size_t)c->k * sizeof *sz);
-            memcpy(sz, h.sub_counts, (size_t)c->k * sizeof *sz);
-            qsort(sz, (size_t)c->k, sizeof *sz, cmp_i64);
-            cJSON *o = cJSON_AddObjectToObject(j, "sizes");
-            cJSON_AddNumberToObject(o, "min", (double)sz[0]);
-            cJSON_AddNumberToObject(o, "median", (double)sz[c->k / 2]);
-            cJSON_AddNumberToObject(o, "max", (double)sz[c->k - 1]);
-            dc_log_info("clustering epoch %d: %d clusters, sizes min %lld / median %lld / max %lld, %d empty splits",
-                        epoch, c->k, (long long)sz[0], (long long)sz[c->k / 2], (long long)sz[c->k - 1],
-                        h.splits1 + h.splits2);
-            if (c->k >= 4 && sz[c->k - 1] > r->n / 2)
-                dc_log_warn("clusters collapse: one cluster holds %lld of %lld images", (long long)sz[c->k - 1],
-                            (long long)r->n);
-            dc_free(sz);
-        }
-        if (s == DC_OK && r->rank == 0) s = write_nearest(r, epoch, x, &h);
-        dc_hkmeans_result_free(&h);
-        dc_free(x);
-    }
+    else
+        s = cluster_images(r, epoch, j);
     if (s == DC_OK) {
-        int32_t *cur = dc_xmalloc((size_t)r->n * sizeof *cur);
-        for (int64_t i = 0; i < r->n; i++) cur[i] = r->assign[2 * i] * r->k_sub + r->assign[2 * i + 1];
-        if (prev) {
-            double nmi;
-            dc_nmi(&nmi, cur, prev, r->n);
-            cJSON_AddNumberToObject(j, "nmi_prev", nmi);
-            r->nmi_prev = nmi;
-            dc_log_info("clustering epoch %d: NMI with the previous assignment %.4f", epoch, nmi);
-        } else {
-            cJSON_AddNullToObject(j, "nmi_prev");
-        }
-        const int32_t *lab = dc_dataset_labels(r->d);
-        if (lab && c->k > 1) {
-            dc_cluster_scores sc;
-            if (dc_cluster_scores_compute(&sc, cur, lab, r->n) == DC_OK) {
-                cJSON *o = cJSON_AddObjectToObject(j, "labels");
-                cJSON_AddNumberToObject(o, "nmi", sc.nmi);
-                cJSON_AddNumberToObject(o, "ari", sc.ari);
-                if (sc.acc >= 0) cJSON_AddNumberToObject(o, "acc", sc.acc);
-                cJSON_AddNumberToObject(o, "purity", sc.purity);
-                dc_log_info("clusters against the labels (not used for training): NMI %.4f, ARI %.4f, purity %.4f",
-                            sc.nmi, sc.ari, sc.purity);
-            }
-        }
-        dc_free(cur);
+        score_assignment(r, epoch, prev, j);
         if (r->rank == 0) s = write_assignments(r, epoch);
     }
     if (s == DC_OK) {
