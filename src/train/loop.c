@@ -969,6 +969,95 @@ static dc_status write_skipped(run_state *r)
     return s;
 }
 
+/* The run's shape from the resolved options: super-classes, clusters,
+ * this rank's rows of each global batch. */
+static dc_status run_init(run_state *r, dc_train_config *c, dc_dataset *d, int64_t n)
+{
+    memset(r, 0, sizeof *r);
+    r->c = c;
+    r->d = d;
+    r->n = n;
+    r->S = c->super_classes;
+    r->m = c->rotnet ? r->S / 4 : r->S;
+    r->k_sub = c->k / r->m;
+    r->B = c->batch_size;
+    r->C = dc_dataset_channels(d);
+    r->assign_epoch = -1;
+    r->nmi_prev = NAN;
+    r->W = c->comm ? dc_comm_size(c->comm) : 1;
+    r->rank = c->comm ? dc_comm_rank(c->comm) : 0;
+    if (r->W > r->S * r->B)
+        return dc_set_error(DC_STATUS_ARG, "%d processes for a global batch of %d images: use at most %d", r->W,
+                            r->S * r->B, r->S * r->B);
+    r->lo = (int)((int64_t)r->S * r->B * r->rank / r->W);
+    r->hi = (int)((int64_t)r->S * r->B * (r->rank + 1) / r->W);
+    return DC_OK;
+}
+
+/* Network, heads, optimiser and the step's buffers, sized for this rank's
+ * share of the global batch; d (the run's dataset) learns the decode size. */
+static dc_status build_network(run_state *r, dc_dataset *d)
+{
+    dc_train_config *c = r->c;
+    int GB = r->hi - r->lo;
+    dc_status s = dc_model_init(&r->model, c->arch, c->sobel, r->C, GB, (uint64_t)c->seed);
+    r->size = r->model.in_size;
+    int D = r->model.feat_dim;
+    if (s == DC_OK) s = dc_head_init(&r->sup, D, r->S, (uint64_t)c->seed, 999, 0);
+    r->subs = dc_xcalloc((size_t)r->S, sizeof *r->subs);
+    for (int q = 0; q < r->S && s == DC_OK; q++)
+        s = dc_head_init(&r->subs[q], D, r->k_sub, (uint64_t)c->seed, 999, 1u + (uint32_t)q);
+    if (s == DC_OK) s = dc_stepper_init(&r->st, &r->model, r->S, r->k_sub, GB);
+    if (s == DC_OK) dc_step_use_comm(&r->st, &r->model, c->comm, r->lo);
+    if (r->W > 1 && s == DC_OK) {
+        int64_t bn, all = dc_step_comm_bytes(&r->st, &r->model, &bn);
+        dc_log_info("%d processes: this one takes rows %d..%d of each global batch of %d", r->W, r->lo, r->hi - 1,
+                    r->S * r->B);
+        dc_log_info("each step all-reduces %.2f MB per process (batch norm %.1f KB in %d small reductions); "
+                    "each k-means pass %.1f KB",
+                    all / 1e6, bn / 1e3, 3 * r->model.nbn, ((double)c->k * c->dim_pca * 8 + c->k * 8 + 8) / 1e3);
+    }
+    if (s == DC_OK) {
+        dc_dataset_set_decode_hint(d, r->model.preset->eval_resize);
+        s = run_buffers(r, GB, dc_dataset_max_side(d));
+    }
+    return s;
+}
+
+/* Clustering every R epochs, training, checkpoints: from ps to the last
+ * epoch, or until an error or a stop signal. */
+static dc_status run_epochs(run_state *r, progress_state *ps)
+{
+    dc_train_config *c = r->c;
+    dc_status s = DC_OK;
+    while (s == DC_OK && ps->epoch < c->epochs) {
+        int epoch = ps->epoch;
+        if (ps->step == 0 && (r->assign_epoch < 0 || epoch % c->reassignment == 0) && r->assign_epoch != epoch) {
+            s = cluster_step(r, epoch);
+            /* a checkpoint after clustering: a kill during the epoch keeps it */
+            if (s == DC_OK) s = write_checkpoint(r, ps);
+            if (s) break;
+            int sig = stop_agreed(c);
+            if (sig)
+                return dc_set_error(DC_STATUS_INTERRUPTED, "stopped by signal %d; run the same command to resume",
+                                    sig);
+        }
+        s = train_epoch(r, ps);
+        if (s) break;
+        ps->epoch++;
+        ps->step = 0;
+        memset(ps->sums, 0, sizeof ps->sums);
+        ps->seconds = 0;
+        s = write_checkpoint(r, ps);
+        if (s == DC_OK && c->checkpoint_freq > 0 && ps->epoch % c->checkpoint_freq == 0) {
+            char name[64];
+            snprintf(name, sizeof name, "checkpoints/epoch-%03d.safetensors", ps->epoch);
+            s = save_checkpoint(r, ps, run_path(r, name));
+        }
+    }
+    return s;
+}
+
 dc_status dc_train_run(dc_train_config *c)
 {
     dc_dataset *d;
@@ -977,35 +1066,14 @@ dc_status dc_train_run(dc_train_config *c)
     int64_t n = dc_dataset_size(d);
     if (c->max_images > 0 && c->max_images < n) n = c->max_images;
     int side = dc_dataset_height(d) > dc_dataset_width(d) ? dc_dataset_height(d) : dc_dataset_width(d);
-    int max_side = dc_dataset_max_side(d);
     char why[512];
     if (dc_train_config_resolve(c, n, side, why, sizeof why)) {
         dc_dataset_close(d);
         return dc_set_error(DC_STATUS_ARG, "%s", why);
     }
     run_state r;
-    memset(&r, 0, sizeof r);
-    r.c = c;
-    r.d = d;
-    r.n = n;
-    r.S = c->super_classes;
-    r.m = c->rotnet ? r.S / 4 : r.S;
-    r.k_sub = c->k / r.m;
-    r.B = c->batch_size;
-    r.C = dc_dataset_channels(d);
-    r.assign_epoch = -1;
-    r.nmi_prev = NAN;
-    r.W = c->comm ? dc_comm_size(c->comm) : 1;
-    r.rank = c->comm ? dc_comm_rank(c->comm) : 0;
-    if (r.W > r.S * r.B) {
-        dc_dataset_close(d);
-        return dc_set_error(DC_STATUS_ARG, "%d processes for a global batch of %d images: use at most %d", r.W,
-                            r.S * r.B, r.S * r.B);
-    }
-    r.lo = (int)((int64_t)r.S * r.B * r.rank / r.W);
-    r.hi = (int)((int64_t)r.S * r.B * (r.rank + 1) / r.W);
     FILE *log = NULL;
-    if ((s = ensure_dir(c->out)) || (s = ensure_dir(run_path(&r, "assignments"))) ||
+    if ((s = run_init(&r, c, d, n)) || (s = ensure_dir(c->out)) || (s = ensure_dir(run_path(&r, "assignments"))) ||
         (s = ensure_dir(run_path(&r, "checkpoints")))) {
         dc_dataset_close(d);
         return s;
@@ -1021,63 +1089,14 @@ dc_status dc_train_run(dc_train_config *c)
                 "batch %d per super-class",
                 c->method, c->arch, r.S, r.m, c->rotnet ? " x 4 rotations" : "", c->k, c->epochs,
                 (long long)c->epoch_size, r.B);
-    int GB = r.hi - r.lo; /* this rank's share of the global batch */
-    s = dc_model_init(&r.model, c->arch, c->sobel, r.C, GB, (uint64_t)c->seed);
-    r.size = r.model.in_size;
-    int D = r.model.feat_dim;
-    if (s == DC_OK) s = dc_head_init(&r.sup, D, r.S, (uint64_t)c->seed, 999, 0);
-    r.subs = dc_xcalloc((size_t)r.S, sizeof *r.subs);
-    for (int q = 0; q < r.S && s == DC_OK; q++) s = dc_head_init(&r.subs[q], D, r.k_sub, (uint64_t)c->seed, 999, 1u + (uint32_t)q);
-    if (s == DC_OK) s = dc_stepper_init(&r.st, &r.model, r.S, r.k_sub, GB);
-    if (s == DC_OK) dc_step_use_comm(&r.st, &r.model, c->comm, r.lo);
-    if (r.W > 1 && s == DC_OK) {
-        int64_t bn, all = dc_step_comm_bytes(&r.st, &r.model, &bn);
-        dc_log_info("%d processes: this one takes rows %d..%d of each global batch of %d", r.W, r.lo, r.hi - 1,
-                    r.S * r.B);
-        dc_log_info("each step all-reduces %.2f MB per process (batch norm %.1f KB in %d small reductions); "
-                    "each k-means pass %.1f KB",
-                    all / 1e6, bn / 1e3, 3 * r.model.nbn, ((double)c->k * c->dim_pca * 8 + c->k * 8 + 8) / 1e3);
-    }
-    if (s == DC_OK) {
-        dc_dataset_set_decode_hint(d, r.model.preset->eval_resize);
-        s = run_buffers(&r, GB, max_side);
-    }
-
+    s = build_network(&r, d);
     if (s == DC_OK && c->workers > 0) s = dc_loader_start(&r.loader, c->workers, 2, loader_row, &r);
     progress_state ps = {0};
     int resumed = 0;
     if (s == DC_OK) s = start_state(&r, &ps, &resumed);
     if (s == DC_OK && !resumed && r.rank == 0) s = write_config(&r);
     if (s == DC_OK && !resumed && r.rank == 0) s = write_skipped(&r);
-
-    while (s == DC_OK && ps.epoch < c->epochs) {
-        int epoch = ps.epoch;
-        if (ps.step == 0 && (r.assign_epoch < 0 || epoch % c->reassignment == 0) && r.assign_epoch != epoch) {
-            s = cluster_step(&r, epoch);
-            if (s) break;
-            /* a checkpoint after clustering: a kill during the epoch keeps it */
-            s = write_checkpoint(&r, &ps);
-            if (s) break;
-            int sig = stop_agreed(c);
-            if (sig) {
-                s = dc_set_error(DC_STATUS_INTERRUPTED, "stopped by signal %d; run the same command to resume",
-                                 sig);
-                break;
-            }
-        }
-        s = train_epoch(&r, &ps);
-        if (s) break;
-        ps.epoch++;
-        ps.step = 0;
-        memset(ps.sums, 0, sizeof ps.sums);
-        ps.seconds = 0;
-        s = write_checkpoint(&r, &ps);
-        if (s == DC_OK && c->checkpoint_freq > 0 && ps.epoch % c->checkpoint_freq == 0) {
-            char name[64];
-            snprintf(name, sizeof name, "checkpoints/epoch-%03d.safetensors", ps.epoch);
-            s = save_checkpoint(&r, &ps, run_path(&r, name));
-        }
-    }
+    if (s == DC_OK) s = run_epochs(&r, &ps);
     if (s == DC_OK) dc_log_info("done: %d epochs; weights in %s", c->epochs, run_path(&r, "checkpoint.safetensors"));
     else if (s != DC_STATUS_INTERRUPTED) dc_log_error("%s", dc_last_error());
     dc_log_set_tee(NULL);
