@@ -97,13 +97,59 @@ static dc_status write_index(const char *dir, uint8_t *index, const dc_dataset *
     return dc_afile_commit(&a);
 }
 
-dc_status dc_pack_write(const dc_dataset *src, const char *dir, const dc_pack_opts *opts, dc_pack_stats *stats)
+/* The shards being written and what the index needs to know about them. */
+typedef struct {
+    const char *dir;
+    int64_t shard_bytes;
+    dc_afile shard;
+    int open;
+    uint32_t nshards;
+    uint64_t off;                /* within the open shard */
+    int ch, cw, maxside;         /* common size (-1: none yet, 0: mixed), largest side */
+} pack_writer;
+
+/* One image's bytes where they fit: the open shard, or a new one once it
+ * would exceed shard_bytes; its entry into e. */
+static dc_status pack_append(pack_writer *w, uint8_t *e, const uint8_t *bytes, size_t len, int eh, int ew, int c,
+                             int fmt, int32_t label)
 {
-    dc_pack_opts o;
-    if (opts) o = *opts;
-    else dc_pack_opts_default(&o);
-    if (o.shard_bytes < 1) o.shard_bytes = (int64_t)1 << 30;
-    if (stats) memset(stats, 0, sizeof *stats);
+    dc_status s;
+    if (w->open && w->off > 0 && w->off + len > (uint64_t)w->shard_bytes) {
+        w->open = 0;
+        if ((s = dc_afile_commit(&w->shard))) return s;
+    }
+    if (!w->open) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/shard-%05u.bin", w->dir, w->nshards);
+        if ((s = dc_afile_open(&w->shard, path))) return s;
+        w->open = 1;
+        w->nshards++;
+        w->off = 0;
+    }
+    s = dc_afile_write(&w->shard, bytes, len);
+    put64(e, w->off);
+    put32(e + 8, (uint32_t)len);
+    put32(e + 12, w->nshards - 1);
+    put16(e + 16, (uint32_t)eh);
+    put16(e + 18, (uint32_t)ew);
+    e[20] = (uint8_t)c;
+    e[21] = (uint8_t)fmt;
+    put32(e + 24, (uint32_t)label);
+    w->off += len;
+    if (w->ch < 0) {
+        w->ch = eh;
+        w->cw = ew;
+    } else if (w->ch != eh || w->cw != ew) {
+        w->ch = w->cw = 0;
+    }
+    if (eh > w->maxside) w->maxside = eh;
+    if (ew > w->maxside) w->maxside = ew;
+    return s;
+}
+
+/* A pack directory that does not hold a pack yet. */
+static dc_status pack_dir(const char *dir)
+{
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, DC_PACK_INDEX);
     struct stat st;
@@ -111,6 +157,18 @@ dc_status dc_pack_write(const dc_dataset *src, const char *dir, const dc_pack_op
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return dc_set_error(DC_STATUS_IO, "%s: cannot create directory: %s", dir, strerror(errno));
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return dc_set_error(DC_STATUS_IO, "%s: not a directory", dir);
+    return DC_OK;
+}
+
+dc_status dc_pack_write(const dc_dataset *src, const char *dir, const dc_pack_opts *opts, dc_pack_stats *stats)
+{
+    dc_pack_opts o;
+    if (opts) o = *opts;
+    else dc_pack_opts_default(&o);
+    if (o.shard_bytes < 1) o.shard_bytes = (int64_t)1 << 30;
+    if (stats) memset(stats, 0, sizeof *stats);
+    dc_status s = pack_dir(dir);
+    if (s) return s;
 
     int64_t n = dc_dataset_size(src);
     if (o.max_images > 0 && o.max_images < n) n = o.max_images;
@@ -120,15 +178,10 @@ dc_status dc_pack_write(const dc_dataset *src, const char *dir, const dc_pack_op
     if (!index) return DC_STATUS_NOMEM;
     dc_image_buf buf = {0};
     resize_buf rb = {0};
-    dc_afile shard = {0};
-    int open = 0;
-    uint32_t nshards = 0;
-    uint64_t off = 0;
-    int ch = -1, cw = -1, maxside = 0;
+    pack_writer w = {.dir = dir, .shard_bytes = o.shard_bytes, .ch = -1, .cw = -1};
     dc_progress_opts po = dc_progress_opts_default();
     po.unit = "img";
     dc_progress *bar = o.progress ? dc_progress_start("pack", (uint64_t)n, &po) : NULL;
-    dc_status s = DC_OK;
     for (int64_t i = 0; i < n && s == DC_OK; i++) {
         dc_image im;
         if ((s = dc_dataset_get(src, i, &buf, &im))) break;
@@ -137,7 +190,7 @@ dc_status dc_pack_write(const dc_dataset *src, const char *dir, const dc_pack_op
         int resize = o.max_side > 0 && shorter > o.max_side;
         const uint8_t *bytes;
         size_t len;
-        int fmt, eh = im.h, ew = im.w;
+        int fmt = DC_PACK_RAW, eh = im.h, ew = im.w;
         char *fbytes = NULL;
         if (file && !resize) {
             /* the file itself: decoding it again gives the same pixels */
@@ -147,56 +200,18 @@ dc_status dc_pack_write(const dc_dataset *src, const char *dir, const dc_pack_op
         } else if (resize) {
             bytes = resize_8bit(&rb, &im, o.max_side, &eh, &ew);
             len = (size_t)eh * ew * im.c;
-            fmt = DC_PACK_RAW;
         } else {
             bytes = im.data;
             len = (size_t)im.h * im.w * im.c;
-            fmt = DC_PACK_RAW;
         }
-        if (eh > 65535 || ew > 65535 || len > UINT32_MAX) {
-            dc_free(fbytes);
+        if (eh > 65535 || ew > 65535 || len > UINT32_MAX)
             s = dc_set_error(DC_STATUS_ARG, "image %lld is %dx%d: too large for a pack; use --max-side", (long long)i,
                              eh, ew);
-            break;
-        }
-        if (open && off > 0 && off + len > (uint64_t)o.shard_bytes) {
-            open = 0;
-            if ((s = dc_afile_commit(&shard))) {
-                dc_free(fbytes);
-                break;
-            }
-        }
-        if (!open) {
-            snprintf(path, sizeof path, "%s/shard-%05u.bin", dir, nshards);
-            if ((s = dc_afile_open(&shard, path))) {
-                dc_free(fbytes);
-                break;
-            }
-            open = 1;
-            nshards++;
-            off = 0;
-        }
-        s = dc_afile_write(&shard, bytes, len);
+        else
+            s = pack_append(&w, index + DC_PACK_HEADER + (size_t)i * DC_PACK_ENTRY, bytes, len, eh, ew,
+                            fmt == DC_PACK_FILE ? c : im.c, fmt, labels ? labels[i] : -1);
         dc_free(fbytes);
-        uint8_t *e = index + DC_PACK_HEADER + (size_t)i * DC_PACK_ENTRY;
-        put64(e, off);
-        put32(e + 8, (uint32_t)len);
-        put32(e + 12, nshards - 1);
-        put16(e + 16, (uint32_t)eh);
-        put16(e + 18, (uint32_t)ew);
-        e[20] = (uint8_t)(fmt == DC_PACK_FILE ? c : im.c);
-        e[21] = (uint8_t)fmt;
-        put32(e + 24, (uint32_t)(labels ? labels[i] : -1));
-        off += len;
-        if (ch < 0) {
-            ch = eh;
-            cw = ew;
-        } else if (ch != eh || cw != ew) {
-            ch = cw = 0;
-        }
-        if (eh > maxside) maxside = eh;
-        if (ew > maxside) maxside = ew;
-        if (stats) {
+        if (s == DC_OK && stats) {
             stats->images++;
             stats->bytes += (int64_t)len;
             stats->resized += resize;
@@ -205,12 +220,12 @@ dc_status dc_pack_write(const dc_dataset *src, const char *dir, const dc_pack_op
         if (bar && (i % 256 == 255 || i == n - 1)) dc_progress_update(bar, (uint64_t)i + 1);
     }
     dc_progress_finish(bar);
-    if (open) {
-        if (s == DC_OK) s = dc_afile_commit(&shard);
-        else dc_afile_abort(&shard);
+    if (w.open) {
+        if (s == DC_OK) s = dc_afile_commit(&w.shard);
+        else dc_afile_abort(&w.shard);
     }
-    if (s == DC_OK) s = write_index(dir, index, src, n, nshards, ch, cw, maxside);
-    if (stats) stats->shards = (int)nshards;
+    if (s == DC_OK) s = write_index(dir, index, src, n, w.nshards, w.ch, w.cw, w.maxside);
+    if (stats) stats->shards = (int)w.nshards;
     dc_image_buf_free(&buf);
     dc_free(rb.f);
     dc_free(rb.pix);
