@@ -726,80 +726,23 @@ static void drain_loader(run_state *r)
     dc_clear_error();
 }
 
-static dc_status train_epoch(run_state *r, progress_state *ps)
+/* The step's batch: made now, or waited for from the loader, which then
+ * starts on the next one; *slot: where it lies. */
+static dc_status next_batch(run_state *r, int epoch, int step, int steps, int *slot)
+{
+    int rows = r->hi - r->lo;
+    *slot = 0;
+    if (!r->loader) return make_batch(r, epoch, step);
+    *slot = step % 2;
+    dc_status s = dc_loader_wait(r->loader, *slot);
+    if (s == DC_OK && step + 1 < steps) dc_loader_submit(r->loader, (step + 1) % 2, step + 1, rows);
+    return s;
+}
+
+/* The epoch's line of stats.jsonl and the log (keys: the contract). */
+static dc_status epoch_stats(run_state *r, const progress_state *ps, int epoch, double waited)
 {
     dc_train_config *c = r->c;
-    int epoch = ps->epoch, steps = (int)(c->epoch_size / r->B);
-    for (int s = 0; s < r->S; s++) sample_epoch(r, epoch, s);
-    dc_progress_opts po = dc_progress_opts_default();
-    po.unit = "step";
-    char label[32];
-    snprintf(label, sizeof label, "epoch %d", epoch);
-    dc_progress *bar = dc_progress_start(label, (uint64_t)steps, &po);
-    double t0 = dc_time_now(), waited = 0;
-    int rows = r->hi - r->lo;
-    r->cur_epoch = epoch;
-    if (r->loader && ps->step < steps) dc_loader_submit(r->loader, ps->step % 2, ps->step, rows);
-    for (int step = ps->step; step < steps; step++) {
-        /* the step's batch: made now, or waited for from the loader, which
-         * then starts on the next one */
-        int slot = 0;
-        double tw = dc_time_now();
-        dc_status bs;
-        if (r->loader) {
-            slot = step % 2;
-            bs = dc_loader_wait(r->loader, slot);
-            if (bs == DC_OK && step + 1 < steps) dc_loader_submit(r->loader, (step + 1) % 2, step + 1, rows);
-        } else {
-            bs = make_batch(r, epoch, step);
-        }
-        waited += dc_time_now() - tw;
-        if (bs) {
-            drain_loader(r);
-            dc_progress_finish(bar);
-            return bs;
-        }
-        dc_step_stats st;
-        dc_step_compute(&r->st, &r->model, &r->sup, r->subs, r->batch + slot * r->slot_floats,
-                        r->tsup + (size_t)slot * rows, r->tsub + (size_t)slot * rows, rows, &st);
-        if (r->st.comm_status) {
-            drain_loader(r);
-            dc_progress_finish(bar);
-            return r->st.comm_status;
-        }
-        dc_step_sgd(&r->st, &r->model, &r->sup, r->subs, (float)c->lr, (float)c->wd);
-        if (!isfinite(st.loss)) {
-            drain_loader(r);
-            dc_progress_finish(bar);
-            return dc_set_error(DC_STATUS_INTERNAL,
-                                "epoch %d step %d: the loss is not finite (%g); lower --lr (now %g)", epoch, step,
-                                st.loss, c->lr);
-        }
-        ps->sums[0] += st.loss * st.n;
-        ps->sums[1] += st.loss_super * st.n;
-        ps->sums[2] += st.loss_sub * st.n;
-        ps->sums[3] += st.correct_super;
-        ps->sums[4] += st.correct_sub;
-        ps->sums[5] += st.correct_both;
-        ps->sums[6] += st.n;
-        ps->step = step + 1;
-        char note[64];
-        snprintf(note, sizeof note, "loss %.4f", ps->sums[0] / ps->sums[6]);
-        dc_progress_set_note(bar, note);
-        dc_progress_update(bar, (uint64_t)step + 1);
-        int sig = stop_agreed(c);
-        if (sig) {
-            drain_loader(r);
-            ps->seconds += dc_time_now() - t0;
-            dc_progress_finish(bar);
-            dc_log_warn("signal %d: writing a checkpoint at epoch %d, step %d", sig, epoch, ps->step);
-            dc_status s = write_checkpoint(r, ps);
-            return s ? s : dc_set_error(DC_STATUS_INTERRUPTED, "stopped by signal %d; run the same command to resume",
-                                        sig);
-        }
-    }
-    dc_progress_finish(bar);
-    ps->seconds += dc_time_now() - t0;
     double n = ps->sums[6] > 0 ? ps->sums[6] : 1;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "type", "epoch");
@@ -824,6 +767,68 @@ static dc_status train_epoch(run_state *r, progress_state *ps)
     dc_status s = r->rank == 0 ? dc_json_append_line(run_path(r, "stats.jsonl"), j) : DC_OK;
     cJSON_Delete(j);
     return s;
+}
+
+static void add_step(progress_state *ps, const dc_step_stats *st)
+{
+    ps->sums[0] += st->loss * st->n;
+    ps->sums[1] += st->loss_super * st->n;
+    ps->sums[2] += st->loss_sub * st->n;
+    ps->sums[3] += st->correct_super;
+    ps->sums[4] += st->correct_sub;
+    ps->sums[5] += st->correct_both;
+    ps->sums[6] += st->n;
+}
+
+static dc_status train_epoch(run_state *r, progress_state *ps)
+{
+    dc_train_config *c = r->c;
+    int epoch = ps->epoch, steps = (int)(c->epoch_size / r->B);
+    for (int s = 0; s < r->S; s++) sample_epoch(r, epoch, s);
+    dc_progress_opts po = dc_progress_opts_default();
+    po.unit = "step";
+    char label[32];
+    snprintf(label, sizeof label, "epoch %d", epoch);
+    dc_progress *bar = dc_progress_start(label, (uint64_t)steps, &po);
+    double t0 = dc_time_now(), waited = 0;
+    int rows = r->hi - r->lo, sig = 0;
+    dc_status s = DC_OK;
+    r->cur_epoch = epoch;
+    if (r->loader && ps->step < steps) dc_loader_submit(r->loader, ps->step % 2, ps->step, rows);
+    for (int step = ps->step; step < steps && s == DC_OK && !sig; step++) {
+        int slot;
+        double tw = dc_time_now();
+        s = next_batch(r, epoch, step, steps, &slot);
+        waited += dc_time_now() - tw;
+        if (s) break;
+        dc_step_stats st;
+        dc_step_compute(&r->st, &r->model, &r->sup, r->subs, r->batch + slot * r->slot_floats,
+                        r->tsup + (size_t)slot * rows, r->tsub + (size_t)slot * rows, rows, &st);
+        if ((s = r->st.comm_status)) break;
+        dc_step_sgd(&r->st, &r->model, &r->sup, r->subs, (float)c->lr, (float)c->wd);
+        if (!isfinite(st.loss)) {
+            s = dc_set_error(DC_STATUS_INTERNAL, "epoch %d step %d: the loss is not finite (%g); lower --lr (now %g)",
+                             epoch, step, st.loss, c->lr);
+            break;
+        }
+        add_step(ps, &st);
+        ps->step = step + 1;
+        char note[64];
+        snprintf(note, sizeof note, "loss %.4f", ps->sums[0] / ps->sums[6]);
+        dc_progress_set_note(bar, note);
+        dc_progress_update(bar, (uint64_t)step + 1);
+        sig = stop_agreed(c);
+    }
+    if (s || sig) drain_loader(r);
+    dc_progress_finish(bar);
+    if (s) return s;
+    ps->seconds += dc_time_now() - t0;
+    if (sig) {
+        dc_log_warn("signal %d: writing a checkpoint at epoch %d, step %d", sig, epoch, ps->step);
+        s = write_checkpoint(r, ps);
+        return s ? s : dc_set_error(DC_STATUS_INTERRUPTED, "stopped by signal %d; run the same command to resume", sig);
+    }
+    return epoch_stats(r, ps, epoch, waited);
 }
 
 /* ------------------------------------------------------------------------ */
