@@ -106,6 +106,15 @@ static void zero_head_grads(dc_head *h)
     memset(h->db, 0, (size_t)h->out * sizeof(float));
 }
 
+/* The first index of the largest of z[0..n). */
+static int argmax(const float *z, int n)
+{
+    int a = 0;
+    for (int c = 1; c < n; c++)
+        if (z[c] > z[a]) a = c;
+    return a;
+}
+
 /* Group the samples by super-class (stable: batch order kept) into
  * st->rows, st->start[s] the first row of class s; count them over the
  * global batch in st->gcount (S + 1: the batch's size last). */
@@ -147,13 +156,7 @@ static double sub_head_pass(dc_stepper *st, dc_head *head, int s, const int32_t 
     /* joint precision: both heads right for the same sample */
     for (int j = 0; j < ns; j++) {
         int i = st->rows[lo + j];
-        const float *zs = st->ls + (size_t)i * S, *zk = lg + (size_t)j * K;
-        int as = 0, ak = 0;
-        for (int c = 1; c < S; c++)
-            if (zs[c] > zs[as]) as = c;
-        for (int c = 1; c < K; c++)
-            if (zk[c] > zk[ak]) ak = c;
-        stats->correct_both += as == sup[i] && ak == sub[i];
+        stats->correct_both += argmax(st->ls + (size_t)i * S, S) == sup[i] && argmax(lg + (size_t)j * K, K) == sub[i];
     }
     memset(dl, 0, (size_t)ns * K * sizeof(float));
     dc_softmax_xent_backward(dl, pr, st->tsub, ns, K, 1.0f / NG);
