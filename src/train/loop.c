@@ -174,16 +174,22 @@ static dc_status ensure_dir(const char *p)
     return DC_OK;
 }
 
+/* Image i's cluster as one index over all k: super · k/m + sub. */
+static int32_t flat_cluster(const run_state *r, int64_t i)
+{
+    return r->assign[2 * i] * r->k_sub + r->assign[2 * i + 1];
+}
+
 /* Groups images by (super, sub) cluster for the sampler. */
 static void build_groups(run_state *r)
 {
     int G = r->m * r->k_sub;
     memset(r->mstart, 0, (size_t)(G + 1) * sizeof *r->mstart);
-    for (int64_t i = 0; i < r->n; i++) r->mstart[r->assign[2 * i] * r->k_sub + r->assign[2 * i + 1] + 1]++;
+    for (int64_t i = 0; i < r->n; i++) r->mstart[flat_cluster(r, i) + 1]++;
     for (int g = 0; g < G; g++) r->mstart[g + 1] += r->mstart[g];
     int64_t *pos = dc_xmalloc((size_t)G * sizeof *pos);
     memcpy(pos, r->mstart, (size_t)G * sizeof *pos);
-    for (int64_t i = 0; i < r->n; i++) r->members[pos[r->assign[2 * i] * r->k_sub + r->assign[2 * i + 1]]++] = i;
+    for (int64_t i = 0; i < r->n; i++) r->members[pos[flat_cluster(r, i)]++] = i;
     dc_free(pos);
 }
 
@@ -607,7 +613,7 @@ static dc_status cluster_images(run_state *r, int epoch, cJSON *j)
 static void score_assignment(run_state *r, int epoch, const int32_t *prev, cJSON *j)
 {
     int32_t *cur = dc_xmalloc((size_t)r->n * sizeof *cur);
-    for (int64_t i = 0; i < r->n; i++) cur[i] = r->assign[2 * i] * r->k_sub + r->assign[2 * i + 1];
+    for (int64_t i = 0; i < r->n; i++) cur[i] = flat_cluster(r, i);
     if (prev) {
         double nmi;
         dc_nmi(&nmi, cur, prev, r->n);
@@ -641,7 +647,7 @@ static dc_status cluster_step(run_state *r, int epoch)
     int32_t *prev = NULL;
     if (r->assign_epoch >= 0) {
         prev = dc_xmalloc((size_t)r->n * sizeof *prev);
-        for (int64_t i = 0; i < r->n; i++) prev[i] = r->assign[2 * i] * r->k_sub + r->assign[2 * i + 1];
+        for (int64_t i = 0; i < r->n; i++) prev[i] = flat_cluster(r, i);
     }
     dc_status s = DC_OK;
     if (c->k == 1 && r->m == 1) /* RotNet: no clustering, one pseudo-class */
