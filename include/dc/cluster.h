@@ -191,6 +191,14 @@ void dc_mean_rows(float *c, const float *x, const int64_t *idx, int64_t cnt, int
 /// splits to *obj and *splits. idx (r->n) and buf (members × d) are scratch.
 dc_status dc_hkmeans_level2(dc_hkmeans_result *r, const float *x, int c, const dc_kmeans_params *p,
                             const float *warm_sub, int64_t *idx, float *buf, double *obj, int *splits);
+/// Checks k, m and n and allocates every array of r for n points of
+/// dimension d; on failure r is left empty. (The start of
+/// dc_hkmeans_train, shared with the distributed version.)
+dc_status dc_hkmeans_result_init(dc_hkmeans_result *r, int64_t n, int d, int m, const dc_kmeans_params *p);
+/// Level 1's outcome into r: from k1 (centroids, counts, objective,
+/// splits; not the assignments) or, when k1 is NULL (m = 1), one
+/// super-cluster of every point with the mean of x (r->n rows) as centroid.
+void dc_hkmeans_set_level1(dc_hkmeans_result *r, const dc_kmeans_result *k1, const float *x);
 void dc_hkmeans_result_free(dc_hkmeans_result *r);
 
 /* ------------------------------------------------------------------------ */

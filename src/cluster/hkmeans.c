@@ -70,9 +70,7 @@ dc_status dc_hkmeans_level2(dc_hkmeans_result *r, const float *x, int c, const d
     return DC_OK;
 }
 
-dc_status dc_hkmeans_train(dc_hkmeans_result *r, const float *x, int64_t n,
-                           int d, int m, const dc_kmeans_params *p,
-                           const float *warm_super, const float *warm_sub)
+dc_status dc_hkmeans_result_init(dc_hkmeans_result *r, int64_t n, int d, int m, const dc_kmeans_params *p)
 {
     memset(r, 0, sizeof *r);
     if (m < 1) return dc_set_error(DC_STATUS_ARG, "hierarchical k-means: m must be at least 1");
@@ -82,9 +80,8 @@ dc_status dc_hkmeans_train(dc_hkmeans_result *r, const float *x, int64_t n,
                             p->k, m);
     const char *why = dc_kmeans_params_check(p, n);
     if (why) return dc_set_error(DC_STATUS_ARG, "hierarchical k-means: %s", why);
-    int k_sub = p->k / m;
     r->m = m;
-    r->k_sub = k_sub;
+    r->k_sub = p->k / m;
     r->d = d;
     r->n = n;
     r->super = dc_malloc((size_t)n * sizeof(int32_t), "super-cluster assignments");
@@ -98,6 +95,30 @@ dc_status dc_hkmeans_train(dc_hkmeans_result *r, const float *x, int64_t n,
         dc_hkmeans_result_free(r);
         return DC_STATUS_NOMEM;
     }
+    return DC_OK;
+}
+
+void dc_hkmeans_set_level1(dc_hkmeans_result *r, const dc_kmeans_result *k1, const float *x)
+{
+    if (!k1) {
+        for (int64_t i = 0; i < r->n; i++) r->super[i] = 0;
+        dc_mean_rows(r->super_centroids, x, NULL, r->n, r->d);
+        r->super_counts[0] = r->n;
+        return;
+    }
+    memcpy(r->super_centroids, k1->centroids, (size_t)r->m * r->d * sizeof(float));
+    memcpy(r->super_counts, k1->counts, (size_t)r->m * sizeof(int64_t));
+    r->obj1 = k1->passes[k1->npasses - 1].obj;
+    r->splits1 = k1->total_splits;
+}
+
+dc_status dc_hkmeans_train(dc_hkmeans_result *r, const float *x, int64_t n,
+                           int d, int m, const dc_kmeans_params *p,
+                           const float *warm_super, const float *warm_sub)
+{
+    dc_status st = dc_hkmeans_result_init(r, n, d, m, p);
+    if (st) return st;
+    int k_sub = r->k_sub;
 
     /* Level 1. */
     if (m > 1) {
@@ -106,21 +127,16 @@ dc_status dc_hkmeans_train(dc_hkmeans_result *r, const float *x, int64_t n,
         p1.group = 0;
         p1.label = "level-1 k-means";
         dc_kmeans_result k1;
-        dc_status s = dc_kmeans_train(&k1, x, n, d, &p1, warm_super);
-        if (s) {
+        st = dc_kmeans_train(&k1, x, n, d, &p1, warm_super);
+        if (st) {
             dc_hkmeans_result_free(r);
-            return s;
+            return st;
         }
         memcpy(r->super, k1.assign, (size_t)n * sizeof(int32_t));
-        memcpy(r->super_centroids, k1.centroids, (size_t)m * d * sizeof(float));
-        memcpy(r->super_counts, k1.counts, (size_t)m * sizeof(int64_t));
-        r->obj1 = k1.passes[k1.npasses - 1].obj;
-        r->splits1 = k1.total_splits;
+        dc_hkmeans_set_level1(r, &k1, x);
         dc_kmeans_result_free(&k1);
     } else {
-        for (int64_t i = 0; i < n; i++) r->super[i] = 0;
-        dc_mean_rows(r->super_centroids, x, NULL, n, d);
-        r->super_counts[0] = n;
+        dc_hkmeans_set_level1(r, NULL, x);
     }
 
     /* Level 2: gather each super-cluster's members into one buffer. */
@@ -135,7 +151,6 @@ dc_status dc_hkmeans_train(dc_hkmeans_result *r, const float *x, int64_t n,
         dc_hkmeans_result_free(r);
         return DC_STATUS_NOMEM;
     }
-    dc_status st = DC_OK;
     for (int c = 0; c < m && st == DC_OK; c++) {
         double obj = 0;
         int splits = 0;

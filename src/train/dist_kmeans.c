@@ -182,31 +182,14 @@ dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const
 {
     int W = dc_comm_size(comm), me = dc_comm_rank(comm);
     if (W == 1) return dc_hkmeans_train(r, x, n, d, m, p, warm_super, warm_sub);
-    memset(r, 0, sizeof *r);
-    if (m < 1 || p->k < m || p->k % m != 0)
-        return dc_set_error(DC_STATUS_ARG, "hierarchical k-means: k = %d is not a multiple of the %d super-clusters",
-                            p->k, m);
-    const char *why = dc_kmeans_params_check(p, n);
-    if (why) return dc_set_error(DC_STATUS_ARG, "hierarchical k-means: %s", why);
-    int k_sub = p->k / m;
-    r->m = m;
-    r->k_sub = k_sub;
-    r->d = d;
-    r->n = n;
-    r->super = dc_malloc((size_t)n * sizeof(int32_t), "super-cluster assignments");
-    r->sub = dc_malloc((size_t)n * sizeof(int32_t), "sub-cluster assignments");
-    r->super_centroids = dc_calloc((size_t)m * d, sizeof(float), "super-cluster centroids");
-    r->sub_centroids = dc_calloc((size_t)p->k * d, sizeof(float), "sub-cluster centroids");
-    r->super_counts = dc_calloc((size_t)m, sizeof(int64_t), "super-cluster counts");
-    r->sub_counts = dc_calloc((size_t)p->k, sizeof(int64_t), "sub-cluster counts");
+    dc_status s = dc_hkmeans_result_init(r, n, d, m, p);
+    if (s) return s;
+    int k_sub = r->k_sub;
     int64_t *sub64 = dc_calloc((size_t)n, sizeof(int64_t), "sub-cluster assignments");
-    if (!r->super || !r->sub || !r->super_centroids || !r->sub_centroids || !r->super_counts || !r->sub_counts ||
-        !sub64) {
-        dc_free(sub64);
+    if (!sub64) {
         dc_hkmeans_result_free(r);
         return DC_STATUS_NOMEM;
     }
-    dc_status s = DC_OK;
     /* Level 1 over every rank's rows [lo, hi), then the assignments gathered. */
     if (m > 1) {
         dc_kmeans_params p1 = *p;
@@ -216,16 +199,11 @@ dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const
         dc_kmeans_result k1;
         s = kmeans_gather(&k1, comm, x + lo * d, lo, hi, n, d, &p1, warm_super, r->super);
         if (s == DC_OK) {
-            memcpy(r->super_centroids, k1.centroids, (size_t)m * d * sizeof(float));
-            memcpy(r->super_counts, k1.counts, (size_t)m * sizeof(int64_t));
-            r->obj1 = k1.passes[k1.npasses - 1].obj;
-            r->splits1 = k1.total_splits;
+            dc_hkmeans_set_level1(r, &k1, x);
             dc_kmeans_result_free(&k1);
         }
     } else {
-        for (int64_t i = 0; i < n; i++) r->super[i] = 0;
-        dc_mean_rows(r->super_centroids, x, NULL, n, d);
-        r->super_counts[0] = n;
+        dc_hkmeans_set_level1(r, NULL, x);
     }
     /* Level 2, on the members' rows every rank holds; the results are summed
      * over the ranks, each written by its owner only. (m = 1, DeepCluster:
