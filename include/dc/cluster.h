@@ -198,6 +198,8 @@ dc_status dc_hkmeans_result_init(dc_hkmeans_result *r, int64_t n, int d, int m, 
 /// Level 1's outcome into r: from k1 (centroids, counts, objective,
 /// splits; not the assignments) or, when k1 is NULL (m = 1), one
 /// super-cluster of every point with the mean of x (r->n rows) as centroid.
+/// The parameters of level 1: p with k = m, RNG group 0 and its label.
+dc_kmeans_params dc_hkmeans_level1_params(const dc_kmeans_params *p, int m);
 void dc_hkmeans_set_level1(dc_hkmeans_result *r, const dc_kmeans_result *k1, const float *x);
 void dc_hkmeans_result_free(dc_hkmeans_result *r);
 

@@ -98,6 +98,15 @@ dc_status dc_hkmeans_result_init(dc_hkmeans_result *r, int64_t n, int d, int m, 
     return DC_OK;
 }
 
+dc_kmeans_params dc_hkmeans_level1_params(const dc_kmeans_params *p, int m)
+{
+    dc_kmeans_params p1 = *p;
+    p1.k = m;
+    p1.group = 0;
+    p1.label = "level-1 k-means";
+    return p1;
+}
+
 void dc_hkmeans_set_level1(dc_hkmeans_result *r, const dc_kmeans_result *k1, const float *x)
 {
     if (!k1) {
@@ -122,10 +131,7 @@ dc_status dc_hkmeans_train(dc_hkmeans_result *r, const float *x, int64_t n,
 
     /* Level 1. */
     if (m > 1) {
-        dc_kmeans_params p1 = *p;
-        p1.k = m;
-        p1.group = 0;
-        p1.label = "level-1 k-means";
+        dc_kmeans_params p1 = dc_hkmeans_level1_params(p, m);
         dc_kmeans_result k1;
         st = dc_kmeans_train(&k1, x, n, d, &p1, warm_super);
         if (st) {

@@ -192,10 +192,7 @@ dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const
     }
     /* Level 1 over every rank's rows [lo, hi), then the assignments gathered. */
     if (m > 1) {
-        dc_kmeans_params p1 = *p;
-        p1.k = m;
-        p1.group = 0;
-        p1.label = "level-1 k-means";
+        dc_kmeans_params p1 = dc_hkmeans_level1_params(p, m);
         dc_kmeans_result k1;
         s = kmeans_gather(&k1, comm, x + lo * d, lo, hi, n, d, &p1, warm_super, r->super);
         if (s == DC_OK) {
