@@ -94,6 +94,14 @@ dc_status dc_kmeans_train(dc_kmeans_result *r, const float *x, int64_t n,
                           int d, const dc_kmeans_params *p,
                           const float *init);
 void dc_kmeans_result_free(dc_kmeans_result *r);
+/// Sets r's sizes and allocates its arrays (centroids zeroed) for k
+/// clusters of dimension d, n points and niter + 1 passes; on failure r is
+/// left empty. (Shared by dc_kmeans_train and its distributed version.)
+dc_status dc_kmeans_result_alloc(dc_kmeans_result *r, int k, int d, int64_t n, int niter);
+/// Records pass `pass` of r: objective, splits, the imbalance of r->counts
+/// over n_total points and the seconds since t0; returns the record.
+dc_kmeans_pass *dc_kmeans_record_pass(dc_kmeans_result *r, int pass, double obj, int nsplit, int64_t n_total,
+                                      double t0);
 
 /// Picks initial centroids into c (k×d): k distinct random rows of x, or
 /// with replacement when n < k; the draw depends on (seed, group) only.

@@ -314,6 +314,36 @@ void dc_kmeans_result_free(dc_kmeans_result *r)
     memset(r, 0, sizeof *r);
 }
 
+dc_status dc_kmeans_result_alloc(dc_kmeans_result *r, int k, int d, int64_t n, int niter)
+{
+    memset(r, 0, sizeof *r);
+    r->k = k;
+    r->d = d;
+    r->n = n;
+    r->npasses = niter + 1;
+    r->centroids = dc_calloc((size_t)k * d, sizeof(float), "k-means centroids");
+    r->assign = dc_malloc((size_t)(n ? n : 1) * sizeof(int32_t), "k-means assignments");
+    r->counts = dc_calloc((size_t)k, sizeof(int64_t), "k-means counts");
+    r->passes = dc_calloc((size_t)r->npasses, sizeof(dc_kmeans_pass), "k-means stats");
+    if (r->centroids && r->assign && r->counts && r->passes) return DC_OK;
+    dc_kmeans_result_free(r);
+    return DC_STATUS_NOMEM;
+}
+
+dc_kmeans_pass *dc_kmeans_record_pass(dc_kmeans_result *r, int pass, double obj, int nsplit, int64_t n_total,
+                                      double t0)
+{
+    double sq = 0;
+    for (int j = 0; j < r->k; j++) sq += (double)r->counts[j] * (double)r->counts[j];
+    dc_kmeans_pass *ps = &r->passes[pass];
+    ps->obj = obj;
+    ps->nsplit = nsplit;
+    ps->imbalance = sq * r->k / ((double)n_total * (double)n_total);
+    ps->seconds = dc_time_now() - t0;
+    r->total_splits += nsplit;
+    return ps;
+}
+
 static void log_splits(const char *label, int pass, const dc_kmeans_split *s, int n)
 {
     char buf[256];
@@ -342,20 +372,12 @@ dc_status dc_kmeans_train(dc_kmeans_result *r, const float *x, int64_t n,
     if (n < k)
         dc_log_warn("%s: %lld points for %d clusters: some clusters will stay empty", label,
                     (long long)n, k);
-    r->k = k;
-    r->d = d;
-    r->n = n;
-    r->npasses = p->niter + 1;
-    r->centroids = dc_malloc((size_t)k * d * sizeof(float), "k-means centroids");
-    r->assign = dc_malloc((size_t)n * sizeof(int32_t), "k-means assignments");
-    r->counts = dc_calloc((size_t)k, sizeof(int64_t), "k-means counts");
-    r->passes = dc_calloc((size_t)r->npasses, sizeof(dc_kmeans_pass), "k-means stats");
+    dc_status st = dc_kmeans_result_alloc(r, k, d, n, p->niter);
+    if (st) return st;
     double *sums = dc_malloc((size_t)k * d * sizeof(double), "k-means sums");
     dc_kmeans_split *splits = dc_malloc((size_t)k * sizeof *splits, "k-means splits");
     dc_kmeans_work w = {0};
-    dc_status st = DC_OK;
-    if (!r->centroids || !r->assign || !r->counts || !r->passes || !sums || !splits)
-        st = DC_STATUS_NOMEM;
+    if (!sums || !splits) st = DC_STATUS_NOMEM;
     float *xnorm = st == DC_OK ? dc_malloc((size_t)n * sizeof(float), "k-means point norms") : NULL;
     if (st == DC_OK && !xnorm) st = DC_STATUS_NOMEM;
     if (st == DC_OK) st = dc_kmeans_work_init(&w, k, d);
@@ -382,14 +404,7 @@ dc_status dc_kmeans_train(dc_kmeans_result *r, const float *x, int64_t n,
         if (pass < p->niter) dc_kmeans_update(r->centroids, sums, r->counts, k, d);
         int ns = dc_kmeans_split_empty(r->centroids, r->counts, k, d, p->seed, p->group, pass, splits);
         dc_kmeans_apply_splits(r->assign, n, k, splits, ns, NULL);
-        double sq = 0;
-        for (int j = 0; j < k; j++) sq += (double)r->counts[j] * (double)r->counts[j];
-        dc_kmeans_pass *ps = &r->passes[pass];
-        ps->obj = obj;
-        ps->nsplit = ns;
-        ps->imbalance = sq * k / ((double)n * (double)n);
-        ps->seconds = dc_time_now() - t0;
-        r->total_splits += ns;
+        dc_kmeans_pass *ps = dc_kmeans_record_pass(r, pass, obj, ns, n, t0);
         if (ns) log_splits(label, pass, splits, ns);
         if (p->verbose || pass == p->niter)
             dc_log(p->verbose ? DC_LOG_INFO : DC_LOG_DEBUG,

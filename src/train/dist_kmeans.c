@@ -29,14 +29,7 @@ dc_status dc_kmeans_train_dist(dc_kmeans_result *r, const dc_comm *comm, const f
     if (badflag) return dc_set_error(DC_STATUS_ARG, "%s: input has a NaN or infinite value (row %lld or after)",
                                      label, (long long)(badflag - 1));
     int k = p->k, W = dc_comm_size(comm), me = dc_comm_rank(comm);
-    r->k = k;
-    r->d = d;
-    r->n = n_local;
-    r->npasses = p->niter + 1;
-    r->centroids = dc_calloc((size_t)k * d, sizeof(float), "k-means centroids");
-    r->assign = dc_malloc((size_t)(n_local ? n_local : 1) * sizeof(int32_t), "k-means assignments");
-    r->counts = dc_calloc((size_t)k, sizeof(int64_t), "k-means counts");
-    r->passes = dc_calloc((size_t)r->npasses, sizeof(dc_kmeans_pass), "k-means stats");
+    if ((s = dc_kmeans_result_alloc(r, k, d, n_local, p->niter))) return s;
     double *sums = dc_malloc((size_t)k * d * sizeof(double), "k-means sums");
     int64_t *local = dc_malloc((size_t)k * sizeof(int64_t), "k-means local counts");
     int64_t *all = dc_malloc((size_t)k * W * sizeof(int64_t), "k-means counts per rank");
@@ -45,9 +38,7 @@ dc_status dc_kmeans_train_dist(dc_kmeans_result *r, const dc_comm *comm, const f
     dc_kmeans_split *splits = dc_malloc((size_t)k * sizeof *splits, "k-means splits");
     size_t *cnt = dc_xmalloc((size_t)W * sizeof *cnt);
     dc_kmeans_work w = {0};
-    if (!r->centroids || !r->assign || !r->counts || !r->passes || !sums || !local || !all || !skip || !xnorm ||
-        !splits)
-        s = DC_STATUS_NOMEM;
+    if (!sums || !local || !all || !skip || !xnorm || !splits) s = DC_STATUS_NOMEM;
     if (s == DC_OK) s = dc_kmeans_work_init(&w, k, d);
     if (s == DC_OK) {
         if (init) {
@@ -83,14 +74,7 @@ dc_status dc_kmeans_train_dist(dc_kmeans_result *r, const dc_comm *comm, const f
             }
             dc_kmeans_apply_splits(r->assign, n_local, k, splits, ns, skip);
         }
-        double sq = 0;
-        for (int j = 0; j < k; j++) sq += (double)r->counts[j] * (double)r->counts[j];
-        dc_kmeans_pass *ps = &r->passes[pass];
-        ps->obj = obj;
-        ps->nsplit = ns;
-        ps->imbalance = sq * k / ((double)n_total * (double)n_total);
-        ps->seconds = dc_time_now() - t0;
-        r->total_splits += ns;
+        dc_kmeans_pass *ps = dc_kmeans_record_pass(r, pass, obj, ns, n_total, t0);
         if (p->verbose)
             dc_log_info("%s pass %d/%d: objective %.6g, imbalance %.3f, %d splits (%d ranks)", label, pass, p->niter,
                         obj, ps->imbalance, ns, W);
