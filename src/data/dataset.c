@@ -367,13 +367,13 @@ static int has_image_ext(const char *name)
 }
 
 /* Every image file under dir, recursively (sorted later). */
-static void scan(const char *dir, strvec *files, int depth)
+/* The entries of dir, hidden ones left out: its sub-folders' paths into
+ * dirs and its JPEG/PNG files' into images (either may be NULL). -1 (errno
+ * set) when dir cannot be opened. */
+static int read_dir(const char *dir, strvec *dirs, strvec *images)
 {
     DIR *dp = opendir(dir);
-    if (!dp || depth > 64) {
-        if (dp) closedir(dp);
-        return;
-    }
+    if (!dp) return -1;
     struct dirent *e;
     while ((e = readdir(dp))) {
         if (e->d_name[0] == '.') continue;
@@ -382,15 +382,27 @@ static void scan(const char *dir, strvec *files, int depth)
         snprintf(p, n, "%s/%s", dir, e->d_name);
         struct stat st;
         if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-            scan(p, files, depth + 1);
-            dc_free(p);
-        } else if (has_image_ext(e->d_name)) {
-            sv_push(files, p);
+            if (dirs) sv_push(dirs, p);
+            else dc_free(p);
+        } else if (images && has_image_ext(e->d_name)) {
+            sv_push(images, p);
         } else {
             dc_free(p);
         }
     }
     closedir(dp);
+    return 0;
+}
+
+static void scan(const char *dir, strvec *files, int depth)
+{
+    strvec subs = {0};
+    if (depth > 64 || read_dir(dir, &subs, files) != 0) return;
+    for (int64_t i = 0; i < subs.n; i++) {
+        scan(subs.v[i], files, depth + 1);
+        dc_free(subs.v[i]);
+    }
+    dc_free(subs.v);
 }
 
 static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -463,19 +475,8 @@ static dc_status open_folder(dc_dataset *d, const char *dir)
 {
     /* first-level sub-folders, sorted, are the classes */
     strvec classes = {0}, files = {0};
-    DIR *dp = opendir(dir);
-    if (!dp) return dc_set_error(DC_STATUS_IO, "%s: cannot open directory: %s", dir, strerror(errno));
-    struct dirent *e;
-    while ((e = readdir(dp))) {
-        if (e->d_name[0] == '.') continue;
-        size_t n = strlen(dir) + strlen(e->d_name) + 2;
-        char *p = dc_xmalloc(n);
-        snprintf(p, n, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) sv_push(&classes, p);
-        else dc_free(p);
-    }
-    closedir(dp);
+    if (read_dir(dir, &classes, NULL) != 0)
+        return dc_set_error(DC_STATUS_IO, "%s: cannot open directory: %s", dir, strerror(errno));
     int32_t *labels = NULL;
     if (classes.n > 0) {
         qsort(classes.v, (size_t)classes.n, sizeof *classes.v, cmp_cstr);
