@@ -251,53 +251,56 @@ static int is_type(const cJSON *o, const char *t)
 /* Sections                                                                 */
 /* ------------------------------------------------------------------------ */
 
+/* The numbers under `keys` of every stats row of type `type`, one column a
+ * key, into *cols (nkeys × rows, allocated here; a key "labels.nmi" reads
+ * "nmi" inside the row's object "labels"). Returns the number of rows. */
+static int stat_columns(const cJSON *stats, const char *type, const char *const *keys, int nkeys, double **cols)
+{
+    int n = 0;
+    const cJSON *o;
+    cJSON_ArrayForEach(o, stats) n += is_type(o, type);
+    size_t stride = (size_t)(n ? n : 1);
+    double *c = dc_xmalloc(stride * (size_t)nkeys * sizeof *c);
+    int i = 0;
+    cJSON_ArrayForEach(o, stats) {
+        if (!is_type(o, type)) continue;
+        for (int j = 0; j < nkeys; j++) {
+            const char *dot = strchr(keys[j], '.');
+            if (!dot) {
+                c[(size_t)j * stride + i] = num(o, keys[j]);
+                continue;
+            }
+            char outer[32];
+            snprintf(outer, sizeof outer, "%.*s", (int)(dot - keys[j]), keys[j]);
+            c[(size_t)j * stride + i] = num(cJSON_GetObjectItemCaseSensitive(o, outer), dot + 1);
+        }
+        i++;
+    }
+    *cols = c;
+    return n;
+}
+
 static void section_curves(sbuf *b, const cJSON *stats)
 {
-    int ne = 0, nc = 0;
-    const cJSON *o;
-    cJSON_ArrayForEach(o, stats) {
-        ne += is_type(o, "epoch");
-        nc += is_type(o, "clustering");
-    }
+    static const char *const ekeys[] = {"epoch",    "loss",     "loss_super",   "loss_sub", "prec",
+                                        "prec_super", "prec_sub", "images_per_s"};
+    static const char *const ckeys[] = {"epoch", "nmi_prev", "labels.nmi", "labels.ari", "labels.acc", "empty_splits"};
+    double *ex, *cx;
+    int ne = stat_columns(stats, "epoch", ekeys, 8, &ex);
+    int nc = stat_columns(stats, "clustering", ckeys, 6, &cx);
+    double *E[8], *C[6]; /* the columns, in the order of the keys */
+    for (int j = 0; j < 8; j++) E[j] = ex + (size_t)j * (size_t)(ne ? ne : 1);
+    for (int j = 0; j < 6; j++) C[j] = cx + (size_t)j * (size_t)(nc ? nc : 1);
     sb_printf(b, "<section id=\"curves\"><h2>Training</h2>\n");
-    size_t ne1 = (size_t)(ne ? ne : 1), nc1 = (size_t)(nc ? nc : 1);
-    double *ex = dc_xmalloc(ne1 * sizeof(double) * 9), *cx = dc_xmalloc(nc1 * sizeof(double) * 6);
-    double *l = ex + ne1, *ls = l + ne1, *lb = ls + ne1, *p = lb + ne1, *ps = p + ne1, *pb = ps + ne1, *ips = pb + ne1,
-           *lr = ips + ne1;
-    double *nprev = cx + nc1, *nmi = nprev + nc1, *ari = nmi + nc1, *acc = ari + nc1, *spl = acc + nc1;
-    int i = 0, j = 0;
-    cJSON_ArrayForEach(o, stats) {
-        if (is_type(o, "epoch")) {
-            ex[i] = num(o, "epoch");
-            l[i] = num(o, "loss");
-            ls[i] = num(o, "loss_super");
-            lb[i] = num(o, "loss_sub");
-            p[i] = num(o, "prec");
-            ps[i] = num(o, "prec_super");
-            pb[i] = num(o, "prec_sub");
-            ips[i] = num(o, "images_per_s");
-            lr[i] = num(o, "lr");
-            i++;
-        } else if (is_type(o, "clustering")) {
-            const cJSON *lab = cJSON_GetObjectItemCaseSensitive(o, "labels");
-            cx[j] = num(o, "epoch");
-            nprev[j] = num(o, "nmi_prev");
-            nmi[j] = num(lab, "nmi");
-            ari[j] = num(lab, "ari");
-            acc[j] = num(lab, "acc");
-            spl[j] = num(o, "empty_splits");
-            j++;
-        }
-    }
-    series s1[] = {{"loss", l}, {"super-class", ls}, {"sub-class", lb}};
+    series s1[] = {{"loss", E[1]}, {"super-class", E[2]}, {"sub-class", E[3]}};
     svg_lines(b, "loss per epoch", "epoch", ex, ne, s1, 3);
-    series s2[] = {{"both heads", p}, {"super-class", ps}, {"sub-class", pb}};
+    series s2[] = {{"both heads", E[4]}, {"super-class", E[5]}, {"sub-class", E[6]}};
     svg_lines(b, "precision (top-1 on the pseudo-labels)", "epoch", ex, ne, s2, 3);
-    series s3[] = {{"NMI vs previous", nprev}, {"NMI", nmi}, {"ARI", ari}, {"ACC", acc}};
+    series s3[] = {{"NMI vs previous", C[1]}, {"NMI", C[2]}, {"ARI", C[3]}, {"ACC", C[4]}};
     svg_lines(b, "clusterings (NMI, ARI, ACC against the labels)", "epoch", cx, nc, s3, 4);
-    series s4[] = {{"images/s", ips}};
+    series s4[] = {{"images/s", E[7]}};
     svg_lines(b, "training speed", "epoch", ex, ne, s4, 1);
-    series s5[] = {{"empty clusters split", spl}};
+    series s5[] = {{"empty clusters split", C[5]}};
     svg_lines(b, "empty-cluster splits per clustering", "epoch", cx, nc, s5, 1);
     sb_printf(b, "<p class=\"note\">From stats.jsonl: epochs %d, clusterings %d. Labels, where shown, are never "
                  "used for training.</p></section>\n",
