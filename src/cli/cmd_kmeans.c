@@ -54,6 +54,35 @@ static dc_status kmeans_two_level(const float *feat, int64_t n, int d, int m, co
     return s;
 }
 
+/* The float32 (N, D) matrix of `in`, N and D at least 1. */
+static dc_status open_matrix(dc_array *x, const char *in)
+{
+    dc_status s = dc_npy_map(in, x);
+    if (s) return s;
+    s = dc_array_expect(x, in, DC_DTYPE_F32, 2, NULL);
+    if (s == DC_OK && (x->shape[0] < 1 || x->shape[1] < 1))
+        s = dc_set_error(DC_STATUS_FORMAT, "%s: empty feature matrix", in);
+    if (s) dc_array_free(x);
+    return s;
+}
+
+/* PCA-whitening to dim dimensions + L2 of the n x d rows of x, fitted on
+ * at most `sample` rows (-1: d(d-1)/2, as the original), saved to pca_out
+ * when given; the result (n x dim) into *out, allocated here. */
+static dc_status whiten(dc_pca *p, float **out, const float *x, int64_t n, int d, int dim, int64_t sample,
+                        uint64_t seed, const char *pca_out)
+{
+    int64_t lim = sample >= 0 ? sample : (int64_t)d * (d - 1) / 2;
+    if (lim < 2) lim = 2;
+    dc_status s = dc_pca_fit_sample(p, x, n, d, dim, lim, seed);
+    if (s == DC_OK && pca_out) s = dc_pca_save(p, pca_out);
+    if (s) return s;
+    *out = dc_malloc((size_t)n * dim * sizeof(float), "whitened features");
+    if (!*out) return DC_STATUS_NOMEM;
+    dc_pca_apply(p, *out, x, n, 1);
+    return DC_OK;
+}
+
 int dc_cmd_kmeans(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL, *cent = NULL, *pca_out = NULL;
@@ -94,18 +123,9 @@ int dc_cmd_kmeans(int argc, char **argv)
     dc_cli_set_threads(threads);
 
     dc_array x;
-    if (dc_npy_map(in, &x)) return dc_cli_fail();
-    if (dc_array_expect(&x, in, DC_DTYPE_F32, 2, NULL)) {
-        dc_array_free(&x);
-        return dc_cli_fail();
-    }
+    if (open_matrix(&x, in)) return dc_cli_fail();
     int64_t n = x.shape[0];
     int d = (int)x.shape[1];
-    if (n < 1 || d < 1) {
-        dc_array_free(&x);
-        dc_set_error(DC_STATUS_FORMAT, "%s: empty feature matrix", in);
-        return dc_cli_fail();
-    }
     if (pca > d) {
         dc_array_free(&x);
         fprintf(stderr, "deepercluster kmeans: --pca %d is larger than the feature dimension %d\n", pca, d);
@@ -116,13 +136,7 @@ int dc_cmd_kmeans(int argc, char **argv)
     float *owned = NULL;
     dc_pca p = {0};
     if (pca > 0) {
-        int64_t lim = pca_sample >= 0 ? pca_sample : (int64_t)d * (d - 1) / 2;
-        if (lim < 2) lim = 2;
-        if (dc_pca_fit_sample(&p, x.data, n, d, pca, lim, (uint64_t)seed)) goto done;
-        if (pca_out && dc_pca_save(&p, pca_out)) goto done;
-        owned = dc_malloc((size_t)n * pca * sizeof(float), "whitened features");
-        if (!owned) goto done;
-        dc_pca_apply(&p, owned, x.data, n, 1);
+        if (whiten(&p, &owned, x.data, n, d, pca, pca_sample, (uint64_t)seed, pca_out)) goto done;
         feat = owned;
         d = pca;
     }
