@@ -103,6 +103,34 @@ static void covariance(double *cov, float *blk, float *buf, const float *x, cons
         for (int j = i; j < d; j++) cov[(size_t)i * d + j] /= (double)n;
 }
 
+/* The whitening projection from the d_out largest eigenpairs (w ascending,
+ * eigenvector r = column r of z, d x d_out): each eigenvalue floored at
+ * 1e-5 x the largest, each eigenvector's largest entry made positive, rows
+ * scaled by lambda^-1/2; p->energy measured against the trace (the sum of
+ * all eigenvalues) plus the floor's lift on the kept ones: exact unless
+ * dropped eigenvalues lie under the floor. */
+static void set_projection(dc_pca *p, const double *w, const double *z, int d, int d_out, double trace)
+{
+    double eps = w[d_out - 1] * 1e-5, total = trace, kept = 0;
+    for (int r = 0; r < d_out; r++) {
+        int j = d_out - 1 - r; /* descending */
+        double lam = w[j];
+        if (lam < eps) {
+            total += eps - lam;
+            lam = eps;
+        }
+        kept += lam;
+        int imax = 0;
+        for (int i = 1; i < d; i++)
+            if (fabs(z[(size_t)i * d_out + j]) > fabs(z[(size_t)imax * d_out + j])) imax = i;
+        double scale = (z[(size_t)imax * d_out + j] < 0 ? -1.0 : 1.0) / sqrt(lam);
+        for (int i = 0; i < d; i++) p->proj[(size_t)r * d + i] = (float)(z[(size_t)i * d_out + j] * scale);
+        p->eigvals[r] = (float)lam;
+    }
+    p->energy = total > 0 ? kept / total : 1.0;
+    if (p->energy > 1.0) p->energy = 1.0;
+}
+
 dc_status dc_pca_fit(dc_pca *p, const float *x, int64_t n, int d, int d_out)
 {
     memset(p, 0, sizeof *p);
@@ -148,27 +176,7 @@ dc_status dc_pca_fit(dc_pca *p, const float *x, int64_t n, int d, int d_out)
         goto done;
     }
     dc_log_debug("PCA: covariance %.2f s, eigendecomposition %.2f s", t1 - t0, dc_time_now() - t1);
-    /* Floor at 1e-5 x the largest. The energy kept is measured against the
-     * trace (the sum of all eigenvalues), plus the floor's lift on the kept
-     * ones: exact unless dropped eigenvalues lie under the floor. */
-    double eps = w[d_out - 1] * 1e-5, total = trace, kept = 0;
-    for (int r = 0; r < d_out; r++) {
-        int j = d_out - 1 - r; /* descending */
-        double lam = w[j];
-        if (lam < eps) {
-            total += eps - lam;
-            lam = eps;
-        }
-        kept += lam;
-        int imax = 0;
-        for (int i = 1; i < d; i++)
-            if (fabs(z[(size_t)i * d_out + j]) > fabs(z[(size_t)imax * d_out + j])) imax = i;
-        double scale = (z[(size_t)imax * d_out + j] < 0 ? -1.0 : 1.0) / sqrt(lam);
-        for (int i = 0; i < d; i++) p->proj[(size_t)r * d + i] = (float)(z[(size_t)i * d_out + j] * scale);
-        p->eigvals[r] = (float)lam;
-    }
-    p->energy = total > 0 ? kept / total : 1.0;
-    if (p->energy > 1.0) p->energy = 1.0;
+    set_projection(p, w, z, d, d_out, trace);
     dc_log_info("PCA %d -> %d: keeping %.2f%% of the energy", d, d_out, 100.0 * p->energy);
 done:
     dc_free(mean);
