@@ -25,6 +25,38 @@ static void print_scores(const char *what, const dc_cluster_scores *s)
     printf("%-10s %8.4f %8.4f %8s %8.4f\n", what, s->nmi, s->ari, acc, s->purity);
 }
 
+/* A two-level assignment (n, 2): the super-clusters scored, then the
+ * (super, sub) pairs as one cluster each, whose scores are also the
+ * contract keys of j (they describe the finest level). */
+static dc_status score_pairs(cJSON *j, const int32_t *pred, const int32_t *lab, int64_t n, const char *pred_path)
+{
+    int32_t *col = dc_malloc((size_t)n * sizeof *col, "labels");
+    if (!col) return DC_STATUS_NOMEM;
+    int32_t maxsub = 0;
+    for (int64_t i = 0; i < n; i++) {
+        col[i] = pred[2 * i];
+        if (pred[2 * i + 1] > maxsub) maxsub = pred[2 * i + 1];
+    }
+    dc_cluster_scores s;
+    dc_status st = dc_cluster_scores_compute(&s, col, lab, n);
+    if (st == DC_OK) {
+        print_scores("super", &s);
+        add_scores(cJSON_AddObjectToObject(j, "super"), &s);
+        for (int64_t i = 0; i < n && st == DC_OK; i++) {
+            int64_t id = (int64_t)pred[2 * i] * ((int64_t)maxsub + 1) + pred[2 * i + 1];
+            if (id > INT32_MAX) st = dc_set_error(DC_STATUS_FORMAT, "%s: too many (super, sub) pairs", pred_path);
+            else col[i] = (int32_t)id;
+        }
+    }
+    if (st == DC_OK) st = dc_cluster_scores_compute(&s, col, lab, n);
+    if (st == DC_OK) {
+        print_scores("sub", &s);
+        add_scores(j, &s);
+    }
+    dc_free(col);
+    return st;
+}
+
 int dc_cmd_metrics(int argc, char **argv)
 {
     const char *pred_path = NULL, *lab_path = NULL, *json = NULL;
@@ -42,7 +74,7 @@ int dc_cmd_metrics(int argc, char **argv)
                       "(Hungarian; '-' beyond 4096 clusters) and purity.",
                       opts, 3, 0, argc, argv, &code))
         return code;
-    int32_t *pred = NULL, *lab = NULL, *col = NULL;
+    int32_t *pred = NULL, *lab = NULL;
     int64_t n, nl;
     int cp, cl, rc = DC_EXIT_FAIL;
     cJSON *j = NULL;
@@ -69,29 +101,8 @@ int dc_cmd_metrics(int argc, char **argv)
         if (dc_cluster_scores_compute(&s, pred, lab, n)) goto done;
         print_scores("clusters", &s);
         add_scores(j, &s);
-    } else {
-        col = dc_malloc((size_t)n * sizeof *col, "labels");
-        if (!col) goto done;
-        int32_t maxsub = 0;
-        for (int64_t i = 0; i < n; i++) {
-            col[i] = pred[2 * i];
-            if (pred[2 * i + 1] > maxsub) maxsub = pred[2 * i + 1];
-        }
-        if (dc_cluster_scores_compute(&s, col, lab, n)) goto done;
-        print_scores("super", &s);
-        cJSON *o = cJSON_AddObjectToObject(j, "super");
-        add_scores(o, &s);
-        for (int64_t i = 0; i < n; i++) {
-            int64_t id = (int64_t)pred[2 * i] * ((int64_t)maxsub + 1) + pred[2 * i + 1];
-            if (id > INT32_MAX) {
-                dc_set_error(DC_STATUS_FORMAT, "%s: too many (super, sub) pairs", pred_path);
-                goto done;
-            }
-            col[i] = (int32_t)id;
-        }
-        if (dc_cluster_scores_compute(&s, col, lab, n)) goto done;
-        print_scores("sub", &s);
-        add_scores(j, &s); /* the contract keys describe the finest level */
+    } else if (score_pairs(j, pred, lab, n, pred_path)) {
+        goto done;
     }
     if (json && dc_json_write(json, j)) goto done;
     rc = DC_EXIT_OK;
@@ -100,6 +111,5 @@ done:
     cJSON_Delete(j);
     dc_free(pred);
     dc_free(lab);
-    dc_free(col);
     return rc;
 }
