@@ -604,6 +604,57 @@ void dc_report_opts_default(dc_report_opts *o)
     o->thumb_side = 64;
 }
 
+/* The latest clustering of the run (its assignments, and the images
+ * nearest each centroid when recorded) into cl, asg and near; 1 if the
+ * assignments are there and consistent with k and m. */
+static int load_clustering(clustering *cl, dc_array *asg, dc_array *near, const char *run, const cJSON *stats,
+                           int k, int m)
+{
+    memset(cl, 0, sizeof *cl);
+    cl->epoch = -1;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, stats) if (is_type(e, "clustering")) cl->epoch = (int)num(e, "epoch");
+    if (cl->epoch < 0 || k <= 0 || m <= 0 || k % m != 0) return 0;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/assignments/epoch-%03d.npy", run, cl->epoch);
+    if (dc_npy_read(path, asg) != DC_OK || asg->dtype != DC_DTYPE_I32 || asg->ndim != 2 || asg->shape[1] != 2)
+        return 0;
+    cl->assign = asg->data;
+    cl->n = asg->shape[0];
+    cl->m = m;
+    cl->k_sub = k / m;
+    for (int64_t i = 0; i < cl->n; i++)
+        if (cl->assign[2 * i] < 0 || cl->assign[2 * i] >= m || cl->assign[2 * i + 1] < 0 ||
+            cl->assign[2 * i + 1] >= cl->k_sub)
+            return 0;
+    snprintf(path, sizeof path, "%s/assignments/epoch-%03d-nearest.npy", run, cl->epoch);
+    if (dc_npy_read(path, near) == DC_OK && near->dtype == DC_DTYPE_I64 && near->ndim == 2 && near->shape[0] == k) {
+        cl->nearest = near->data;
+        cl->T = near->shape[1];
+    }
+    return 1;
+}
+
+/* The page's head, title, summary line and section links. */
+static void page_header(sbuf *b, const char *run, const cJSON *cfg, int k, int m, const char *data)
+{
+    sb_printf(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                 "<meta name=\"viewport\" content=\"width=device-width\"><title>deepercluster run ");
+    sb_html(b, run);
+    sb_printf(b, "</title><style>%s</style></head><body>\n<h1>deepercluster run <code>", css);
+    sb_html(b, run);
+    sb_printf(b, "</code></h1>\n<p class=\"note\">");
+    const char *method = str(cfg, "method"), *arch = str(cfg, "arch");
+    sb_html(b, method ? method : "?");
+    sb_printf(b, ", ");
+    sb_html(b, arch ? arch : "?");
+    sb_printf(b, ", %g images, k = %d in %d super-clusters; ", num(cfg, "images"), k, m);
+    sb_html(b, data ? data : "?");
+    sb_printf(b, "</p>\n<nav><a href=\"#curves\">training</a> · <a href=\"#sizes\">cluster sizes</a> · "
+                 "<a href=\"#browser\">cluster browser</a> · <a href=\"#evals\">evaluations</a> · "
+                 "<a href=\"#config\">configuration</a></nav>\n");
+}
+
 dc_status dc_report_write(const char *run, const char *out, const dc_report_opts *opts)
 {
     dc_report_opts o;
@@ -618,33 +669,10 @@ dc_status dc_report_write(const char *run, const char *out, const dc_report_opts
     cJSON *stats = read_jsonl(path);
     snprintf(path, sizeof path, "%s/eval.jsonl", run);
     cJSON *evals = read_jsonl(path);
-    /* the latest clustering */
-    clustering cl = {0};
-    cl.epoch = -1;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, stats) if (is_type(e, "clustering")) cl.epoch = (int)num(e, "epoch");
-    int k = (int)num(cfg, "k"), m = (int)num(cfg, "super_clusters");
+    clustering cl;
     dc_array asg = {0}, near = {0};
-    int have_asg = 0;
-    if (cl.epoch >= 0 && k > 0 && m > 0 && k % m == 0) {
-        snprintf(path, sizeof path, "%s/assignments/epoch-%03d.npy", run, cl.epoch);
-        if (dc_npy_read(path, &asg) == DC_OK && asg.dtype == DC_DTYPE_I32 && asg.ndim == 2 && asg.shape[1] == 2) {
-            have_asg = 1;
-            cl.assign = asg.data;
-            cl.n = asg.shape[0];
-            cl.m = m;
-            cl.k_sub = k / m;
-            for (int64_t i = 0; i < cl.n && have_asg; i++)
-                have_asg = cl.assign[2 * i] >= 0 && cl.assign[2 * i] < m && cl.assign[2 * i + 1] >= 0 &&
-                           cl.assign[2 * i + 1] < cl.k_sub;
-        }
-        snprintf(path, sizeof path, "%s/assignments/epoch-%03d-nearest.npy", run, cl.epoch);
-        if (have_asg && dc_npy_read(path, &near) == DC_OK && near.dtype == DC_DTYPE_I64 && near.ndim == 2 &&
-            near.shape[0] == k) {
-            cl.nearest = near.data;
-            cl.T = near.shape[1];
-        }
-    }
+    int k = (int)num(cfg, "k"), m = (int)num(cfg, "super_clusters");
+    int have_asg = load_clustering(&cl, &asg, &near, run, stats, k, m);
     /* the images, for thumbnails and labels */
     dc_dataset *d = NULL;
     const char *data = str(cfg, "data");
@@ -659,21 +687,7 @@ dc_status dc_report_write(const char *run, const char *out, const dc_report_opts
     }
 
     sbuf b = {0};
-    sb_printf(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                  "<meta name=\"viewport\" content=\"width=device-width\"><title>deepercluster run ");
-    sb_html(&b, run);
-    sb_printf(&b, "</title><style>%s</style></head><body>\n<h1>deepercluster run <code>", css);
-    sb_html(&b, run);
-    sb_printf(&b, "</code></h1>\n<p class=\"note\">");
-    const char *method = str(cfg, "method"), *arch = str(cfg, "arch");
-    sb_html(&b, method ? method : "?");
-    sb_printf(&b, ", ");
-    sb_html(&b, arch ? arch : "?");
-    sb_printf(&b, ", %g images, k = %d in %d super-clusters; ", num(cfg, "images"), k, m);
-    sb_html(&b, data ? data : "?");
-    sb_printf(&b, "</p>\n<nav><a href=\"#curves\">training</a> · <a href=\"#sizes\">cluster sizes</a> · "
-                  "<a href=\"#browser\">cluster browser</a> · <a href=\"#evals\">evaluations</a> · "
-                  "<a href=\"#config\">configuration</a></nav>\n");
+    page_header(&b, run, cfg, k, m, data);
     section_curves(&b, stats);
     if (have_asg) {
         section_sizes(&b, &cl);
