@@ -479,6 +479,52 @@ static void section_browser(sbuf *b, const clustering *cl, const dc_dataset *d, 
 /* eval.jsonl: a row per (protocol, layer, metric) of the latest evaluation
  * of the run: its value, the latest random:* baseline's and the raw-pixel
  * baseline's. */
+/* Whether an entry after e evaluates the same weights with the same
+ * protocol on the same layer (only the latest is shown). */
+static int superseded(const cJSON *e, const char *w, const char *proto, const char *layer)
+{
+    for (const cJSON *later = e->next; later; later = later->next) {
+        const char *lw = str(later, "weights"), *lp = str(later, "protocol");
+        if (!lw || !lp || strcmp(lw, w) != 0 || strcmp(lp, proto) != 0) continue;
+        const cJSON *lr;
+        cJSON_ArrayForEach(lr, cJSON_GetObjectItemCaseSensitive(later, "results")) {
+            const char *ll = str(lr, "layer");
+            if (ll && layer && strcmp(ll, layer) == 0) return 1;
+        }
+    }
+    return 0;
+}
+
+/* The latest value of `metric` for protocol proto from a baseline: a
+ * random network on the same layer (random = 1; its weights to *which) or
+ * the raw pixels (random = 0, any row). NAN when there is none. */
+static double baseline(const cJSON *evals, int random, const char *proto, const char *layer, const char *metric,
+                       const char **which)
+{
+    double v = NAN;
+    const cJSON *f;
+    cJSON_ArrayForEach(f, evals) {
+        const char *fw = str(f, "weights"), *fp = str(f, "protocol");
+        if (!fw || !fp || strcmp(fp, proto) != 0) continue;
+        if (random ? strncmp(fw, "random:", 7) != 0 : strcmp(fw, "pixels") != 0) continue;
+        const cJSON *fr;
+        cJSON_ArrayForEach(fr, cJSON_GetObjectItemCaseSensitive(f, "results")) {
+            const char *fl = str(fr, "layer");
+            if (random && !(fl && layer && strcmp(fl, layer) == 0)) continue;
+            if (!isfinite(num(fr, metric))) continue;
+            v = num(fr, metric);
+            if (which) *which = fw;
+        }
+    }
+    return v;
+}
+
+static void sb_value(sbuf *b, double v)
+{
+    if (isfinite(v)) sb_printf(b, "%.4f", v);
+    else sb_printf(b, "–");
+}
+
 static void section_evals(sbuf *b, const cJSON *evals)
 {
     sb_printf(b, "<section id=\"evals\"><h2>Evaluations</h2>\n");
@@ -499,55 +545,21 @@ static void section_evals(sbuf *b, const cJSON *evals)
         const cJSON *rows = cJSON_GetObjectItemCaseSensitive(e, "results"), *row;
         cJSON_ArrayForEach(row, rows) {
             const char *layer = str(row, "layer");
-            /* only the latest evaluation of the same weights, protocol and layer */
-            int superseded = 0;
-            for (const cJSON *later = e->next; later && !superseded; later = later->next) {
-                const char *lw = str(later, "weights"), *lp = str(later, "protocol");
-                if (!lw || !lp || strcmp(lw, w) != 0 || strcmp(lp, proto) != 0) continue;
-                const cJSON *lr;
-                cJSON_ArrayForEach(lr, cJSON_GetObjectItemCaseSensitive(later, "results")) {
-                    const char *ll = str(lr, "layer");
-                    if (ll && layer && strcmp(ll, layer) == 0) superseded = 1;
-                }
-            }
-            if (superseded) continue;
+            if (superseded(e, w, proto, layer)) continue;
             for (int mi = 0; mi < 5; mi++) {
                 double v = num(row, metrics[mi]);
                 if (!isfinite(v)) continue;
-                /* the latest random baseline of the same protocol and layer */
-                double rb = NAN;
                 const char *rw = NULL;
-                const cJSON *f;
-                cJSON_ArrayForEach(f, evals) {
-                    const char *fw = str(f, "weights"), *fp = str(f, "protocol");
-                    if (!fw || !fp || strncmp(fw, "random:", 7) != 0 || strcmp(fp, proto) != 0) continue;
-                    const cJSON *fr;
-                    cJSON_ArrayForEach(fr, cJSON_GetObjectItemCaseSensitive(f, "results")) {
-                        const char *fl = str(fr, "layer");
-                        if (fl && layer && strcmp(fl, layer) == 0 && isfinite(num(fr, metrics[mi]))) {
-                            rb = num(fr, metrics[mi]);
-                            rw = fw;
-                        }
-                    }
-                }
-                double px = NAN; /* the raw-pixel baseline of the protocol */
-                cJSON_ArrayForEach(f, evals) {
-                    const char *fw = str(f, "weights"), *fp = str(f, "protocol");
-                    if (!fw || !fp || strcmp(fw, "pixels") != 0 || strcmp(fp, proto) != 0) continue;
-                    const cJSON *fr;
-                    cJSON_ArrayForEach(fr, cJSON_GetObjectItemCaseSensitive(f, "results"))
-                        if (isfinite(num(fr, metrics[mi]))) px = num(fr, metrics[mi]);
-                }
+                double rb = baseline(evals, 1, proto, layer, metrics[mi], &rw);
+                double px = baseline(evals, 0, proto, layer, metrics[mi], NULL);
                 sb_printf(b, "<tr><td>");
                 sb_html(b, proto);
                 sb_printf(b, "</td><td>");
                 sb_html(b, layer ? layer : "");
                 sb_printf(b, "</td><td>%s</td><td class=\"v\">%.4f</td><td class=\"v\">", metrics[mi], v);
-                if (isfinite(rb)) sb_printf(b, "%.4f", rb);
-                else sb_printf(b, "–");
+                sb_value(b, rb);
                 sb_printf(b, "</td><td class=\"v\">");
-                if (isfinite(px)) sb_printf(b, "%.4f", px);
-                else sb_printf(b, "–");
+                sb_value(b, px);
                 sb_printf(b, "</td><td>");
                 sb_html(b, w);
                 if (rw) {
