@@ -74,6 +74,42 @@ dc_probe_params dc_probe_params_default(void)
     return p;
 }
 
+/* Fisher-Yates over v (n) from rng. */
+static void shuffle(int64_t *v, int64_t n, dc_rng *rng)
+{
+    for (int64_t i = n; i > 1; i--) {
+        int64_t j = (int64_t)dc_rng_below(rng, (uint64_t)i), t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+}
+
+/* Both sets standardised in place with the training set's per-column mean
+ * and standard deviation. */
+static void standardise(float *xtr, int64_t ntr, float *xte, int64_t nte, int d)
+{
+    double *mu = dc_xcalloc((size_t)d, sizeof *mu), *var = dc_xcalloc((size_t)d, sizeof *var);
+    for (int64_t i = 0; i < ntr; i++)
+        for (int j = 0; j < d; j++) mu[j] += xtr[i * d + j];
+    for (int j = 0; j < d; j++) mu[j] /= (double)ntr;
+    for (int64_t i = 0; i < ntr; i++)
+        for (int j = 0; j < d; j++) {
+            double e = xtr[i * d + j] - mu[j];
+            var[j] += e * e;
+        }
+    float *scale = dc_xmalloc((size_t)d * sizeof *scale);
+    for (int j = 0; j < d; j++) scale[j] = (float)(1.0 / sqrt(var[j] / (double)ntr + 1e-8));
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < ntr; i++)
+        for (int j = 0; j < d; j++) xtr[i * d + j] = (float)((xtr[i * d + j] - mu[j]) * scale[j]);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < nte; i++)
+        for (int j = 0; j < d; j++) xte[i * d + j] = (float)((xte[i * d + j] - mu[j]) * scale[j]);
+    dc_free(mu);
+    dc_free(var);
+    dc_free(scale);
+}
+
 /* Trains W (C, d), b (C) on rows idx[0..n) of x; returns nothing. */
 static void probe_train(float *W, float *b, const float *x, const int32_t *y, const int64_t *idx, int64_t n, int d,
                         int C, double lr0, const dc_probe_params *p, float *buf)
@@ -92,11 +128,7 @@ static void probe_train(float *W, float *b, const float *x, const int32_t *y, co
     int64_t t = 0;
     for (int e = 0; e < p->epochs; e++) {
         dc_rng_init(&rng, p->seed, DC_RNG_STREAM_EVAL, 1, (uint32_t)e);
-        for (int64_t i = n; i > 1; i--) {
-            int64_t j = (int64_t)dc_rng_below(&rng, (uint64_t)i), tmp = order[i - 1];
-            order[i - 1] = order[j];
-            order[j] = tmp;
-        }
+        shuffle(order, n, &rng);
         for (int64_t b0 = 0; b0 < n; b0 += B) {
             int nb = (int)(n - b0 < B ? n - b0 : B);
             for (int q = 0; q < nb; q++) {
@@ -148,27 +180,7 @@ dc_status dc_linear_probe(dc_probe_result *r, float *xtr, const int32_t *ytr, in
     if (ntr < 10 || nte < 1 || nclasses < 2)
         return dc_set_error(DC_STATUS_ARG, "linear probe: needs at least 10 training images, a test image and 2 classes");
     if (p->batch > 4096) return dc_set_error(DC_STATUS_ARG, "linear probe: batch at most 4096");
-    /* standardise with the training statistics */
-    double *mu = dc_xcalloc((size_t)d, sizeof *mu), *var = dc_xcalloc((size_t)d, sizeof *var);
-    for (int64_t i = 0; i < ntr; i++)
-        for (int j = 0; j < d; j++) mu[j] += xtr[i * d + j];
-    for (int j = 0; j < d; j++) mu[j] /= (double)ntr;
-    for (int64_t i = 0; i < ntr; i++)
-        for (int j = 0; j < d; j++) {
-            double e = xtr[i * d + j] - mu[j];
-            var[j] += e * e;
-        }
-    float *scale = dc_xmalloc((size_t)d * sizeof *scale);
-    for (int j = 0; j < d; j++) scale[j] = (float)(1.0 / sqrt(var[j] / (double)ntr + 1e-8));
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < ntr; i++)
-        for (int j = 0; j < d; j++) xtr[i * d + j] = (float)((xtr[i * d + j] - mu[j]) * scale[j]);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < nte; i++)
-        for (int j = 0; j < d; j++) xte[i * d + j] = (float)((xte[i * d + j] - mu[j]) * scale[j]);
-    dc_free(mu);
-    dc_free(var);
-    dc_free(scale);
+    standardise(xtr, ntr, xte, nte, d);
 
     int C = nclasses, B = p->batch;
     size_t nbuf = (size_t)B * d + (size_t)B * C + 2 * ((size_t)C * d + C) + (size_t)C * d + C + 64;
@@ -185,11 +197,7 @@ dc_status dc_linear_probe(dc_probe_result *r, float *xtr, const int32_t *ytr, in
     dc_rng rng;
     dc_rng_init(&rng, p->seed, DC_RNG_STREAM_EVAL, 0, 0);
     for (int64_t i = 0; i < ntr; i++) perm[i] = i;
-    for (int64_t i = ntr; i > 1; i--) {
-        int64_t j = (int64_t)dc_rng_below(&rng, (uint64_t)i), t = perm[i - 1];
-        perm[i - 1] = perm[j];
-        perm[j] = t;
-    }
+    shuffle(perm, ntr, &rng);
     int64_t nval = (int64_t)(ntr * p->holdout);
     if (nval < 1) nval = 1;
     const int64_t *val = perm, *fit = perm + nval;
