@@ -199,6 +199,8 @@ double dc_rng_normal(dc_rng *r);
 void dc_rng_sample_distinct(dc_rng *r, uint64_t n, size_t k, int64_t *out);
 /// Fisher–Yates shuffle of an int32 array.
 void dc_rng_shuffle_i32(dc_rng *r, int32_t *a, size_t n);
+/// The same shuffle (the same draws) of an int64 array.
+void dc_rng_shuffle_i64(dc_rng *r, int64_t *a, size_t n);
 
 /* ------------------------------------------------------------------------ */
 /* Progress reporter                                                        */

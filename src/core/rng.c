@@ -140,6 +140,16 @@ void dc_rng_shuffle_i32(dc_rng *r, int32_t *a, size_t n)
     }
 }
 
+void dc_rng_shuffle_i64(dc_rng *r, int64_t *a, size_t n)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)dc_rng_below(r, i);
+        int64_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
+
 /* Floyd's algorithm: k distinct values of [0, n) with an O(k) open-addressing
  * set, then a Fisher–Yates pass, because Floyd's insertion order is biased
  * towards increasing values. */
@@ -166,10 +176,5 @@ void dc_rng_sample_distinct(dc_rng *r, uint64_t n, size_t k, int64_t *out)
     }
     DC_ASSERT(cnt == k);
     dc_free(set);
-    for (size_t i = k; i > 1; i--) {
-        size_t t = (size_t)dc_rng_below(r, i);
-        int64_t tmp = out[i - 1];
-        out[i - 1] = out[t];
-        out[t] = tmp;
-    }
+    dc_rng_shuffle_i64(r, out, k);
 }

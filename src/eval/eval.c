@@ -74,16 +74,6 @@ dc_probe_params dc_probe_params_default(void)
     return p;
 }
 
-/* Fisher-Yates over v (n) from rng. */
-static void shuffle(int64_t *v, int64_t n, dc_rng *rng)
-{
-    for (int64_t i = n; i > 1; i--) {
-        int64_t j = (int64_t)dc_rng_below(rng, (uint64_t)i), t = v[i - 1];
-        v[i - 1] = v[j];
-        v[j] = t;
-    }
-}
-
 /* Both sets standardised in place with the training set's per-column mean
  * and standard deviation. */
 static void standardise(float *xtr, int64_t ntr, float *xte, int64_t nte, int d)
@@ -128,7 +118,7 @@ static void probe_train(float *W, float *b, const float *x, const int32_t *y, co
     int64_t t = 0;
     for (int e = 0; e < p->epochs; e++) {
         dc_rng_init(&rng, p->seed, DC_RNG_STREAM_EVAL, 1, (uint32_t)e);
-        shuffle(order, n, &rng);
+        dc_rng_shuffle_i64(&rng, order, (size_t)n);
         for (int64_t b0 = 0; b0 < n; b0 += B) {
             int nb = (int)(n - b0 < B ? n - b0 : B);
             for (int q = 0; q < nb; q++) {
@@ -197,7 +187,7 @@ dc_status dc_linear_probe(dc_probe_result *r, float *xtr, const int32_t *ytr, in
     dc_rng rng;
     dc_rng_init(&rng, p->seed, DC_RNG_STREAM_EVAL, 0, 0);
     for (int64_t i = 0; i < ntr; i++) perm[i] = i;
-    shuffle(perm, ntr, &rng);
+    dc_rng_shuffle_i64(&rng, perm, (size_t)ntr);
     int64_t nval = (int64_t)(ntr * p->holdout);
     if (nval < 1) nval = 1;
     const int64_t *val = perm, *fit = perm + nval;
