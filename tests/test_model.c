@@ -59,6 +59,48 @@ static void test_presets(void)
     CHECK(dc_model_init(&m, "vgg-s32", 1, 2, 1, 1) == DC_STATUS_ARG);
 }
 
+/* The memory plan: what a model fills, and the refusal of one too large for
+ * the machine before anything is filled. */
+static void test_memory_plan(void)
+{
+    int64_t total = dc_memory_total(), budget = dc_memory_budget();
+    CHECK(total > 0);
+    CHECK(budget > 0 && budget < total);
+    const dc_preset *p = dc_preset_find("vgg16");
+    int64_t fixed, per;
+    CHECK(dc_model_memory(p, 0, 3, &fixed, &per) == DC_OK);
+    dc_model m;
+    CHECK(dc_model_init(&m, "vgg16", 0, 3, 1, 1) == DC_OK);
+    int64_t conv_out = 0; /* every conv's output floats per image */
+    for (int i = 0; i < m.nlayers; i++)
+        if (m.layers[i].kind == DC_LAYER_CONV) conv_out += (int64_t)m.layers[i].oc * m.layers[i].oh * m.layers[i].ow;
+    /* parameters and their gradients are fixed; per image, each conv's
+     * output is kept three times (conv, batch norm, ReLU) and more */
+    CHECK(fixed >= 8 * m.nparams);
+    CHECK(per >= 3 * 4 * conv_out && per <= 8 * 4 * conv_out);
+    dc_model_free(&m);
+    /* the largest batch that fits, and the one after it does not */
+    int fit = dc_model_fit_batch(fixed, per, budget);
+    CHECK(fit >= 1);
+    CHECK(fixed + (int64_t)fit * per <= budget && fixed + (int64_t)(fit + 1) * per > budget);
+    CHECK_EQ_INT(dc_model_fit_batch(fixed, per, fixed + per - 1), 0);
+    CHECK_EQ_INT(dc_model_fit_batch(fixed, per, fixed + 3 * per), 3);
+    /* refused by the plan, named with the batch that fits (a batch whose
+     * allocation would fail anyway has another message) */
+    CHECK(dc_model_init(&m, "vgg16", 0, 3, fit + 1, 1) == DC_STATUS_NOMEM);
+    char want[64];
+    snprintf(want, sizeof want, "batches of at most %d", fit);
+    CHECK_STR_CONTAINS(dc_last_error(), want);
+    CHECK_STR_CONTAINS(dc_last_error(), "GiB of memory");
+    CHECK(m.layers == NULL && m.acts == NULL);
+    /* a small model plans small */
+    CHECK(dc_model_memory(&tiny, 1, 1, &fixed, &per) == DC_OK);
+    CHECK(fixed > 0 && per > 0 && fixed + per < (1 << 20));
+    CHECK_EQ_INT(dc_preset_batch(p), 32);
+    CHECK_EQ_INT(dc_preset_batch(dc_preset_find("vgg-s32")), 128);
+    CHECK_EQ_INT(dc_preset_batch(&tiny), 128);
+}
+
 /* L = Σ r·body(x) in training mode, with the dropout step pinned. */
 static double model_loss(dc_model *m, const float *x, int N, const float *r, uint64_t step)
 {
@@ -285,6 +327,7 @@ int main(void)
 {
     dc_log_set_level(DC_LOG_WARN);
     test_presets();
+    test_memory_plan();
     test_gradients();
     test_blocked_equals_nchw();
     test_modes_and_io();

@@ -33,7 +33,11 @@ expect_fail 2 "--method: 'simclr' is not one of" "${TINY[@]}" --out "$TMP/v5" --
 expect_fail 2 "--dim-pca 1024 is larger than the vgg-s32 feature dimension 512" "${TINY[@]}" --out "$TMP/v6" --dim-pca 1024
 expect_fail 1 "cannot open" --data "$TMP/absent.idx" --out "$TMP/v7"
 expect_fail 2 "missing required option --out" --data "$DATA"
-for v in v1 v2 v3 v4 v5 v6 v7; do [ ! -e "$TMP/$v" ] && ok || bad "a rejected run created $TMP/$v"; done
+# a network too large for this machine's memory: refused before anything is
+# filled or written, with the batch size that fits
+expect_fail 2 "vgg16 with --batch-size 100000 .* needs about [0-9.]+ GiB of memory .* use --batch-size [0-9]+ or less" \
+  "${TINY[@]}" --out "$TMP/v8" --arch vgg16 --batch-size 100000
+for v in v1 v2 v3 v4 v5 v6 v7 v8; do [ ! -e "$TMP/$v" ] && ok || bad "a rejected run created $TMP/$v"; done
 
 # the three methods run and fill the run directory
 for m in deepercluster deepcluster rotnet; do
@@ -105,6 +109,11 @@ sleep 1; kill -INT $pid
 wait $pid; rc=$?
 [ $rc -eq 130 ] && ok || bad "features after SIGINT: exit $rc, expected 130 (killed by SIGINT)"
 [ ! -e "$TMP/sigf.npy" ] && ok || bad "features killed by SIGINT left $TMP/sigf.npy"
+# the same for the commands that only run the network forward
+"$BIN" features --weights random:vgg16 --data "$DATA" --max-images 4 --batch-size 4096 --out "$TMP/big.npy" >"$TMP/big.log" 2>&1; rc=$?
+[ $rc -eq 1 ] && grep -qE "vgg16 for batches of 4096 images needs [0-9.]+ GiB of memory.*batches of at most [0-9]+ \(--batch-size\)" "$TMP/big.log" \
+  && ok || bad "features with an over-large batch: exit $rc: $(cat "$TMP/big.log")"
+[ ! -e "$TMP/big.npy" ] && ok || bad "a refused features run wrote $TMP/big.npy"
 # evaluation of the run and of the random baseline (contract keys, eval.jsonl)
 TEST=${DATA/train-images/t10k-images}
 EV=(--max-images 300 --threads 2)

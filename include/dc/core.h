@@ -133,6 +133,16 @@ void dc_free(void *p);
 /// dc_malloc/dc_calloc fails (x-variants then abort). n < 0 disables it.
 void dc_alloc_fail_after(long n);
 
+/// Bytes of memory this process can use: physical memory plus swap, or the
+/// control group's limit when lower (cgroup v2 memory.max, v1
+/// memory.limit_in_bytes). 0 when unknown. Callers compare the buffers they
+/// are about to fill against it, so that a configuration too large for the
+/// machine fails with a message instead of being killed by the kernel.
+int64_t dc_memory_total(void);
+/// What one job's big buffers may take: nine tenths of dc_memory_total(),
+/// the rest left for libraries, stacks and small allocations (0: unknown).
+int64_t dc_memory_budget(void);
+
 /// Overflow-checked multiplication: returns 0 and sets *out, or -1.
 int dc_mul_size(size_t a, size_t b, size_t *out);
 

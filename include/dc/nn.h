@@ -56,12 +56,16 @@ typedef struct dc_preset {
     float dropout;
     int eval_resize;      /* evaluation transform: resize to, then crop    */
     float crop_min_scale; /* training crop's smallest area (0: 0.08)       */
+    int batch;            /* default batch, training's global one and
+                             evaluation's images per pass (0: 128)         */
 } dc_preset;
 
 /// The preset of that name, or NULL.
 const dc_preset *dc_preset_find(const char *name);
 /// "vgg16, vgg-s32, vgg-s64" (for messages).
 const char *dc_preset_names(void);
+/// The preset's default batch (its `batch`, or 128).
+int dc_preset_batch(const dc_preset *p);
 /// The clustering's default PCA dimension for the preset's feature vector:
 /// all of it for VGG-16 (the original DeeperCluster's 4096), a sixteenth
 /// for the small presets (DeepCluster's 256 of 4096; 32 for vgg-s32, whose
@@ -128,6 +132,15 @@ dc_status dc_model_init(dc_model *m, const char *preset, int sobel, int in_c, in
 dc_status dc_model_init_spec(dc_model *m, const dc_preset *spec, int sobel, int in_c, int max_batch,
                              uint64_t seed);
 void dc_model_free(dc_model *m);
+/* Both refuse, with DC_STATUS_NOMEM and a message naming the batch that
+ * fits, a model whose buffers exceed dc_memory_total(): every buffer is
+ * filled at once, and an over-large one would get the process killed. */
+
+/// The memory a model of (p, sobel, in_c) fills, as `fixed` bytes plus
+/// `per_image` bytes per image of max_batch; nothing allocated.
+dc_status dc_model_memory(const dc_preset *p, int sobel, int in_c, int64_t *fixed, int64_t *per_image);
+/// The largest max_batch whose model fits in `budget` bytes (0: none).
+int dc_model_fit_batch(int64_t fixed, int64_t per_image, int64_t budget);
 
 /// Forward of N ≤ max_batch inputs (N, in_c, input, input); `train`
 /// selects batch statistics and dropout. Returns the body's output (N,

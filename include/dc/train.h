@@ -144,7 +144,7 @@ typedef struct dc_train_config {
     int warm_restart;        /* k-means from the previous centroids         */
     double lr, wd;
     int epochs;
-    int batch_size;          /* per super-class                             */
+    int batch_size;          /* per super-class; 0: dc_train_default_batch  */
     int64_t epoch_size;      /* per super-class; 0: the original's N/(4m)   */
     int threads;
     int workers;             /* loader threads preparing the next batch
@@ -166,7 +166,11 @@ typedef struct dc_train_config {
 
 /// Defaults for `method` (NULL: deepercluster): S, k, rotation as SPEC §1.
 void dc_train_config_defaults(dc_train_config *c, const char *method);
-/// Fills what depends on the data (arch from the image size, epoch size)
+/// The method's images per super-class in a step (DeeperCluster 16,
+/// RotNet 32, DeepCluster 128: a global batch of 128) scaled to the
+/// preset's default batch (vgg16: 32, so a quarter of those).
+int dc_train_default_batch(const char *method, const dc_preset *p);
+/// Fills what depends on the data (arch, batch size from the preset, epoch size)
 /// and checks every option against the data: NULL, or a message that says
 /// what to change. n: images; side: their size (0 if mixed).
 const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, char *buf, size_t len);

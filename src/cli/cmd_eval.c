@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#define BATCH_HELP "images per forward pass (0: the preset's, 128; 32 for vgg16)"
+
 /* The number of images used from `d`: its first `max` (0: all). */
 static int64_t nimg(const dc_dataset *d, int64_t max)
 {
@@ -99,7 +101,7 @@ static int finish(dc_status s, const char *cmd)
 int dc_cmd_features(int argc, char **argv)
 {
     const char *weights = NULL, *data = NULL, *labels = NULL, *layer = "final", *out = NULL, *lab_out = NULL;
-    int sobel = 1, batch = 128, threads = 0;
+    int sobel = 1, batch = 0, threads = 0;
     int64_t seed = 0, max_images = 0;
     const dc_opt opts[] = {
         {"weights", NULL, DC_OPT_STRING, &weights, 0, 0, NULL, 1, "W", "RUN directory, weights .safetensors, or random:<preset>"},
@@ -111,7 +113,7 @@ int dc_cmd_features(int argc, char **argv)
         {"labels-out", NULL, DC_OPT_STRING, &lab_out, 0, 0, NULL, 0, "Y.npy", "the labels, int32 (N,)"},
         {"sobel", NULL, DC_OPT_INT, &sobel, 0, 1, NULL, 0, "0|1", "Sobel stage for random:<preset>"},
         {"seed", NULL, DC_OPT_I64, &seed, 0, 9.2e18, NULL, 0, "S", "seed for random:<preset>"},
-        {"batch-size", NULL, DC_OPT_INT, &batch, 1, 4096, NULL, 0, "B", "images per forward pass"},
+        {"batch-size", NULL, DC_OPT_INT, &batch, 0, 4096, NULL, 0, "B", BATCH_HELP},
         {"threads", NULL, DC_OPT_INT, &threads, 0, 4096, NULL, 0, "T", "threads (0: all cores)"},
         {"max-images", NULL, DC_OPT_I64, &max_images, 0, 1e12, NULL, 0, "N", "the first N images only (0: all)"},
     };
@@ -197,7 +199,7 @@ static int eval_options(eval_job *e, dc_opt *opts)
                           "also append the results to RUN/eval.jsonl (e.g. a random baseline beside a run)"};
     opts[no++] = (dc_opt){"sobel", NULL, DC_OPT_INT, &e->sobel, 0, 1, NULL, 0, "0|1", "Sobel stage for random:<preset>"};
     opts[no++] = (dc_opt){"seed", NULL, DC_OPT_I64, &e->seed, 0, 9.2e18, NULL, 0, "S", "seed (random weights, k-means, probe)"};
-    opts[no++] = (dc_opt){"batch-size", NULL, DC_OPT_INT, &e->batch, 1, 4096, NULL, 0, "B", "images per forward pass"};
+    opts[no++] = (dc_opt){"batch-size", NULL, DC_OPT_INT, &e->batch, 0, 4096, NULL, 0, "B", BATCH_HELP};
     opts[no++] = (dc_opt){"threads", NULL, DC_OPT_INT, &e->threads, 0, 4096, NULL, 0, "T", "threads (0: all cores)"};
     opts[no++] = (dc_opt){"max-images", NULL, DC_OPT_I64, &e->max_images, 0, 1e12, NULL, 0, "N",
                           "the first N images of each set only (0: all)"};
@@ -411,7 +413,7 @@ int dc_cmd_eval(int argc, char **argv)
                    "  clusters   k-means on the features against the labels (NMI, ARI, accuracy)\n");
         return f == stdout ? DC_EXIT_OK : DC_EXIT_USAGE;
     }
-    eval_job e = {.proto = argv[1], .sobel = 1, .batch = 128, .dim_pca = -1, .niter = 20, .epochs = 10,
+    eval_job e = {.proto = argv[1], .sobel = 1, .batch = 0, .dim_pca = -1, .niter = 20, .epochs = 10,
                   .restarts = 10, .T = 0.07};
     e.is_linear = strcmp(e.proto, "linear") == 0;
     e.is_knn = strcmp(e.proto, "knn") == 0;

@@ -51,8 +51,9 @@ int dc_cmd_train(int argc, char **argv)
         {"lr", NULL, DC_OPT_DOUBLE, &c.lr, 1e-12, 100, NULL, 0, "LR", "learning rate"},
         {"wd", NULL, DC_OPT_DOUBLE, &c.wd, 0, 1, NULL, 0, "WD", "weight decay"},
         {"epochs", "nepochs", DC_OPT_INT, &c.epochs, 1, 1e6, NULL, 0, "E", "epochs"},
-        {"batch-size", NULL, DC_OPT_INT, &c.batch_size, 1, 1e5, NULL, 0, "B",
-         "images per super-class in each step (the original's per-process batch)"},
+        {"batch-size", NULL, DC_OPT_INT, &c.batch_size, 0, 1e5, NULL, 0, "B",
+         "images per super-class in each step, the original's per-process batch (0: the method's, "
+         "16 DeeperCluster, 32 RotNet, 128 DeepCluster; a quarter of those for vgg16)"},
         {"epoch-size", "size-dataset", DC_OPT_I64, &c.epoch_size, 0, 1e12, NULL, 0, "N",
          "images per super-class per epoch (0: N/(4m), the original's)"},
         {"workers", NULL, DC_OPT_INT, &c.workers, 0, 256, NULL, 0, "N",

@@ -13,12 +13,27 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* dc_model_init with batch 0 meaning the preset's default; a model too
+ * large for the machine is refused with the option to change. */
+static dc_status init_model(dc_model *m, const char *arch, int sobel, int in_c, int batch, uint64_t seed)
+{
+    const dc_preset *p = dc_preset_find(arch);
+    if (batch <= 0 && p) batch = dc_preset_batch(p);
+    dc_status s = dc_model_init(m, arch, sobel, in_c, batch, seed);
+    if (s == DC_STATUS_NOMEM) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", dc_last_error());
+        dc_set_error(s, "%s (--batch-size)", why);
+    }
+    return s;
+}
+
 dc_status dc_cli_load_model(dc_model *m, const char *weights, int in_c, int sobel_random, uint64_t seed, int batch,
                             char *run_dir, size_t run_len)
 {
     if (run_dir) run_dir[0] = '\0';
     if (strncmp(weights, "random:", 7) == 0) {
-        dc_status s = dc_model_init(m, weights + 7, sobel_random, in_c, batch, seed);
+        dc_status s = init_model(m, weights + 7, sobel_random, in_c, batch, seed);
         if (s) return s;
         dc_log_info("weights: a randomly initialised %s (seed %llu, sobel %d)", weights + 7, (unsigned long long)seed,
                     sobel_random);
@@ -42,7 +57,12 @@ dc_status dc_cli_load_model(dc_model *m, const char *weights, int in_c, int sobe
     s = DC_STATUS_FORMAT;
     for (int i = 0; i < 3 && s; i++) {
         const char *a = arch ? arch : presets[i];
-        if (dc_model_init(m, a, sobel, in_c, batch, seed) != DC_OK) {
+        dc_status si = init_model(m, a, sobel, in_c, batch, seed);
+        if (si == DC_STATUS_NOMEM) {
+            dc_st_close(f);
+            return si;
+        }
+        if (si != DC_OK) {
             if (arch) break;
             continue;
         }

@@ -1,11 +1,17 @@
 /* alloc.c — the one allocation choke point: 64-byte-aligned buffers,
- * overflow-checked sizes, clean failure with a message, and a test hook that
- * injects allocation failure (as lua's debug_realloc does).
- * Includes: core.h, libc. */
+ * overflow-checked sizes, clean failure with a message, a test hook that
+ * injects allocation failure (as lua's debug_realloc does), and how much
+ * memory the process may fill.
+ * Includes: core.h, libc, POSIX sysconf. */
+#define _GNU_SOURCE
 #include "dc/core.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/sysinfo.h>
+#endif
 
 enum { ALIGN = 64 };
 
@@ -89,3 +95,40 @@ char *dc_xstrdup(const char *s)
 }
 
 void dc_free(void *p) { free(p); }
+
+/* A cgroup limit file's value: bytes, or -1 for "max", missing or junk. */
+static int64_t cgroup_limit(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char buf[64] = {0};
+    int64_t v = -1;
+    if (fgets(buf, sizeof buf, f)) {
+        char *end;
+        long long x = strtoll(buf, &end, 10);
+        if (end != buf && x > 0) v = x;
+    }
+    fclose(f);
+    return v;
+}
+
+int64_t dc_memory_total(void)
+{
+    int64_t total = 0;
+#ifdef __linux__
+    struct sysinfo si;
+    if (sysinfo(&si) == 0) total = ((int64_t)si.totalram + (int64_t)si.totalswap) * (int64_t)si.mem_unit;
+#endif
+    if (total <= 0) {
+        long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+        if (pages > 0 && size > 0) total = (int64_t)pages * size;
+    }
+    static const char *limits[] = {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        int64_t v = cgroup_limit(limits[i]);
+        if (v > 0 && (total <= 0 || v < total)) total = v;
+    }
+    return total;
+}
+
+int64_t dc_memory_budget(void) { return dc_memory_total() / 10 * 9; }

@@ -60,18 +60,24 @@ void dc_train_config_defaults(dc_train_config *c, const char *method)
         c->super_classes = 1;
         c->rotnet = 0;
         c->k = 0; /* from the data */
-        c->batch_size = 128;
     } else if (strcmp(c->method, "rotnet") == 0) {
         c->super_classes = 4;
         c->rotnet = 1;
         c->k = 1;
-        c->batch_size = 32;
     } else {
         c->super_classes = 8;
         c->rotnet = 1;
         c->k = 0;
-        c->batch_size = 16;
     }
+    c->batch_size = 0; /* from the method and the preset */
+}
+
+int dc_train_default_batch(const char *method, const dc_preset *p)
+{
+    /* per super-class, for a global batch of 128: the methods' presets */
+    int b = strcmp(method, "deepcluster") == 0 ? 128 : strcmp(method, "rotnet") == 0 ? 32 : 16;
+    b = b * dc_preset_batch(p) / 128;
+    return b > 0 ? b : 1;
 }
 
 const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, char *buf, size_t len)
@@ -83,6 +89,7 @@ const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, cha
         return buf;
     }
     if (c->dim_pca == 0) c->dim_pca = dc_preset_dim_pca(p);
+    if (c->batch_size == 0) c->batch_size = dc_train_default_batch(c->method, p);
     if (c->crop_min_scale == 0) c->crop_min_scale = p->crop_min_scale > 0 ? p->crop_min_scale : 0.08;
     if (c->dim_pca > p->hidden) {
         snprintf(buf, len, "--dim-pca %d is larger than the %s feature dimension %d", c->dim_pca, c->arch, p->hidden);
@@ -1005,6 +1012,36 @@ static dc_status run_init(run_state *r, dc_train_config *c, dc_dataset *d, int64
     return DC_OK;
 }
 
+/* Refuses, before any buffer is filled, a run this machine cannot hold:
+ * the network for this rank's share of the global batch, and the
+ * clustering's features of every image (raw and whitened). */
+static dc_status check_memory(const run_state *r)
+{
+    const dc_train_config *c = r->c;
+    int64_t have = dc_memory_budget(), fixed, per;
+    const dc_preset *p = dc_preset_find(c->arch);
+    dc_status s = dc_model_memory(p, c->sobel, r->C, &fixed, &per);
+    if (s || have <= 0) return s;
+    int rows = r->hi - r->lo;
+    int64_t feats = r->n * ((int64_t)p->hidden + c->dim_pca) * (int64_t)sizeof(float);
+    int64_t net = fixed + per * rows;
+    if (net + feats <= have) return DC_OK;
+    int64_t fit = (int64_t)dc_model_fit_batch(fixed + feats, per, have) * r->W / r->S;
+    char advice[160];
+    if (fit >= 1)
+        snprintf(advice, sizeof advice, "use --batch-size %lld or less", (long long)fit);
+    else
+        snprintf(advice, sizeof advice, "not even --batch-size 1 fits: use fewer images (--max-images)%s",
+                 strcmp(c->arch, "vgg-s32") ? " or a smaller --arch" : "");
+    const double G = 1073741824.0;
+    return dc_set_error(DC_STATUS_ARG,
+                        "%s with --batch-size %d (%d images per step%s) needs about %.1f GiB of memory (%.1f for "
+                        "the network, %.1f for the clustering's features of %lld images), more than the %.1f GiB "
+                        "this machine allows: %s",
+                        c->arch, r->B, rows, r->W > 1 ? " in this process" : "", (net + feats) / G, net / G,
+                        feats / G, (long long)r->n, have / G, advice);
+}
+
 /* Network, heads, optimiser and the step's buffers, sized for this rank's
  * share of the global batch; d (the run's dataset) learns the decode size. */
 static dc_status build_network(run_state *r, dc_dataset *d)
@@ -1084,7 +1121,7 @@ dc_status dc_train_run(dc_train_config *c)
     }
     run_state r;
     FILE *log = NULL;
-    if ((s = run_init(&r, c, d, n)) || (s = ensure_dir(c->out)) || (s = ensure_dir(run_path(&r, "assignments"))) ||
+    if ((s = run_init(&r, c, d, n)) || (s = check_memory(&r)) || (s = ensure_dir(c->out)) || (s = ensure_dir(run_path(&r, "assignments"))) ||
         (s = ensure_dir(run_path(&r, "checkpoints")))) {
         dc_dataset_close(d);
         return s;
