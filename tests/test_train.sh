@@ -63,6 +63,21 @@ grep -qE '"dim_pca":[[:space:]]*32,' "$TMP/deepercluster/config.json" && ok || b
 grep -qE '"super_classes":[[:space:]]*4,' "$TMP/rotnet/config.json" && grep -qE '"k":[[:space:]]*1,' "$TMP/rotnet/config.json" && ok || bad "rotnet config"
 "$BIN" inspect "$TMP/deepercluster/assignments/epoch-000.npy" | grep -q 'npy I32 (256, 2)' && ok || bad "assignments shape"
 
+# resuming with settings the checkpoint pins: refused, naming each difference
+expect_fail 2 "k: 16 in the run, 32 now; crop: 0.5 in the run, default now" "${TINY[@]}" --out "$TMP/deepercluster" \
+  --epochs 2 --k 32 --crop-min-scale 0.08
+# with others (more epochs, another rate): logged, a "resume" line in
+# stats.jsonl, config.json rewritten with the options in force
+"$BIN" train "${TINY[@]}" --out "$TMP/deepercluster" --epochs 3 --k 16 --lr 0.03 >"$TMP/more.log" 2>&1 || bad "resume with --epochs 3 --lr 0.03 failed: $(tail -2 "$TMP/more.log")"
+grep -q "resuming with other options than the run's config.json: lr 0.03 (was 0.05), epochs 3 (was 2)" "$TMP/more.log" && ok || bad "no note of the changed options: $(grep -i resum "$TMP/more.log")"
+grep -qx '{"type":"resume","epoch":2,"step":0,"changed":{"lr":{"was":0.05,"now":0.03},"epochs":{"was":2,"now":3}}}' "$TMP/deepercluster/stats.jsonl" \
+  && ok || bad "stats.jsonl resume line: $(grep resume "$TMP/deepercluster/stats.jsonl")"
+grep -qE '"lr":[[:space:]]*0.03,' "$TMP/deepercluster/config.json" && grep -qE '"epochs":[[:space:]]*3,' "$TMP/deepercluster/config.json" \
+  && ok || bad "config.json not rewritten: $(grep -E '"(lr|epochs)"' "$TMP/deepercluster/config.json")"
+[ "$(grep -c '"type":"epoch"' "$TMP/deepercluster/stats.jsonl")" -eq 3 ] && ok || bad "resumed to 3 epochs: $(grep -c '"type":"epoch"' "$TMP/deepercluster/stats.jsonl") epoch lines"
+"$BIN" train "${TINY[@]}" --out "$TMP/deepercluster" --epochs 3 --k 16 --lr 0.03 >"$TMP/same.log" 2>&1 || bad "re-running a finished run failed"
+[ "$(grep -c '"type":"resume"' "$TMP/deepercluster/stats.jsonl")" -eq 1 ] && ok || bad "a resume with the same options added a resume line"
+
 # the loss goes down (rotation prediction, no re-clustering)
 "$BIN" train "${TINY[@]}" --method rotnet --out "$TMP/learn" --epochs 4 --lr 0.05 >"$TMP/learn.log" 2>&1 || bad "rotnet 4 epochs failed"
 first=$(grep '"type":"epoch"' "$TMP/learn/stats.jsonl" | head -1 | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')

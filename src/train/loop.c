@@ -234,6 +234,38 @@ static char *fingerprint(const run_state *r, char *buf, size_t n)
     return buf;
 }
 
+/* The value of `key` in a fingerprint ("k=v k=v ..."), copied into val;
+ * 0 when absent. */
+static int fp_value(const char *fp, const char *key, char *val, size_t n)
+{
+    size_t kl = strlen(key);
+    for (const char *t = fp; *t; t += strcspn(t, " "), t += strspn(t, " ")) {
+        if (strncmp(t, key, kl) == 0 && t[kl] == '=') {
+            snprintf(val, n, "%.*s", (int)strcspn(t + kl + 1, " "), t + kl + 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* "k: 16 in the run, 32 now; ..." for each setting two fingerprints differ in. */
+static void fingerprint_diff(const char *run, const char *now, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    const char *fps[2] = {now, run};
+    for (int side = 0; side < 2; side++) {
+        for (const char *t = fps[side]; *t; t += strcspn(t, " "), t += strspn(t, " ")) {
+            char key[64], a[128], b[128];
+            snprintf(key, sizeof key, "%.*s", (int)strcspn(t, "= "), t);
+            int in_run = fp_value(run, key, a, sizeof a), in_now = fp_value(now, key, b, sizeof b);
+            if ((side == 1 && in_now) || (in_run && in_now && strcmp(a, b) == 0)) continue;
+            size_t len = strlen(buf);
+            snprintf(buf + len, n - len, "%s%s: %s in the run, %s now", len ? "; " : "", key,
+                     in_run ? a : "default", in_now ? b : "default");
+        }
+    }
+}
+
 static dc_status save_checkpoint(run_state *r, const progress_state *ps, const char *path)
 {
     if (r->rank != 0) return DC_OK;
@@ -347,9 +379,11 @@ static dc_status load_checkpoint(run_state *r, progress_state *ps)
     if (!fmt || strcmp(fmt, "deepercluster-checkpoint") != 0) {
         s = dc_set_error(DC_STATUS_FORMAT, "%s: not a deepercluster checkpoint", dc_st_path(f));
     } else if (!have || strcmp(have, fingerprint(r, fp, sizeof fp)) != 0) {
+        char diff[1024];
+        fingerprint_diff(have ? have : "", fp, diff, sizeof diff);
         s = dc_set_error(DC_STATUS_ARG,
                          "%s holds a run with other settings (%s); resume with the same options, or choose another --out",
-                         r->c->out, have ? have : "?");
+                         r->c->out, diff);
     }
     int D = r->model.feat_dim, S = r->S, K = r->k_sub;
     if (s == DC_OK) s = dc_model_load_tensors(&r->model, f);
@@ -871,7 +905,8 @@ static void run_free(run_state *r)
     dc_free(r->cent_sub);
 }
 
-static dc_status write_config(run_state *r)
+/* config.json's object: every resolved option. */
+static cJSON *config_json(const run_state *r)
 {
     const dc_train_config *c = r->c;
     cJSON *j = cJSON_CreateObject();
@@ -902,8 +937,69 @@ static dc_status write_config(run_state *r)
     if (c->pretrained) cJSON_AddStringToObject(j, "pretrained", c->pretrained);
     cJSON_AddNumberToObject(j, "max_images", c->max_images);
     cJSON_AddStringToObject(j, "version", DC_VERSION_STRING);
+    return j;
+}
+
+static dc_status write_config(run_state *r)
+{
+    cJSON *j = config_json(r);
     dc_status s = dc_json_write(run_path(r, "config.json"), j);
     cJSON_Delete(j);
+    return s;
+}
+
+/* Appends to *msg "key now (was old)" and to `changed` {"key": {"was", "now"}}. */
+static void add_change(cJSON *changed, const char *key, const cJSON *was, const cJSON *now, char *msg, size_t n)
+{
+    cJSON *pair = cJSON_CreateObject();
+    cJSON_AddItemToObject(pair, "was", was ? cJSON_Duplicate(was, 1) : cJSON_CreateNull());
+    cJSON_AddItemToObject(pair, "now", now ? cJSON_Duplicate(now, 1) : cJSON_CreateNull());
+    cJSON_AddItemToObject(changed, key, pair);
+    char *a = was ? cJSON_PrintUnformatted(was) : NULL, *b = now ? cJSON_PrintUnformatted(now) : NULL;
+    size_t len = strlen(msg);
+    snprintf(msg + len, n - len, "%s%s %s (was %s)", len ? ", " : "", key, b ? b : "unset", a ? a : "unset");
+    free(a);
+    free(b);
+}
+
+/* A resumed run whose options outside the checkpoint's fingerprint differ
+ * from its config.json (more epochs, another rate, other clustering
+ * settings, threads): the change is logged, recorded in stats.jsonl as a
+ * "resume" line, and config.json rewritten with the options now in force. */
+static dc_status note_resume(run_state *r, const progress_state *ps)
+{
+    cJSON *now = config_json(r), *was = NULL;
+    dc_status s = dc_json_read(run_path(r, "config.json"), &was);
+    if (s != DC_OK) {
+        dc_log_warn("%s; writing it anew", dc_last_error());
+        s = dc_json_write(run_path(r, "config.json"), now);
+        cJSON_Delete(now);
+        return s;
+    }
+    cJSON *changed = cJSON_CreateObject(), *item;
+    char msg[2048] = "";
+    cJSON_ArrayForEach(item, now) {
+        const cJSON *old = cJSON_GetObjectItemCaseSensitive(was, item->string);
+        if (strcmp(item->string, "out") != 0 && !(old && cJSON_Compare(old, item, 1)))
+            add_change(changed, item->string, old, item, msg, sizeof msg);
+    }
+    cJSON_ArrayForEach(item, was)
+        if (!cJSON_GetObjectItemCaseSensitive(now, item->string)) add_change(changed, item->string, item, NULL, msg, sizeof msg);
+    if (cJSON_GetArraySize(changed) > 0) {
+        dc_log_info("resuming with other options than the run's config.json: %s", msg);
+        cJSON *line = cJSON_CreateObject();
+        cJSON_AddStringToObject(line, "type", "resume");
+        cJSON_AddNumberToObject(line, "epoch", ps->epoch);
+        cJSON_AddNumberToObject(line, "step", ps->step);
+        cJSON_AddItemToObject(line, "changed", changed);
+        changed = NULL;
+        s = dc_json_append_line(run_path(r, "stats.jsonl"), line);
+        cJSON_Delete(line);
+        if (s == DC_OK) s = dc_json_write(run_path(r, "config.json"), now);
+    }
+    cJSON_Delete(changed);
+    cJSON_Delete(was);
+    cJSON_Delete(now);
     return s;
 }
 
@@ -1143,6 +1239,7 @@ dc_status dc_train_run(dc_train_config *c)
     int resumed = 0;
     if (s == DC_OK) s = start_state(&r, &ps, &resumed);
     if (s == DC_OK && !resumed && r.rank == 0) s = write_config(&r);
+    if (s == DC_OK && resumed && r.rank == 0) s = note_resume(&r, &ps);
     if (s == DC_OK && !resumed && r.rank == 0) s = write_skipped(&r);
     if (s == DC_OK) s = run_epochs(&r, &ps);
     if (s == DC_OK) dc_log_info("done: %d epochs; weights in %s", c->epochs, run_path(&r, "checkpoint.safetensors"));
