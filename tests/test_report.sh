@@ -2,9 +2,10 @@
 # test_report.sh — `deepercluster report` on a tiny training run: the page
 # is written, self-contained (no scripts, nothing fetched), holds the
 # charts, the cluster browser with thumbnails that are real PNGs, the
-# evaluations beside the random baseline and the configuration; bad runs
-# are refused; and headless Chromium renders it without console messages
-# (skipped, with the reason, where Chromium is not installed).
+# evaluations beside the random baseline and the configuration (with the
+# options a resume changed); bad runs are refused; and headless Chromium
+# renders it without console messages (skipped, with the reason, where
+# Chromium is not installed).
 set -u
 BIN=${DC_TEST_BIN:?run through tests/run.sh}
 TMP=${DC_TEST_TMP:-/tmp}/report.$$
@@ -45,6 +46,14 @@ sig=$(grep -o 'src="data:image/png;base64,[^"]*' "$H" | head -1 | cut -d, -f2 | 
 grep -q '<td>clusters</td><td>final</td><td>nmi</td><td class="v">0\.[0-9]*</td><td class="v">0\.[0-9]*</td><td class="v">0\.[0-9]*</td>' "$H" \
   && ok || bad "no NMI row with the random and pixel baselines beside the run"
 grep -q '<th>k</th><td>16</td>' "$H" && ok || bad "configuration table"
+# options changed on resume: listed under the configuration
+cp -r "$RUN" "$TMP/resumed"
+"$BIN" train --data "$DATA" --max-images 256 --batch-size 8 --niter 3 --epochs 3 --reassignment 1 --k 16 --seed 3 \
+  --lr 0.02 --out "$TMP/resumed" >"$TMP/resumed.log" 2>&1 && ok || bad "resumed training: $(tail -3 "$TMP/resumed.log")"
+"$BIN" report --run "$TMP/resumed" >/dev/null 2>&1 && ok || bad "report of the resumed run"
+grep -q '<li>resumed at epoch 2, step 0: lr 0.05 → 0.02, epochs 2 → 3</li>' "$TMP/resumed/report.html" && ok \
+  || bad "no resume note: $(grep -A2 'Changed on resume' "$TMP/resumed/report.html")"
+! grep -q 'Changed on resume' "$H" && ok || bad "a run never resumed lists changes"
 # the images gone: still a page, without thumbnails, saying why
 cp -r "$RUN" "$TMP/moved"
 sed -i -E 's#"data":[[:space:]]*"[^"]*"#"data": "/nonexistent/images"#' "$TMP/moved/config.json"

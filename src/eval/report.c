@@ -573,23 +573,50 @@ static void section_evals(sbuf *b, const cJSON *evals)
     sb_printf(b, "</table></section>\n");
 }
 
-static void section_config(sbuf *b, const cJSON *cfg)
+/* A JSON value as text (strings without their quotes). */
+static void sb_json(sbuf *b, const cJSON *e)
+{
+    if (!e || cJSON_IsNull(e)) sb_printf(b, "unset");
+    else if (cJSON_IsString(e)) sb_html(b, e->valuestring);
+    else {
+        char *t = cJSON_PrintUnformatted(e);
+        sb_html(b, t);
+        cJSON_free(t);
+    }
+}
+
+/* The options in force, and those a resume changed (stats.jsonl "resume"
+ * lines: config.json then holds the new values). */
+static void section_config(sbuf *b, const cJSON *cfg, const cJSON *stats)
 {
     sb_printf(b, "<section id=\"config\"><h2>Configuration</h2>\n<table class=\"cfg\">\n");
-    const cJSON *e;
+    const cJSON *e, *o;
     cJSON_ArrayForEach(e, cfg) {
         sb_printf(b, "<tr><th>");
         sb_html(b, e->string);
         sb_printf(b, "</th><td>");
-        if (cJSON_IsString(e)) sb_html(b, e->valuestring);
-        else {
-            char *t = cJSON_PrintUnformatted(e);
-            sb_html(b, t);
-            cJSON_free(t);
-        }
+        sb_json(b, e);
         sb_printf(b, "</td></tr>\n");
     }
-    sb_printf(b, "</table></section>\n");
+    sb_printf(b, "</table>\n");
+    int n = 0;
+    cJSON_ArrayForEach(o, stats) {
+        if (!is_type(o, "resume")) continue;
+        sb_printf(b, "%s<li>resumed at epoch %d, step %d: ", n++ ? "" : "<p>Changed on resume:</p>\n<ul class=\"resumes\">\n",
+                  (int)num(o, "epoch"), (int)num(o, "step"));
+        int first = 1;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, "changed")) {
+            sb_printf(b, "%s", first ? "" : ", ");
+            first = 0;
+            sb_html(b, e->string);
+            sb_printf(b, " ");
+            sb_json(b, cJSON_GetObjectItemCaseSensitive(e, "was"));
+            sb_printf(b, " → ");
+            sb_json(b, cJSON_GetObjectItemCaseSensitive(e, "now"));
+        }
+        sb_printf(b, "</li>\n");
+    }
+    sb_printf(b, "%s</section>\n", n ? "</ul>\n" : "");
 }
 
 static const char *css =
@@ -710,7 +737,7 @@ dc_status dc_report_write(const char *run, const char *out, const dc_report_opts
                       "</section>\n");
     }
     section_evals(&b, evals);
-    section_config(&b, cfg);
+    section_config(&b, cfg, stats);
     sb_printf(&b, "<footer class=\"note\">written by deepercluster %s</footer>\n</body></html>\n", DC_VERSION_STRING);
 
     dc_afile a;
