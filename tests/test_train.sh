@@ -135,6 +135,12 @@ EV=(--max-images 300 --threads 2)
 "$BIN" eval clusters --weights "$TMP/full" --data "$TEST" "${EV[@]}" --json "$TMP/ec.json" >"$TMP/ec.out" 2>&1 && ok || bad "eval clusters: $(tail -2 "$TMP/ec.out")"
 grep -qE '^final +0\.[0-9]{4} ' "$TMP/ec.out" && ok || bad "eval clusters table: $(cat "$TMP/ec.out")"
 for key in nmi ari acc layer; do grep -q "\"$key\"" "$TMP/ec.json" && ok || bad "eval clusters JSON has no $key"; done
+# more neighbours or clusters than images: refused before any feature is computed
+"$BIN" eval knn --weights "$TMP/full" --train "$TEST" --test "$TEST" --max-images 10 >"$TMP/ek.out" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q -- "--k 20 is more than the 10 training images (set --k to at most 10)" "$TMP/ek.out" \
+  && ! grep -q "^layer" "$TMP/ek.out" && ! grep -q "features:" "$TMP/ek.out" && ok || bad "knn with k > n: exit $rc: $(cat "$TMP/ek.out")"
+"$BIN" eval clusters --weights "$TMP/full" --data "$TEST" --max-images 6 >"$TMP/ek.out" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q "k = 10, the number of classes, is more than the 6 images" "$TMP/ek.out" && ok || bad "clusters with k > n: exit $rc: $(cat "$TMP/ek.out")"
 # the whitening dimension: the run's (config.json), the preset's, raw pixels, or --pca
 want=$(grep -oE '"dim_pca":[[:space:]]*[0-9]+' "$TMP/full/config.json" | grep -oE '[0-9]+$')
 grep -qE "\"pca\":[[:space:]]*$want([,}]|\$)" "$TMP/ec.json" && ok || bad "eval clusters of the run: pca $want expected in $(cat "$TMP/ec.json")"
@@ -207,7 +213,7 @@ for src in "$FOLDER" "$CIFAR"; do
 done
 "$BIN" eval linear --weights pixels --train "$CIFAR" --test "$CIFAR" --json "$TMP/e.json" >"$TMP/e.out" 2>&1 \
   && grep -qE '"top1":[[:space:]]*1,' "$TMP/e.json" && ok || bad "raw pixels of 4 colour classes are not separated: $(cat "$TMP/e.out")"
-"$BIN" eval knn --weights pixels --train "$FOLDER" --test "$FOLDER" >"$TMP/e.out" 2>&1; rc=$?
+"$BIN" eval knn --weights pixels --train "$FOLDER" --test "$FOLDER" --k 3 >"$TMP/e.out" 2>&1; rc=$?
 [ $rc -eq 2 ] && grep -q "needs images of one size" "$TMP/e.out" && ok || bad "pixels of mixed sizes: exit $rc $(cat "$TMP/e.out")"
 
 # a full disk (writes beyond 2 MB fail with EFBIG: RLIMIT_FSIZE, SIGXFSZ

@@ -216,6 +216,11 @@ static dc_status eval_open(eval_job *e)
     if (s != DC_OK) return s;
     e->ntr = nimg(e->dtr, e->max_images);
     e->nte = e->dte ? nimg(e->dte, e->max_images) : 0;
+    int k = e->is_clusters && e->k == 0 ? dc_dataset_nclasses(e->dtr) : e->k;
+    if ((e->is_knn || e->is_clusters) && k > e->ntr) /* before any feature is computed */
+        return dc_set_error(DC_STATUS_ARG, "%s%d%s is more than the %lld %simages (set --k to at most %lld)",
+                            e->k ? "--k " : "k = ", k, e->k ? "" : ", the number of classes,", (long long)e->ntr,
+                            e->is_knn ? "training " : "", (long long)e->ntr);
     e->pixels = strcmp(e->weights, "pixels") == 0;
     if (e->pixels) {
         e->layer = "pixels";
