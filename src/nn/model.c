@@ -366,11 +366,12 @@ dc_status dc_model_init_spec(dc_model *m, const dc_preset *p, int sobel, int in_
         int64_t fixed, per;
         int fit = dc_model_memory(p, sobel, in_c, &fixed, &per) == DC_OK ? dc_model_fit_batch(fixed, per, have) : 0;
         dc_model_free(m);
+        char fits[64] = "not even one image fits";
+        if (fit) snprintf(fits, sizeof fits, "batches of at most %d", fit);
         return dc_set_error(DC_STATUS_NOMEM,
                             "%s for batches of %d images needs %.1f GiB of memory, more than the %.1f GiB this "
-                            "machine allows: %s%d",
-                            p->name, max_batch, need / 1073741824.0, have / 1073741824.0,
-                            fit ? "batches of at most " : "not even one image fits, ", fit);
+                            "machine allows: %s",
+                            p->name, max_batch, need / 1073741824.0, have / 1073741824.0, fits);
     }
     m->params = dc_calloc((size_t)m->nparams, sizeof(float), "parameters");
     m->grads = dc_calloc((size_t)m->nparams, sizeof(float), "gradients");
