@@ -66,6 +66,8 @@ static void test_memory_plan(void)
     int64_t total = dc_memory_total(), budget = dc_memory_budget();
     CHECK(total > 0);
     CHECK(budget > 0 && budget < total);
+    int64_t avail = dc_memory_available();
+    CHECK(avail > 0 && avail <= total);
     const dc_preset *p = dc_preset_find("vgg16");
     int64_t fixed, per;
     CHECK(dc_model_memory(p, 0, 3, &fixed, &per) == DC_OK);

@@ -139,6 +139,9 @@ void dc_alloc_fail_after(long n);
 /// are about to fill against it, so that a configuration too large for the
 /// machine fails with a message instead of being killed by the kernel.
 int64_t dc_memory_total(void);
+/// Bytes of memory free for new work now (Linux's MemAvailable, at most
+/// dc_memory_total()), or 0 when unknown.
+int64_t dc_memory_available(void);
 /// What one job's big buffers may take: nine tenths of dc_memory_total(),
 /// the rest left for libraries, stacks and small allocations (0: unknown).
 int64_t dc_memory_budget(void);

@@ -10,7 +10,6 @@
 #include "dc/io.h"
 #include "dc/train.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -297,20 +296,12 @@ static dc_status score_linear(const eval_job *e, const char *lname, float *xtr, 
 }
 
 /* How much the features of layers extracted together may take: --memory-mb,
- * else half the memory the system has available (MemAvailable, Linux), else
- * 4 GB. */
+ * else half the memory the system has available, else 4 GB. */
 static int64_t feature_budget(int64_t memory_mb)
 {
     if (memory_mb > 0) return memory_mb << 20;
-    int64_t kb = -1;
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (f) {
-        char line[256];
-        while (kb < 0 && fgets(line, sizeof line, f))
-            if (sscanf(line, "MemAvailable: %" SCNd64 " kB", &kb) != 1) kb = -1;
-        fclose(f);
-    }
-    return kb > 0 ? kb * 1024 / 2 : (int64_t)4 << 30;
+    int64_t avail = dc_memory_available();
+    return avail > 0 ? avail / 2 : (int64_t)4 << 30;
 }
 
 /* The layers named by --layer (all: conv1 … convN, then final) into a new

@@ -132,3 +132,17 @@ int64_t dc_memory_total(void)
 }
 
 int64_t dc_memory_budget(void) { return dc_memory_total() / 10 * 9; }
+
+int64_t dc_memory_available(void)
+{
+    long long kb = -1;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        while (kb < 0 && fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %lld kB", &kb) != 1) kb = -1;
+        fclose(f);
+    }
+    int64_t avail = kb > 0 ? (int64_t)kb * 1024 : 0, total = dc_memory_total();
+    return total > 0 && avail > total ? total : avail; /* a cgroup's limit caps it */
+}
