@@ -2,13 +2,7 @@
 # test_cli.sh — the command-line contract: help, version, exit status 2 with
 # a one-line message for every usage error, and `inspect` on each format.
 # Needs DC_TEST_BIN (set by tests/run.sh).
-set -u
-BIN=${DC_TEST_BIN:?run through tests/run.sh}
-TMP=${DC_TEST_TMP:-/tmp}/cli.$$
-mkdir -p "$TMP"
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/lib.sh" cli
 
 # expect STATUS PATTERN -- ARGS...: exit status and a grep pattern on
 # stdout+stderr; usage errors must also be a single line on stderr.
@@ -94,5 +88,4 @@ expect 1 "i64_v1.npy: label -5 at index 0 is negative" -- metrics --pred "$TMP/a
 expect 2 "missing required option --labels" -- metrics --pred "$TMP/a1.npy"
 
 rm -rf "$TMP"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

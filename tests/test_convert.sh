@@ -5,16 +5,10 @@
 # prefixed 'module.'), converted by tools/convert_pytorch.py, run by the C
 # engine; its features must equal PyTorch's. Needs Debian's python3-torch:
 # skipped, with the reason, where it is not installed (as in CI).
-set -u
-B=$(dirname "$DC_TEST_BIN")
+. "$(dirname "$0")/lib.sh" convert
+B=$(dirname "$BIN")
 PY=/usr/bin/python3
-if ! $PY -c "import torch, numpy" 2>/dev/null; then
-  echo "SKIP: $PY has no torch (apt-get install python3-torch) — converter round trip not run"
-  echo "0 passed, 0 failed"; exit 0
-fi
-TMP=${DC_TEST_TMP:-/tmp}/convert.$$
-mkdir -p "$TMP"
-pass=0; fail=0
+$PY -c "import torch, numpy" 2>/dev/null || skip "$PY has no torch (apt-get install python3-torch) — converter round trip not run"
 for sobel in 1 0; do
   $PY - "$TMP" $sobel "$DC_TEST_ROOT" <<'PYEOF' || { fail=$((fail + 1)); continue; }
 import os, sys
@@ -51,5 +45,4 @@ PYEOF
   pass=$((pass + ${p:-0})); fail=$((fail + ${f:-1}))
 done
 rm -rf "$TMP"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -2,22 +2,15 @@
 # test_mpi.sh — the communication module and distributed k-means under
 # mpirun with 2 and 4 ranks (oversubscribed on this 2-core machine), and a
 # failing rank bringing the whole job down with its message, quickly.
-set -u
-B=$(dirname "$DC_TEST_BIN")
+. "$(dirname "$0")/lib.sh" mpi
+B=$(dirname "$BIN")
 PROG="$B/tests/test_comm"
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-if ! command -v mpirun >/dev/null; then
-  echo "SKIP: mpirun not installed (apt-get install openmpi-bin)"; echo "0 passed, 0 failed"; exit 0
-fi
+command -v mpirun >/dev/null || skip "mpirun not installed (apt-get install openmpi-bin)"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0  # OpenMPI's own allocations
 export OMP_NUM_THREADS=1
 out=$(mpirun --oversubscribe -np 1 "$PROG" 2>&1)
-if ! grep -q "backend mpi" <<<"$out"; then
-  echo "SKIP: this build has no MPI ($(head -1 <<<"$out"))"; echo "0 passed, 0 failed"; exit 0
-fi
+grep -q "backend mpi" <<<"$out" || skip "this build has no MPI ($(head -1 <<<"$out"))"
 for np in 2 3 4; do
   out=$(timeout 300 mpirun --oversubscribe -np $np "$PROG" 2>&1); rc=$?
   [ $rc -eq 0 ] && ok || bad "mpirun -np $np exited $rc: $out"
@@ -79,5 +72,4 @@ if [ -e "$DATA" ]; then
   [ $took -le 30 ] && ok || bad "failing W=2 run took ${took}s to stop"
   rm -rf "$TMP"
 fi
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

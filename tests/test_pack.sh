@@ -3,13 +3,7 @@
 # an image folder with broken files; one shard or several), so features and
 # a whole training run are bit-identical; resizing; refusals; damaged packs
 # rejected with the file and the problem named.
-set -u
-BIN=${DC_TEST_BIN:?run through tests/run.sh}
-TMP=${DC_TEST_TMP:-/tmp}/pack.$$
-mkdir -p "$TMP"
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/lib.sh" pack
 export OMP_NUM_THREADS=2
 hashes() { "$BIN" inspect --hash "$1" | grep ' hash '; }
 same_features() { # SRC PACK LAYER ARGS...
@@ -55,5 +49,4 @@ if [ -e "$DATA" ]; then
   [ $rc -eq 1 ] && grep -q "shard-00002.bin" "$TMP/d4.log" && ok || bad "missing shard: exit $rc $(cat "$TMP/d4.log")"
 fi
 rm -rf "$TMP"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -3,17 +3,9 @@
 # methods, a random network and raw pixels) end to end at a tiny size: it
 # trains the three runs and prints the Markdown table, a row per network
 # with NMI/ARI/ACC and the probe of every layer (raw pixels: the last).
-set -u
-BIN=${DC_TEST_BIN:?run through tests/run.sh}
+. "$(dirname "$0")/lib.sh" quality
+need_fmnist
 ROOT=${DC_TEST_ROOT:?run through tests/run.sh}
-TMP=${DC_TEST_TMP:-/tmp}/quality.$$
-mkdir -p "$TMP"
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-  echo "SKIP: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"; echo "0 passed, 0 failed"; exit 0
-fi
 export OMP_NUM_THREADS=2
 BIN=$BIN OUT=$TMP/q IMAGES=128 EPOCHS=1 PROBE_IMAGES=100 TEST_IMAGES=100 \
   bash "$ROOT/scripts/quality.sh" >"$TMP/table.md" 2>"$TMP/err" && ok || bad "quality.sh failed: $(tail -3 "$TMP/err")"
@@ -26,5 +18,4 @@ for m in deepercluster deepcluster rotnet random; do
 done
 grep -qE "^\| pixels( \| ($num)){3}( \| –){6} \| ($num) \|$" "$TMP/table.md" && ok || bad "row pixels: $(grep '^| pixels' "$TMP/table.md")"
 grep -q "128 training images, 1 epochs" "$TMP/table.md" && ok || bad "no settings line"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -6,18 +6,10 @@
 # options a resume changed); bad runs are refused; and headless Chromium
 # renders it without console messages (skipped, with the reason, where
 # Chromium is not installed).
-set -u
-BIN=${DC_TEST_BIN:?run through tests/run.sh}
-TMP=${DC_TEST_TMP:-/tmp}/report.$$
-mkdir -p "$TMP"
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-DATA=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-TEST=${DATA/train-images/t10k-images}
-if [ ! -e "$DATA" ]; then
-  echo "SKIP: $DATA not installed (apt-get install dataset-fashion-mnist)"; echo "0 passed, 0 failed"; exit 0
-fi
+. "$(dirname "$0")/lib.sh" report
+need_fmnist
+DATA=$FMNIST/train-images-idx3-ubyte.gz
+TEST=$FMNIST/t10k-images-idx3-ubyte.gz
 export OMP_NUM_THREADS=2
 RUN=$TMP/run
 "$BIN" train --data "$DATA" --max-images 256 --batch-size 8 --niter 3 --epochs 2 --reassignment 1 --k 16 --seed 3 \
@@ -84,5 +76,4 @@ else
   mkdir -p "$DC_TEST_ROOT/build" && cp "$TMP/shot.png" "$DC_TEST_ROOT/build/report-screenshot.png" 2>/dev/null
 fi
 rm -rf "$TMP"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -4,18 +4,9 @@
 # and write the run directory, the loss goes down, and a run interrupted by
 # SIGTERM (checkpoint, then exit) or SIGKILL (at any moment) and resumed ends
 # with weights bit-identical to an uninterrupted run.
-set -u
-BIN=${DC_TEST_BIN:?run through tests/run.sh}
-TMP=${DC_TEST_TMP:-/tmp}/train.$$
-mkdir -p "$TMP"
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-DATA=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-if [ ! -e "$DATA" ]; then
-  echo "SKIP: $DATA not installed (apt-get install dataset-fashion-mnist)"
-  echo "0 passed, 0 failed"; exit 0
-fi
+. "$(dirname "$0")/lib.sh" train
+need_fmnist
+DATA=$FMNIST/train-images-idx3-ubyte.gz
 export OMP_NUM_THREADS=2
 TINY=(--data "$DATA" --max-images 256 --batch-size 8 --niter 3)
 
@@ -237,5 +228,4 @@ cmp -s "$TMP/full.hash" "$TMP/disk.hash" && ok || bad "the checkpoint was damage
 [ $rc -eq 2 ] && grep -q "holds a run with other settings" "$TMP/o.log" && ok || bad "other settings accepted (exit $rc)"
 
 rm -rf "$TMP"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary
