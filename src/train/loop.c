@@ -168,7 +168,9 @@ typedef struct {
 
 static const char *run_path(run_state *r, const char *name)
 {
-    snprintf(r->path, sizeof r->path, "%s/%s", r->c->out, name);
+    size_t n = strlen(r->c->out);
+    while (n > 1 && r->c->out[n - 1] == '/') n--; /* "RUN/" names RUN too */
+    snprintf(r->path, sizeof r->path, "%.*s/%s", (int)n, r->c->out, name);
     return r->path;
 }
 
