@@ -960,8 +960,8 @@ static void add_change(cJSON *changed, const char *key, const cJSON *was, const 
     char *a = was ? cJSON_PrintUnformatted(was) : NULL, *b = now ? cJSON_PrintUnformatted(now) : NULL;
     size_t len = strlen(msg);
     snprintf(msg + len, n - len, "%s%s %s (was %s)", len ? ", " : "", key, b ? b : "unset", a ? a : "unset");
-    free(a);
-    free(b);
+    cJSON_free(a);
+    cJSON_free(b);
 }
 
 /* A resumed run whose options outside the checkpoint's fingerprint differ
@@ -985,8 +985,10 @@ static dc_status note_resume(run_state *r, const progress_state *ps)
         if (strcmp(item->string, "out") != 0 && !(old && cJSON_Compare(old, item, 1)))
             add_change(changed, item->string, old, item, msg, sizeof msg);
     }
-    cJSON_ArrayForEach(item, was)
-        if (!cJSON_GetObjectItemCaseSensitive(now, item->string)) add_change(changed, item->string, item, NULL, msg, sizeof msg);
+    cJSON_ArrayForEach(item, was) {
+        if (!cJSON_GetObjectItemCaseSensitive(now, item->string))
+            add_change(changed, item->string, item, NULL, msg, sizeof msg);
+    }
     if (cJSON_GetArraySize(changed) > 0) {
         dc_log_info("resuming with other options than the run's config.json: %s", msg);
         cJSON *line = cJSON_CreateObject();
@@ -1219,8 +1221,8 @@ dc_status dc_train_run(dc_train_config *c)
     }
     run_state r;
     FILE *log = NULL;
-    if ((s = run_init(&r, c, d, n)) || (s = check_memory(&r)) || (s = ensure_dir(c->out)) || (s = ensure_dir(run_path(&r, "assignments"))) ||
-        (s = ensure_dir(run_path(&r, "checkpoints")))) {
+    if ((s = run_init(&r, c, d, n)) || (s = check_memory(&r)) || (s = ensure_dir(c->out)) ||
+        (s = ensure_dir(run_path(&r, "assignments"))) || (s = ensure_dir(run_path(&r, "checkpoints")))) {
         dc_dataset_close(d);
         return s;
     }
