@@ -123,10 +123,30 @@ int64_t dc_memory_total(void)
         long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
         if (pages > 0 && size > 0) total = (int64_t)pages * size;
     }
-    static const char *limits[] = {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
-    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
-        int64_t v = cgroup_limit(limits[i]);
+    /* this process's memory cgroup (v2: "0::/path"; v1: "N:memory:/path")
+     * and every cgroup above it, up to the root */
+    char line[1024], dir[1024] = "", file[1200];
+    int v2 = 1;
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    while (f && fgets(line, sizeof line, f)) {
+        char *rest = strchr(line, ':'), *path = rest ? strchr(rest + 1, ':') : NULL;
+        if (!path) continue;
+        path[strcspn(path, "\n")] = '\0';
+        if (strncmp(rest, ":memory:", 8) == 0 || (strncmp(rest, "::", 2) == 0 && !dir[0])) {
+            v2 = strncmp(rest, "::", 2) == 0;
+            snprintf(dir, sizeof dir, "%s", path + 1);
+        }
+    }
+    if (f) fclose(f);
+    for (;;) {
+        snprintf(file, sizeof file, "/sys/fs/cgroup%s%s/%s", v2 ? "" : "/memory", strcmp(dir, "/") ? dir : "",
+                 v2 ? "memory.max" : "memory.limit_in_bytes");
+        int64_t v = cgroup_limit(file);
         if (v > 0 && (total <= 0 || v < total)) total = v;
+        char *slash = strrchr(dir, '/');
+        if (!slash || dir[0] == '\0' || strcmp(dir, "/") == 0) break;
+        *slash = '\0';
+        if (dir[0] == '\0') snprintf(dir, sizeof dir, "/");
     }
     return total;
 }
