@@ -104,7 +104,7 @@ int dc_cmd_features(int argc, char **argv)
     int64_t seed = 0, max_images = 0;
     const dc_opt opts[] = {
         {"weights", NULL, DC_OPT_STRING, &weights, 0, 0, NULL, 1, "W", "RUN directory, weights .safetensors, or random:<preset>"},
-        {"data", NULL, DC_OPT_STRING, &data, 0, 0, NULL, 1, "SRC", "images (IDX file, CIFAR batches)"},
+        {"data", NULL, DC_OPT_STRING, &data, 0, 0, NULL, 1, "SRC", "images: IDX, CIFAR batches, image folder or .txt list, pack"},
         {"labels", NULL, DC_OPT_STRING, &labels, 0, 0, NULL, 0, "FILE", "IDX labels, when not beside the images"},
         {"layer", NULL, DC_OPT_STRING, &layer, 0, 0, NULL, 0, "NAME",
          "final (the body's output) or convN (after its ReLU, average-pooled under 10k values)"},
@@ -169,7 +169,7 @@ static int eval_options(eval_job *e, dc_opt *opts)
     opts[no++] = (dc_opt){"weights", NULL, DC_OPT_STRING, &e->weights, 0, 0, NULL, 1, "W",
                           "RUN directory, weights .safetensors, random:<preset>, or pixels (raw-pixel baseline)"};
     if (e->is_clusters) {
-        opts[no++] = (dc_opt){"data", NULL, DC_OPT_STRING, &e->data, 0, 0, NULL, 1, "SRC", "labelled images"};
+        opts[no++] = (dc_opt){"data", NULL, DC_OPT_STRING, &e->data, 0, 0, NULL, 1, "SRC", "labelled images (IDX with labels, CIFAR, class folders, pack)"};
         opts[no++] = (dc_opt){"k", NULL, DC_OPT_INT, &e->k, 0, 1e6, NULL, 0, "K", "clusters (0: the number of classes)"};
         opts[no++] = (dc_opt){"pca", NULL, DC_OPT_INT, &e->dim_pca, -1, 1e5, NULL, 0, "D",
                               "PCA-whiten to D dimensions + L2 first (0: raw features; -1: as the run's "
@@ -178,8 +178,8 @@ static int eval_options(eval_job *e, dc_opt *opts)
         opts[no++] = (dc_opt){"restarts", NULL, DC_OPT_INT, &e->restarts, 1, 1000, NULL, 0, "R",
                               "k-means runs from different starts; the lowest objective is scored"};
     } else {
-        opts[no++] = (dc_opt){"train", NULL, DC_OPT_STRING, &e->train, 0, 0, NULL, 1, "SRC", "labelled training images"};
-        opts[no++] = (dc_opt){"test", NULL, DC_OPT_STRING, &e->test, 0, 0, NULL, 1, "SRC", "labelled test images"};
+        opts[no++] = (dc_opt){"train", NULL, DC_OPT_STRING, &e->train, 0, 0, NULL, 1, "SRC", "labelled training images (as --test)"};
+        opts[no++] = (dc_opt){"test", NULL, DC_OPT_STRING, &e->test, 0, 0, NULL, 1, "SRC", "labelled test images (IDX with labels, CIFAR, class folders, pack)"};
     }
     if (e->is_knn) {
         opts[no++] = (dc_opt){"k", NULL, DC_OPT_INT, &e->k, 1, 4096, NULL, 0, "K", "neighbours (default 20)"};

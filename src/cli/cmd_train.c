@@ -26,7 +26,8 @@ int dc_cmd_train(int argc, char **argv)
     dc_train_config c;
     dc_train_config_defaults(&c, method);
     const dc_opt opts[] = {
-        {"data", "data-path", DC_OPT_STRING, &c.data, 0, 0, NULL, 1, "SRC", "training images (IDX file, CIFAR batches)"},
+        {"data", "data-path", DC_OPT_STRING, &c.data, 0, 0, NULL, 1, "SRC",
+         "training images: IDX, CIFAR batches, image folder or .txt list, pack"},
         {"labels", NULL, DC_OPT_STRING, &c.labels, 0, 0, NULL, 0, "FILE",
          "IDX labels (found beside the images by default); used only to report cluster quality"},
         {"out", "dump-path", DC_OPT_STRING, &c.out, 0, 0, NULL, 1, "RUN", "run directory (resumed if it holds a checkpoint)"},
