@@ -6,6 +6,7 @@
 #include "dc/core.h"
 
 #include <math.h>
+#include <string.h>
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
@@ -130,25 +131,22 @@ double dc_rng_normal(dc_rng *r)
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-void dc_rng_shuffle_i32(dc_rng *r, int32_t *a, size_t n)
+/* Fisher–Yates over n elements of `size` bytes: the same draws whatever the
+ * element type (inlined with a constant size by each caller below). */
+static inline void shuffle(dc_rng *r, void *a, size_t n, size_t size)
 {
+    unsigned char *p = a, t[8];
     for (size_t i = n; i > 1; i--) {
         size_t j = (size_t)dc_rng_below(r, i);
-        int32_t t = a[i - 1];
-        a[i - 1] = a[j];
-        a[j] = t;
+        memcpy(t, p + (i - 1) * size, size);
+        memcpy(p + (i - 1) * size, p + j * size, size);
+        memcpy(p + j * size, t, size);
     }
 }
 
-void dc_rng_shuffle_i64(dc_rng *r, int64_t *a, size_t n)
-{
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)dc_rng_below(r, i);
-        int64_t t = a[i - 1];
-        a[i - 1] = a[j];
-        a[j] = t;
-    }
-}
+void dc_rng_shuffle_i32(dc_rng *r, int32_t *a, size_t n) { shuffle(r, a, n, sizeof *a); }
+
+void dc_rng_shuffle_i64(dc_rng *r, int64_t *a, size_t n) { shuffle(r, a, n, sizeof *a); }
 
 /* Floyd's algorithm: k distinct values of [0, n) with an O(k) open-addressing
  * set, then a Fisher–Yates pass, because Floyd's insertion order is biased
