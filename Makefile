@@ -9,6 +9,9 @@
 #   make NO_OMP=1        build without OpenMP
 #   make NO_DNNL=1       GEMM through OpenBLAS instead of oneDNN
 #   make NO_MPI=1        without MPI (single-process communication backend)
+#   make install         the program, the library (static and shared), its
+#                        headers and deepercluster.pc under $(PREFIX)
+#                        (/usr/local; DESTDIR for staging); make uninstall
 #
 # Dependencies come from Debian packages (scripts/setup.sh) via pkg-config.
 
@@ -30,7 +33,8 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
-CFLAGS_COMMON := $(WARN) -Iinclude -Isrc $(PKG_CFLAGS) -MMD -MP
+# -fPIC: the same objects make the static and the shared library.
+CFLAGS_COMMON := $(WARN) -Iinclude -Isrc $(PKG_CFLAGS) -fPIC -MMD -MP
 LDLIBS := $(PKG_LIBS) -lm -lpthread
 
 ifneq ($(NO_DNNL),1)
@@ -79,19 +83,27 @@ CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
 CLI_ARGS_OBJ := $(B)/src/cli/args.o # the option parser, unit-tested
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 
+VERSION := $(shell sed -n 's/^\#define DC_VERSION_STRING "\(.*\)"/\1/p' include/dc/core.h)
+SONAME := libdeepercluster.so.$(firstword $(subst ., ,$(VERSION)))
 LIB := $(B)/libdeepercluster.a
+SHLIB := $(B)/libdeepercluster.so.$(VERSION)
 BIN := $(B)/deepercluster
 
-.PHONY: all test check clean features
+.PHONY: all test check clean features install uninstall
 .SECONDARY:
-all: features $(BIN) $(TEST_BIN)
+all: features $(BIN) $(SHLIB) $(TEST_BIN)
 
 features:
 	@pkg-config --exists $(PKGS) && echo "✓ dependencies ($(PKGS))" || \
 	  { echo "✗ missing pkg-config packages; run scripts/setup.sh"; exit 1; }
 	@echo "  build=$(BUILD) march=$(MARCH) openmp=$(if $(filter 1,$(NO_OMP)),off,on) onednn=$(if $(filter 1,$(NO_DNNL)),off,on) mpi=$(if $(HAVE_MPI),on,off)"
 
-$(B)/%.o: %.c
+# Objects are rebuilt when the flags change (AVX512=1, NO_DNNL=1, a new
+# flag in this file): $(FLAGS) holds the last ones.
+FLAGS := $(B)/.cflags
+$(shell mkdir -p $(B) && { echo '$(CFLAGS)' | cmp -s - $(FLAGS) || echo '$(CFLAGS)' > $(FLAGS); })
+
+$(B)/%.o: %.c $(FLAGS)
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
@@ -99,6 +111,9 @@ $(B)/%.o: %.c
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+$(SHLIB): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
@@ -115,6 +130,29 @@ check:
 
 clean:
 	rm -rf build
+
+# Installation. deepercluster.pc: `pkg-config --cflags --libs deepercluster`
+# for the shared library, `--static` adds what the static one needs.
+PREFIX ?= /usr/local
+DEST := $(DESTDIR)$(PREFIX)
+PC_REQUIRES_PRIVATE := $(filter-out libcjson,$(PKGS))$(if $(HAVE_MPI), ompi-c)
+PC_LIBS_PRIVATE := $(if $(filter 1,$(NO_DNNL)),,-ldnnl )$(if $(filter 1,$(NO_OMP)),,-lgomp )-lm -lpthread
+install: all
+	install -d $(DEST)/bin $(DEST)/lib/pkgconfig $(DEST)/include/dc
+	install -m 755 $(BIN) $(DEST)/bin/
+	install -m 644 $(LIB) $(DEST)/lib/
+	install -m 755 $(SHLIB) $(DEST)/lib/
+	ln -sf libdeepercluster.so.$(VERSION) $(DEST)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DEST)/lib/libdeepercluster.so
+	install -m 644 include/dc/*.h $(DEST)/include/dc/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES_PRIVATE)|' -e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|' \
+	    deepercluster.pc.in > $(DEST)/lib/pkgconfig/deepercluster.pc
+
+uninstall:
+	rm -f $(DEST)/bin/deepercluster $(DEST)/lib/libdeepercluster.a $(DEST)/lib/libdeepercluster.so* \
+	      $(DEST)/lib/pkgconfig/deepercluster.pc
+	rm -rf $(DEST)/include/dc
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:%=%.d)
 

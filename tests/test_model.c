@@ -325,6 +325,44 @@ static void test_blocked_equals_nchw(void)
     }
 }
 
+/* A weights file back into a model: preset found from the tensors or named
+ * by the metadata; layers by name. */
+static void test_load_file_and_layer_names(void)
+{
+    dc_model a, b;
+    CHECK(dc_model_init(&a, "vgg-s32", 1, 1, 0, 5) == DC_OK);
+    CHECK_EQ_INT(a.max_batch, dc_preset_batch(dc_preset_find("vgg-s32"))); /* 0: the preset's batch */
+    const char *p = test_path("vgg-s32.safetensors");
+    dc_st_writer *w = dc_st_writer_new();
+    dc_model_add_tensors(&a, w);
+    CHECK(dc_st_writer_write(w, p) == DC_OK);
+    CHECK(dc_model_load_file(&b, p, 1, 2) == DC_OK); /* no metadata: matched against the presets */
+    CHECK(b.preset == a.preset && b.sobel == 1 && b.max_batch == 2);
+    CHECK(memcmp(a.params, b.params, (size_t)a.nparams * sizeof(float)) == 0);
+    CHECK(memcmp(a.stats, b.stats, (size_t)a.nstats * sizeof(float)) == 0);
+    dc_model_free(&b);
+    const char *q = test_path("vgg-s64.safetensors");
+    dc_st_writer_set_meta(w, "arch", "vgg-s64");
+    CHECK(dc_st_writer_write(w, q) == DC_OK);
+    dc_st_writer_free(w);
+    CHECK(dc_model_load_file(&b, q, 1, 2) == DC_STATUS_FORMAT);
+    CHECK_STR_CONTAINS(dc_last_error(), "weights do not fit vgg-s64 with 1-channel input");
+    CHECK(dc_model_load_file(&b, p, 3, 2) == DC_STATUS_FORMAT); /* Sobel: 2 channels reach conv1 either way, */
+    CHECK_STR_CONTAINS(dc_last_error(), "any preset");           /* but the grey 1x1 conv has 3 inputs     */
+    CHECK(dc_model_load_file(&b, test_path("missing.safetensors"), 1, 2) == DC_STATUS_IO);
+
+    CHECK_EQ_INT(dc_model_layer_find(&a, "final"), a.nlayers - 1);
+    CHECK_EQ_INT(dc_model_layer_find(&a, "conv1"), dc_model_conv_relu(&a, 1));
+    CHECK_EQ_INT(dc_model_layer_find(&a, "conv6"), dc_model_conv_relu(&a, 6));
+    CHECK(dc_model_layer_find(&a, "conv1") >= 0 && dc_model_layer_find(&a, "conv6") > dc_model_layer_find(&a, "conv1"));
+    const char *badnames[] = {"conv7", "conv0", "conv", "conv2x", "fc", ""};
+    for (int i = 0; i < 6; i++) {
+        CHECK_EQ_INT(dc_model_layer_find(&a, badnames[i]), -1);
+        CHECK_STR_CONTAINS(dc_last_error(), "expected final or conv1 ... conv6");
+    }
+    dc_model_free(&a);
+}
+
 int main(void)
 {
     dc_log_set_level(DC_LOG_WARN);
@@ -333,6 +371,7 @@ int main(void)
     test_gradients();
     test_blocked_equals_nchw();
     test_modes_and_io();
+    test_load_file_and_layer_names();
     test_sgd_and_heads();
     return TEST_SUMMARY();
 }

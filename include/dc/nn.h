@@ -124,7 +124,8 @@ typedef struct dc_model {
 } dc_model;
 
 /// Builds a model for `preset`, input channels `in_c` (1 or 3) and batches
-/// up to max_batch; every buffer is allocated here, none in a step.
+/// up to max_batch (0: the preset's default, dc_preset_batch); every buffer
+/// is allocated here, none in a step.
 /// Parameters are initialised as SPEC §2 from (seed, DC_RNG_STREAM_INIT).
 dc_status dc_model_init(dc_model *m, const char *preset, int sobel, int in_c, int max_batch,
                         uint64_t seed);
@@ -168,6 +169,15 @@ typedef struct dc_st_writer dc_st_writer;
 typedef struct dc_st_file dc_st_file;
 void dc_model_add_tensors(const dc_model *m, dc_st_writer *w);
 dc_status dc_model_load_tensors(dc_model *m, const dc_st_file *f);
+/// A model built from a weights file (safetensors, as `train` writes or
+/// tools/convert_pytorch.py converts): the architecture from its "arch"
+/// metadata, else the preset whose names and shapes the tensors match;
+/// Sobel when the file has the Sobel stage. Input channels in_c, batches
+/// up to max_batch (0: the preset's default).
+dc_status dc_model_load_file(dc_model *m, const char *path, int in_c, int max_batch);
+/// Index of the layer named `name` — "final" (the body's output) or "convN"
+/// (the ReLU after the N-th trained conv) — or -1 with the error set.
+int dc_model_layer_find(const dc_model *m, const char *name);
 
 /* ------------------------------------------------------------------------ */
 /* Heads and SGD                                                            */

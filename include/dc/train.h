@@ -14,8 +14,16 @@
 #include "dc/data.h"
 #include "dc/nn.h"
 
-#include <stdatomic.h>
 #include <stdint.h>
+
+/* The stop flag's type, the same object seen from C and from C++. */
+#ifdef __cplusplus
+#include <atomic>
+typedef std::atomic<int> dc_stop_flag;
+#else
+#include <stdatomic.h>
+typedef atomic_int dc_stop_flag;
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -158,7 +166,7 @@ typedef struct dc_train_config {
                                 this one alone): each takes a share of every
                                 global batch and of the feature extraction;
                                 rank 0 writes the run directory          */
-    atomic_int *stop;        /* polled after each step and clustering: when
+    dc_stop_flag *stop;      /* polled after each step and clustering: when
                                 nonzero (e.g. the signal number), a
                                 checkpoint is written and the run stops with
                                 DC_STATUS_INTERRUPTED; NULL: never           */

@@ -287,7 +287,7 @@ dc_status dc_model_init(dc_model *m, const char *preset, int sobel, int in_c, in
     memset(m, 0, sizeof *m);
     const dc_preset *p = dc_preset_find(preset);
     if (!p) return dc_set_error(DC_STATUS_ARG, "unknown architecture '%s' (presets: %s)", preset, dc_preset_names());
-    return dc_model_init_spec(m, p, sobel, in_c, max_batch, seed);
+    return dc_model_init_spec(m, p, sobel, in_c, max_batch > 0 ? max_batch : dc_preset_batch(p), seed);
 }
 
 static void create_convs(dc_model *m);
@@ -802,4 +802,47 @@ dc_status dc_model_load_tensors(dc_model *m, const dc_st_file *f)
         s = dc_st_read(f, t[i].name, t[i].dtype, t[i].ndim, t[i].shape, t[i].data);
     dc_free(t);
     return s;
+}
+
+dc_status dc_model_load_file(dc_model *m, const char *path, int in_c, int max_batch)
+{
+    dc_st_file *f;
+    dc_status s = dc_st_open(path, &f);
+    if (s) return s;
+    int sobel = dc_st_find(f, "sobel.0.weight") != NULL;
+    const char *arch = dc_st_meta(f, "arch");
+    static const char *const tried[] = {"vgg-s32", "vgg-s64", "vgg16"};
+    int ntry = arch ? 1 : (int)(sizeof tried / sizeof tried[0]);
+    s = DC_STATUS_FORMAT;
+    for (int i = 0; i < ntry && s; i++) {
+        dc_status si = dc_model_init(m, arch ? arch : tried[i], sobel, in_c, max_batch, 0);
+        if (si == DC_STATUS_NOMEM) {
+            dc_st_close(f);
+            return si;
+        }
+        if (si != DC_OK) continue;
+        s = dc_model_load_tensors(m, f);
+        if (s) dc_model_free(m);
+    }
+    if (s) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", dc_last_error());
+        /* before the close: arch points into the file's header */
+        dc_set_error(DC_STATUS_FORMAT, "%s: weights do not fit %s with %d-channel input (%s)", path,
+                     arch ? arch : "any preset", in_c, why);
+    }
+    dc_st_close(f);
+    return s ? DC_STATUS_FORMAT : DC_OK;
+}
+
+int dc_model_layer_find(const dc_model *m, const char *name)
+{
+    if (strcmp(name, "final") == 0) return m->nlayers - 1;
+    if (strncmp(name, "conv", 4) == 0) {
+        char *end;
+        long j = strtol(name + 4, &end, 10);
+        if (end != name + 4 && *end == '\0' && j >= 1 && j <= dc_model_nconv(m)) return dc_model_conv_relu(m, (int)j);
+    }
+    dc_set_error(DC_STATUS_ARG, "layer %s: expected final or conv1 ... conv%d", name, dc_model_nconv(m));
+    return -1;
 }
