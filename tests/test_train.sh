@@ -223,6 +223,17 @@ cmp -s "$TMP/full.hash" "$TMP/disk.hash" && ok || bad "the checkpoint was damage
 "$BIN" train "${RUN[@]}" --out /proc/version/run >"$TMP/nw.log" 2>&1; rc=$?
 [ $rc -eq 1 ] && grep -q "/proc/version/run" "$TMP/nw.log" && ok || bad "uncreatable --out: exit $rc $(cat "$TMP/nw.log")"
 
+# a checkpoint whose metadata was damaged (a key renamed, a number
+# garbled; the header keeps its length): a clear error naming the key
+for edit in 's/"epoch":"(\d+)"/"epocX":"$1"/' 's/"step":"(\d)"/"step":"x"/'; do
+  rm -rf "$TMP/meta"; cp -r "$TMP/full" "$TMP/meta"
+  perl -0777 -pi -e "$edit" "$TMP/meta/checkpoint.safetensors"
+  key=$(echo "$edit" | sed 's/^s\/"\([a-z]*\)".*/\1/')
+  "$BIN" train "${RUN[@]}" --out "$TMP/meta" >"$TMP/meta.log" 2>&1; rc=$?
+  [ $rc -eq 1 ] && grep -q "checkpoint.safetensors: metadata '$key' is missing or not a number" "$TMP/meta.log" && ok \
+    || bad "damaged checkpoint metadata ($key): exit $rc: $(tail -1 "$TMP/meta.log")"
+done
+
 # a run directory of other settings is refused, not overwritten
 "$BIN" train "${RUN[@]}" --out "$TMP/full" --k 32 >"$TMP/o.log" 2>&1; rc=$?
 [ $rc -eq 2 ] && grep -q "holds a run with other settings" "$TMP/o.log" && ok || bad "other settings accepted (exit $rc)"

@@ -371,6 +371,41 @@ static dc_status load_assignments(run_state *r, int epoch)
     return s;
 }
 
+/* The checkpoint's metadata `key`, a number: into *out, or an error naming
+ * the key (a damaged or hand-edited file, not a crash). */
+static dc_status meta_number(const dc_st_file *f, const char *key, const char **out)
+{
+    const char *v = dc_st_meta(f, key);
+    char *end = NULL;
+    if (v) (void)strtod(v, &end);
+    if (!v || end == v || *end != '\0')
+        return dc_set_error(DC_STATUS_FORMAT, "%s: metadata '%s' is missing or not a number", dc_st_path(f), key);
+    *out = v;
+    return DC_OK;
+}
+
+/* The counters a checkpoint records: epoch and step, the stepper's and the
+ * model's positions, the running sums of the epoch's statistics, the
+ * epoch's seconds and the epoch of the assignments in force. */
+static dc_status load_counters(const dc_st_file *f, run_state *r, progress_state *ps, int *assign_epoch)
+{
+    const char *v[13];
+    const char *keys[13] = {"epoch", "step", "body_first", "model_step", "sum0", "sum1", "sum2",
+                            "sum3", "sum4", "sum5", "sum6", "seconds", "assign_epoch"};
+    for (int i = 0; i < 13; i++) {
+        dc_status s = meta_number(f, keys[i], &v[i]);
+        if (s) return s;
+    }
+    ps->epoch = atoi(v[0]);
+    ps->step = atoi(v[1]);
+    r->st.body_first = atoi(v[2]);
+    r->model.step = strtoull(v[3], NULL, 10);
+    for (int i = 0; i < 7; i++) ps->sums[i] = strtod(v[4 + i], NULL);
+    ps->seconds = strtod(v[11], NULL);
+    *assign_epoch = atoi(v[12]);
+    return DC_OK;
+}
+
 static dc_status load_checkpoint(run_state *r, progress_state *ps)
 {
     dc_st_file *f;
@@ -412,18 +447,9 @@ static dc_status load_checkpoint(run_state *r, progress_state *ps)
             r->subs[q].has_momentum = has[q];
         }
         r->sup.has_momentum = has[S];
-        ps->epoch = atoi(dc_st_meta(f, "epoch"));
-        ps->step = atoi(dc_st_meta(f, "step"));
-        r->st.body_first = atoi(dc_st_meta(f, "body_first"));
-        r->model.step = strtoull(dc_st_meta(f, "model_step"), NULL, 10);
-        for (int i = 0; i < 7; i++) {
-            char key[32];
-            snprintf(key, sizeof key, "sum%d", i);
-            ps->sums[i] = strtod(dc_st_meta(f, key), NULL);
-        }
-        ps->seconds = strtod(dc_st_meta(f, "seconds"), NULL);
-        int ae = atoi(dc_st_meta(f, "assign_epoch"));
-        if (ae >= 0) s = load_assignments(r, ae);
+        int ae = -1;
+        s = load_counters(f, r, ps, &ae);
+        if (s == DC_OK && ae >= 0) s = load_assignments(r, ae);
     }
     dc_free(sw);
     dc_free(sb);
