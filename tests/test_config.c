@@ -5,6 +5,7 @@
 #include "dc/train.h"
 #include "test.h"
 
+#include <math.h>
 #include <string.h>
 
 /* The batch per super-class after resolving `method` on n images of `side`
@@ -43,5 +44,33 @@ int main(void)
     /* the same through the public helper */
     CHECK_EQ_INT(dc_train_default_batch("deepercluster", dc_preset_find("vgg-s32")), 16);
     CHECK_EQ_INT(dc_train_default_batch("deepcluster", dc_preset_find("vgg16")), 32);
+    /* the program's option ranges, checked by the library for its callers */
+    struct {
+        const char *field, *msg;
+    } bad[] = {{"epochs", "--epochs: 0 is out of range (must be between 1 and 1000000)"},
+               {"lr", "--lr: nan is out of range (must be between 1e-12 and 100)"},
+               {"wd", "--wd: -1 is out of range (must be between 0 and 1)"},
+               {"sobel", "--sobel: 2 is out of range (must be between 0 and 1)"},
+               {"method", "--method simclr is not one of deepercluster, deepcluster, rotnet"},
+               {"data", "the images (data) and the run directory (out) are both needed"}};
+    for (int i = 0; i < 6; i++) {
+        dc_train_config c;
+        dc_train_config_defaults(&c, NULL);
+        c.data = "x";
+        c.out = "y";
+        if (strcmp(bad[i].field, "epochs") == 0) c.epochs = 0;
+        if (strcmp(bad[i].field, "lr") == 0) c.lr = NAN;
+        if (strcmp(bad[i].field, "wd") == 0) c.wd = -1;
+        if (strcmp(bad[i].field, "sobel") == 0) c.sobel = 2;
+        if (strcmp(bad[i].field, "method") == 0) c.method = "simclr";
+        if (strcmp(bad[i].field, "data") == 0) c.data = NULL;
+        char buf[256];
+        const char *why = dc_train_config_resolve(&c, 60000, 28, buf, sizeof buf);
+        CHECK((why != NULL) == (c.data != NULL)); /* resolve needs no paths */
+        if (why) CHECK_STR_CONTAINS(why, bad[i].msg);
+        /* dc_train_run refuses it before touching anything */
+        CHECK(dc_train_run(&c) == DC_STATUS_ARG);
+        CHECK_STR_CONTAINS(dc_last_error(), bad[i].msg);
+    }
     return TEST_SUMMARY();
 }

@@ -71,6 +71,22 @@ done
 [ $? -eq 1 ] && grep -q "conv9: layer conv9: expected final or conv1 ... conv6" "$TMP/err.txt" && ok ||
   bad "example: unknown layer: $(cat "$TMP/err.txt")"
 
+# Training through the library: the same run as the program's, to the bit.
+cc -std=c11 -Wall -Wextra -Werror $SAN "$ROOT/examples/train_run.c" $CFLAGS $(pkg-config --libs deepercluster) \
+  -Wl,-rpath,"$P/lib" -o "$TMP/ex_train" 2>"$TMP/ex.err" && ok || { cat "$TMP/ex.err"; bad "train_run does not build"; }
+if [ -e "$FMNIST/train-images-idx3-ubyte.gz" ]; then
+  T=$FMNIST/train-images-idx3-ubyte.gz
+  OMP_NUM_THREADS=2 "$BIN" train --data "$T" --out "$TMP/tcli" --epochs 2 --max-images 128 >"$TMP/tcli.log" 2>&1 ||
+    bad "train: $(tail -1 "$TMP/tcli.log")"
+  OMP_NUM_THREADS=2 "$TMP/ex_train" "$T" "$TMP/tlib" 2 128 >"$TMP/tlib.log" 2>&1 || bad "train_run: $(tail -1 "$TMP/tlib.log")"
+  h1=$("$BIN" inspect --hash "$TMP/tcli/checkpoint.safetensors" | grep ' hash ')
+  h2=$("$BIN" inspect --hash "$TMP/tlib/checkpoint.safetensors" | grep ' hash ')
+  [ -n "$h1" ] && [ "$h1" = "$h2" ] && ok || bad "train_run's checkpoint differs from train's: '$h1' / '$h2'"
+  grep -q "the first image's 512 features begin" "$TMP/tlib.log" && ok || bad "train_run: $(tail -1 "$TMP/tlib.log")"
+  "$TMP/ex_train" "$T" "$TMP/tlib3" 0 128 >"$TMP/bad.log" 2>&1; rc=$?
+  [ $rc -eq 2 ] && grep -q "train_run: .*epochs" "$TMP/bad.log" && ok || bad "train_run with 0 epochs: exit $rc: $(cat "$TMP/bad.log")"
+fi
+
 # Weights that do not fit the data: the message names the run's architecture.
 if [ -e "$FMNIST/t10k-images-idx3-ubyte.gz" ]; then
   "$BIN" features --weights "$W" --data "$FMNIST/t10k-images-idx3-ubyte.gz" --max-images 4 --out "$TMP/g.npy" \

@@ -154,7 +154,9 @@ typedef struct dc_train_config {
     int epochs;
     int batch_size;          /* per super-class; 0: dc_train_default_batch  */
     int64_t epoch_size;      /* per super-class; 0: the original's N/(4m)   */
-    int threads;
+    int threads;             /* OpenMP threads for the run (0: the caller's
+                                setting, by default all cores); restored
+                                on return                                  */
     int workers;             /* loader threads preparing the next batch
                                 during each step (0: none, batches made on
                                 the --threads pool between steps)         */
@@ -178,9 +180,11 @@ void dc_train_config_defaults(dc_train_config *c, const char *method);
 /// RotNet 32, DeepCluster 128: a global batch of 128) scaled to the
 /// preset's default batch (vgg16: 32, so a quarter of those).
 int dc_train_default_batch(const char *method, const dc_preset *p);
-/// Fills what depends on the data (arch, batch size from the preset, epoch size)
-/// and checks every option against the data: NULL, or a message that says
-/// what to change. n: images; side: their size (0 if mixed).
+/// Checks every option's range (those of the program's options: epochs ≥ 1,
+/// 0 < lr ≤ 100, …), fills what depends on the data (arch, batch size from
+/// the preset, epoch size) and checks the options against the data: NULL,
+/// or a message that says what to change. n: images; side: their size (0
+/// if mixed). dc_train_run does this first.
 const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, char *buf, size_t len);
 
 /// Runs (or resumes, when `out` holds a checkpoint) training. Returns

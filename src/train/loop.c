@@ -80,8 +80,38 @@ int dc_train_default_batch(const char *method, const dc_preset *p)
     return b > 0 ? b : 1;
 }
 
+/* What the program's options check, checked again for callers of the
+ * library: NULL, or what to change. */
+static const char *check_ranges(const dc_train_config *c, char *buf, size_t len)
+{
+    if (!c->method ||
+        (strcmp(c->method, "deepercluster") && strcmp(c->method, "deepcluster") && strcmp(c->method, "rotnet"))) {
+        snprintf(buf, len, "--method %s is not one of deepercluster, deepcluster, rotnet", c->method ? c->method : "(none)");
+        return buf;
+    }
+    const struct {
+        const char *name;
+        double v, lo, hi;
+    } r[] = {{"k", c->k, 0, 1e9}, {"super-classes", c->super_classes, 1, 1e6}, {"rotnet", c->rotnet, 0, 1},
+             {"sobel", c->sobel, 0, 1}, {"crop-min-scale", c->crop_min_scale, 0, 1},
+             {"reassignment", c->reassignment, 1, 1e6}, {"dim-pca", c->dim_pca, 0, 1e6}, {"niter", c->niter, 0, 1e6},
+             {"warm-restart", c->warm_restart, 0, 1}, {"lr", c->lr, 1e-12, 100}, {"wd", c->wd, 0, 1},
+             {"epochs", c->epochs, 1, 1e6}, {"batch-size", c->batch_size, 0, 1e5},
+             {"epoch-size", (double)c->epoch_size, 0, 1e12}, {"workers", c->workers, 0, 256},
+             {"threads", c->threads, 0, 4096}, {"seed", (double)c->seed, 0, 9.2e18},
+             {"checkpoint-freq", c->checkpoint_freq, 0, 1e6}, {"max-images", c->max_images, 0, 2e9}};
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
+        if (!(r[i].v >= r[i].lo && r[i].v <= r[i].hi)) { /* NaN fails too */
+            snprintf(buf, len, "--%s: %.15g is out of range (must be between %.15g and %.15g)", r[i].name, r[i].v,
+                     r[i].lo, r[i].hi);
+            return buf;
+        }
+    return NULL;
+}
+
 const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, char *buf, size_t len)
 {
+    if (check_ranges(c, buf, len)) return buf;
     if (!c->arch) c->arch = side > 0 && side <= 32 ? "vgg-s32" : side > 0 && side <= 64 ? "vgg-s64" : "vgg16";
     const dc_preset *p = dc_preset_find(c->arch);
     if (!p) {
@@ -1232,15 +1262,18 @@ static dc_status run_epochs(run_state *r, progress_state *ps)
     return s;
 }
 
-dc_status dc_train_run(dc_train_config *c)
+static dc_status train_run(dc_train_config *c)
 {
+    if (!c->data || !c->out)
+        return dc_set_error(DC_STATUS_ARG, "the images (data) and the run directory (out) are both needed");
+    char why[512];
+    if (check_ranges(c, why, sizeof why)) return dc_set_error(DC_STATUS_ARG, "%s", why);
     dc_dataset *d;
     dc_status s = dc_dataset_open(c->data, c->labels, &d);
     if (s) return s;
     int64_t n = dc_dataset_size(d);
     if (c->max_images > 0 && c->max_images < n) n = c->max_images;
     int side = dc_dataset_height(d) > dc_dataset_width(d) ? dc_dataset_height(d) : dc_dataset_width(d);
-    char why[512];
     if (dc_train_config_resolve(c, n, side, why, sizeof why)) {
         dc_dataset_close(d);
         return dc_set_error(DC_STATUS_ARG, "%s", why);
@@ -1279,5 +1312,19 @@ dc_status dc_train_run(dc_train_config *c)
     run_free(&r);
     dc_comm_free(r.self);
     dc_dataset_close(d);
+    return s;
+}
+
+dc_status dc_train_run(dc_train_config *c)
+{
+#ifdef _OPENMP
+    /* c->threads for this run only: the caller's OpenMP setting comes back */
+    int saved = omp_get_max_threads();
+    if (c->threads > 0) omp_set_num_threads(c->threads);
+#endif
+    dc_status s = train_run(c);
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
     return s;
 }
