@@ -224,6 +224,45 @@ static void test_atomic(void)
     CHECK(a.data == NULL);
 }
 
+/* An array written in pieces is the same file as written whole; a short
+ * or overlong one is refused and leaves nothing. */
+static void test_writer(void)
+{
+    float x[7 * 3];
+    for (int i = 0; i < 21; i++) x[i] = (float)i * 0.25f - 2;
+    int64_t shape[2] = {7, 3};
+    const char *whole = test_path("whole.npy"), *parts = test_path("parts.npy");
+    CHECK(dc_npy_write(whole, DC_DTYPE_F32, 2, shape, x) == DC_OK);
+    dc_npy_writer w;
+    CHECK(dc_npy_writer_open(&w, parts, DC_DTYPE_F32, 2, shape) == DC_OK);
+    CHECK(test_file_size(parts) == -1); /* nothing there before the commit */
+    CHECK(dc_npy_writer_write(&w, x, 2 * 3 * sizeof(float)) == DC_OK);
+    CHECK(dc_npy_writer_write(&w, x + 6, 0) == DC_OK);
+    CHECK(dc_npy_writer_write(&w, x + 6, 5 * 3 * sizeof(float)) == DC_OK);
+    CHECK(dc_npy_writer_commit(&w) == DC_OK);
+    dc_array a, b;
+    CHECK(dc_npy_read(whole, &a) == DC_OK && dc_npy_read(parts, &b) == DC_OK);
+    CHECK(test_file_size(whole) == test_file_size(parts));
+    CHECK(a.shape[0] == 7 && b.shape[0] == 7 && b.shape[1] == 3 && memcmp(a.data, b.data, sizeof x) == 0);
+    dc_array_free(&a);
+    dc_array_free(&b);
+
+    const char *shortp = test_path("short.npy");
+    CHECK(dc_npy_writer_open(&w, shortp, DC_DTYPE_F32, 2, shape) == DC_OK);
+    CHECK(dc_npy_writer_write(&w, x, 6 * 3 * sizeof(float)) == DC_OK);
+    CHECK(dc_npy_writer_commit(&w) == DC_STATUS_ARG);
+    CHECK_STR_CONTAINS(dc_last_error(), "12 bytes short of its shape");
+    CHECK(test_file_size(shortp) == -1);
+    CHECK(dc_npy_writer_open(&w, shortp, DC_DTYPE_F32, 2, shape) == DC_OK);
+    CHECK(dc_npy_writer_write(&w, x, 6 * 3 * sizeof(float)) == DC_OK);
+    CHECK(dc_npy_writer_write(&w, x, 2 * 3 * sizeof(float)) == DC_STATUS_ARG);
+    CHECK_STR_CONTAINS(dc_last_error(), "12 bytes more than its shape holds");
+    CHECK(dc_npy_writer_commit(&w) != DC_OK); /* the refused write fails the file */
+    CHECK(test_file_size(shortp) == -1);
+    CHECK(dc_npy_writer_open(&w, test_path("no-such-dir/x.npy"), DC_DTYPE_F32, 2, shape) == DC_STATUS_IO);
+    dc_npy_writer_abort(&w);
+}
+
 int main(void)
 {
     test_roundtrip();
@@ -231,5 +270,6 @@ int main(void)
     test_rejects();
     test_expect();
     test_atomic();
+    test_writer();
     return TEST_SUMMARY();
 }

@@ -109,6 +109,20 @@ dc_status dc_npy_write(const char *path, dc_dtype dtype, int ndim,
 dc_status dc_npy_write_version(const char *path, dc_dtype dtype, int ndim,
                                const int64_t *shape, const void *data,
                                int version);
+/// An array written in pieces, in C order (more rows than fit in memory):
+/// open with the whole shape, write the data as it comes, commit. The file
+/// appears atomically at commit, which refuses one short of its shape; a
+/// write past the shape is refused. abort (or a failed commit) leaves
+/// nothing behind.
+typedef struct dc_npy_writer {
+    dc_afile a;
+    size_t left; /* bytes still to write */
+} dc_npy_writer;
+dc_status dc_npy_writer_open(dc_npy_writer *w, const char *path, dc_dtype dtype, int ndim,
+                             const int64_t *shape);
+dc_status dc_npy_writer_write(dc_npy_writer *w, const void *data, size_t nbytes);
+dc_status dc_npy_writer_commit(dc_npy_writer *w);
+void dc_npy_writer_abort(dc_npy_writer *w);
 /// Reads an array into owned memory.
 dc_status dc_npy_read(const char *path, dc_array *out);
 /// Maps an array (read-only pages, no copy): for files larger than memory.

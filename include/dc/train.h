@@ -95,6 +95,13 @@ dc_status dc_extract_features_range(float *out, dc_model *m, const dc_dataset *d
 /// layers[q], pooled to pool_sides[q], into out[q].
 dc_status dc_extract_features_layers(float **out, dc_model *m, const dc_dataset *d, int64_t first, int64_t n,
                                      int nl, const int *layers, const int *pool_sides, const char *label);
+/// As dc_extract_features for the first n images, streamed into the .npy
+/// file `path` (float32, (n, dim)) `chunk` rows at a time (0: about 8 MB;
+/// rounded up to whole batches, so the bits are those of one call), so the
+/// features need not fit in memory. The file appears once complete
+/// (atomically); on any error nothing is left.
+dc_status dc_extract_features_npy(const char *path, dc_model *m, const dc_dataset *d, int64_t n, int layer,
+                                  int pool_side, int64_t chunk, const char *label);
 /// Values per image that dc_extract_features writes.
 int64_t dc_feature_dim(const dc_model *m, int layer, int pool_side);
 /// The pooling side that keeps a layer's output under max_dim values (the

@@ -41,24 +41,6 @@ static dc_status layer_resolve(dc_model *m, const char *name, eval_layer *l)
     return DC_OK;
 }
 
-/* Features of `layer` for the first n images of a dataset; owned result. */
-static dc_status features_for(float **out, int64_t *dim, dc_model *m, const dc_dataset *d, int64_t n,
-                              const char *layer)
-{
-    eval_layer l;
-    dc_status s = layer_resolve(m, layer, &l);
-    if (s != DC_OK) return s;
-    *dim = l.dim;
-    *out = dc_malloc((size_t)n * l.dim * sizeof(float), "features");
-    if (!*out) return DC_STATUS_NOMEM;
-    s = dc_extract_features(*out, m, d, n, l.index, l.pool_side, "features");
-    if (s) {
-        dc_free(*out);
-        *out = NULL;
-    }
-    return s;
-}
-
 /* The raw-pixel baseline: the first n images' pixels / 255 in CHW order;
  * the images must all have one size. */
 static dc_status pixel_features(float **out, int64_t *dim, const dc_dataset *d, int64_t n)
@@ -125,22 +107,22 @@ int dc_cmd_features(int argc, char **argv)
     dc_cli_set_threads(threads);
     dc_dataset *d = NULL;
     dc_model m = {0};
-    float *x = NULL;
-    int64_t dim = 0, n = 0;
+    eval_layer l = {0};
+    int64_t n = 0;
     dc_status s = dc_dataset_open(data, labels, &d);
     if (s == DC_OK) s = dc_cli_load_model(&m, weights, dc_dataset_channels(d), sobel, (uint64_t)seed, batch, NULL, 0);
     if (s == DC_OK) {
         dc_dataset_set_decode_hint(d, m.preset->eval_resize);
         n = nimg(d, max_images);
-        s = features_for(&x, &dim, &m, d, n, layer);
+        s = layer_resolve(&m, layer, &l);
     }
-    if (s == DC_OK) s = dc_npy_write(out, DC_DTYPE_F32, 2, (int64_t[]){n, dim}, x);
+    /* streamed to the file: features of any number of images, in little memory */
+    if (s == DC_OK) s = dc_extract_features_npy(out, &m, d, n, l.index, l.pool_side, 0, "features");
     if (s == DC_OK && lab_out) {
         if (!dc_dataset_labels(d)) s = dc_set_error(DC_STATUS_ARG, "--labels-out: %s has no labels", data);
         else s = dc_npy_write(lab_out, DC_DTYPE_I32, 1, (int64_t[]){n}, dc_dataset_labels(d));
     }
-    if (s == DC_OK) printf("%s: %lld x %lld features of layer %s\n", out, (long long)n, (long long)dim, layer);
-    dc_free(x);
+    if (s == DC_OK) printf("%s: %lld x %lld features of layer %s\n", out, (long long)n, (long long)l.dim, layer);
     dc_model_free(&m);
     dc_dataset_close(d);
     return finish(s, "features");

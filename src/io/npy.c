@@ -301,9 +301,10 @@ static const char *descr_of(dc_dtype t)
     return "?";
 }
 
-dc_status dc_npy_write_version(const char *path, dc_dtype dtype, int ndim,
-                               const int64_t *shape, const void *data,
-                               int version)
+/* The header of an .npy of (dtype, shape) into head (at most 640 bytes):
+ * its length to *total, the data's size to *nbytes. */
+static dc_status npy_header(const char *path, dc_dtype dtype, int ndim, const int64_t *shape, int version,
+                            uint8_t *head, size_t *total, size_t *nbytes)
 {
     DC_ASSERT(ndim >= 0 && ndim <= DC_MAX_DIMS);
     DC_ASSERT(version >= 0 && version <= 2);
@@ -320,31 +321,74 @@ dc_status dc_npy_write_version(const char *path, dc_dtype dtype, int ndim,
                               (long long)shape[i]);
     }
     n += (size_t)snprintf(dict + n, sizeof dict - n, "%s), }", ndim == 1 ? "," : "");
-    size_t nbytes;
-    if (dc_mul_size(count, dc_dtype_size(dtype), &nbytes) != 0)
+    if (dc_mul_size(count, dc_dtype_size(dtype), nbytes) != 0)
         return dc_set_error(DC_STATUS_ARG, "%s: shape overflows", path);
 
     if (version == 0) version = 1; /* our headers always fit in 1.0's u16 */
     size_t pre = version == 1 ? 10 : 12;
     /* Pad with spaces so that preamble + header + '\n' is a multiple of 64. */
-    size_t total = (pre + n + 1 + 63) / 64 * 64;
-    size_t hlen = total - pre;
-    uint8_t head[640];
-    DC_ASSERT(total <= sizeof head);
+    *total = (pre + n + 1 + 63) / 64 * 64;
+    size_t hlen = *total - pre;
+    DC_ASSERT(*total <= 640);
     memcpy(head, NPY_MAGIC, NPY_MAGIC_LEN);
     head[6] = (uint8_t)version;
     head[7] = 0;
     for (size_t i = 0; i < pre - 8; i++) head[8 + i] = (uint8_t)(hlen >> (8 * i));
     memcpy(head + pre, dict, n);
     memset(head + pre + n, ' ', hlen - n - 1);
-    head[total - 1] = '\n';
+    head[*total - 1] = '\n';
+    return DC_OK;
+}
 
-    dc_afile a;
-    dc_status s = dc_afile_open(&a, path);
-    if (s) return s;
-    dc_afile_write(&a, head, total);
-    dc_afile_write(&a, data, nbytes);
-    return dc_afile_commit(&a);
+static dc_status writer_open(dc_npy_writer *w, const char *path, dc_dtype dtype, int ndim, const int64_t *shape,
+                             int version)
+{
+    memset(w, 0, sizeof *w);
+    uint8_t head[640];
+    size_t total = 0;
+    dc_status s = npy_header(path, dtype, ndim, shape, version, head, &total, &w->left);
+    if (s == DC_OK) s = dc_afile_open(&w->a, path);
+    if (s == DC_OK) s = dc_afile_write(&w->a, head, total);
+    return s;
+}
+
+dc_status dc_npy_writer_open(dc_npy_writer *w, const char *path, dc_dtype dtype, int ndim, const int64_t *shape)
+{
+    return writer_open(w, path, dtype, ndim, shape, 0);
+}
+
+dc_status dc_npy_writer_write(dc_npy_writer *w, const void *data, size_t nbytes)
+{
+    if (nbytes > w->left) {
+        w->a.failed = 1;
+        return dc_set_error(DC_STATUS_ARG, "%s: %zu bytes more than its shape holds", w->a.path, nbytes - w->left);
+    }
+    w->left -= nbytes;
+    return dc_afile_write(&w->a, data, nbytes);
+}
+
+dc_status dc_npy_writer_commit(dc_npy_writer *w)
+{
+    if (w->left) {
+        dc_status s = dc_set_error(DC_STATUS_ARG, "%s: %zu bytes short of its shape", w->a.path, w->left);
+        dc_afile_abort(&w->a);
+        return s;
+    }
+    return dc_afile_commit(&w->a);
+}
+
+void dc_npy_writer_abort(dc_npy_writer *w) { dc_afile_abort(&w->a); }
+
+dc_status dc_npy_write_version(const char *path, dc_dtype dtype, int ndim,
+                               const int64_t *shape, const void *data,
+                               int version)
+{
+    dc_npy_writer w;
+    dc_status s = writer_open(&w, path, dtype, ndim, shape, version);
+    if (s == DC_OK) s = dc_npy_writer_write(&w, data, w.left);
+    if (s == DC_OK) return dc_npy_writer_commit(&w);
+    dc_npy_writer_abort(&w);
+    return s;
 }
 
 dc_status dc_npy_write(const char *path, dc_dtype dtype, int ndim,

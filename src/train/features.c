@@ -1,8 +1,9 @@
 /* features.c — the network's output for every image of a dataset under the
  * evaluation (clustering) transform, in dataset order, batch by batch; the
  * transform runs on all cores, one image per iteration.
- * Includes: dc/train.h, dc/data.h, dc/nn.h. */
+ * Includes: dc/train.h, dc/data.h, dc/io.h, dc/nn.h. */
 #include "dc/data.h"
+#include "dc/io.h"
 #include "dc/train.h"
 
 #include <math.h>
@@ -57,8 +58,11 @@ dc_status dc_extract_features_range(float *out, dc_model *m, const dc_dataset *d
     return dc_extract_features_layers(&out, m, d, first, n, 1, &layer, &pool_side, label);
 }
 
-dc_status dc_extract_features_layers(float **out, dc_model *m, const dc_dataset *d, int64_t first, int64_t n,
-                                     int nl, const int *layers, const int *pool_sides, const char *label)
+/* Images [first, first + n) of d through the network, layer layers[q]
+ * pooled to pool_sides[q] into out[q]; progress reported to `bar` (may be
+ * NULL) as done + the images finished. */
+static dc_status extract(float **out, dc_model *m, const dc_dataset *d, int64_t first, int64_t n, int nl,
+                         const int *layers, const int *pool_sides, dc_progress *bar, int64_t done)
 {
     int S = m->in_size, resize = m->preset->eval_resize, c = dc_dataset_channels(d), B = m->max_batch;
     int side = dc_dataset_max_side(d);
@@ -77,9 +81,6 @@ dc_status dc_extract_features_layers(float **out, dc_model *m, const dc_dataset 
         return DC_STATUS_NOMEM;
     }
     dc_status st = DC_OK;
-    dc_progress_opts po = dc_progress_opts_default();
-    po.unit = "img";
-    dc_progress *bar = label ? dc_progress_start(label, (uint64_t)n, &po) : NULL;
     for (int64_t b0 = 0; b0 < n && st == DC_OK; b0 += B) {
         int nb = (int)(n - b0 < B ? n - b0 : B);
 #pragma omp parallel for schedule(dynamic, 4)
@@ -112,12 +113,55 @@ dc_status dc_extract_features_layers(float **out, dc_model *m, const dc_dataset 
                 memcpy(o, y, (size_t)nb * dim * sizeof(float));
             }
         }
-        if (bar) dc_progress_update(bar, (uint64_t)(b0 + nb));
+        if (bar) dc_progress_update(bar, (uint64_t)(done + b0 + nb));
     }
-    dc_progress_finish(bar);
     for (int t = 0; t < nth; t++) dc_image_buf_free(&bufs[t]);
     dc_free(bufs);
     dc_free(batch);
     dc_free(tmp);
     return st;
+}
+
+/* A progress bar over n images titled `label`, or NULL without a label. */
+static dc_progress *images_bar(const char *label, int64_t n)
+{
+    dc_progress_opts po = dc_progress_opts_default();
+    po.unit = "img";
+    return label ? dc_progress_start(label, (uint64_t)n, &po) : NULL;
+}
+
+dc_status dc_extract_features_layers(float **out, dc_model *m, const dc_dataset *d, int64_t first, int64_t n,
+                                     int nl, const int *layers, const int *pool_sides, const char *label)
+{
+    dc_progress *bar = images_bar(label, n);
+    dc_status s = extract(out, m, d, first, n, nl, layers, pool_sides, bar, 0);
+    dc_progress_finish(bar);
+    return s;
+}
+
+dc_status dc_extract_features_npy(const char *path, dc_model *m, const dc_dataset *d, int64_t n, int layer,
+                                  int pool_side, int64_t chunk, const char *label)
+{
+    int64_t dim = dc_feature_dim(m, layer, pool_side), B = m->max_batch;
+    if (chunk <= 0) { /* about 8 MB, one to eight batches */
+        chunk = ((int64_t)8 << 20) / (dim * (int64_t)sizeof(float));
+        chunk = chunk < B ? B : chunk > 8 * B ? 8 * B : chunk;
+    }
+    chunk = (chunk + B - 1) / B * B; /* whole batches: the same batches, so the same bits, as all at once */
+    if (chunk > n) chunk = n > 0 ? n : 1;
+    float *buf = dc_malloc((size_t)(chunk * dim) * sizeof(float), "features");
+    if (!buf) return DC_STATUS_NOMEM;
+    dc_npy_writer w;
+    dc_status s = dc_npy_writer_open(&w, path, DC_DTYPE_F32, 2, (int64_t[]){n, dim});
+    dc_progress *bar = s == DC_OK ? images_bar(label, n) : NULL;
+    for (int64_t first = 0; first < n && s == DC_OK; first += chunk) {
+        int64_t cnt = n - first < chunk ? n - first : chunk;
+        s = extract(&buf, m, d, first, cnt, 1, &layer, &pool_side, bar, first);
+        if (s == DC_OK) s = dc_npy_writer_write(&w, buf, (size_t)(cnt * dim) * sizeof(float));
+    }
+    dc_progress_finish(bar);
+    if (s == DC_OK) s = dc_npy_writer_commit(&w);
+    else dc_npy_writer_abort(&w);
+    dc_free(buf);
+    return s;
 }
