@@ -85,6 +85,16 @@ RUN=("${TINY[@]}" --epochs 3 --reassignment 2 --k 16 --seed 5 --dim-pca 24)
 "$BIN" inspect --hash "$TMP/workers/checkpoint.safetensors" | grep ' hash ' > "$TMP/workers.hash"
 cmp -s "$TMP/full.hash" "$TMP/workers.hash" && ok || bad "--workers 3 gave other weights than --workers 0"
 grep -q '"data_wait_s":' "$TMP/workers/stats.jsonl" && ok || bad "no data_wait_s in stats.jsonl"
+# --warm-restart 1: a run stopped between clusterings (2 epochs, then 3)
+# starts the next k-means from the same centroids as an uninterrupted one
+"$BIN" train "${RUN[@]}" --warm-restart 1 --out "$TMP/warm" >"$TMP/warm.log" 2>&1 || bad "warm restart: $(tail -2 "$TMP/warm.log")"
+"$BIN" train "${RUN[@]}" --warm-restart 1 --epochs 2 --out "$TMP/warm2" >"$TMP/warm2.log" 2>&1 &&
+  "$BIN" train "${RUN[@]}" --warm-restart 1 --out "$TMP/warm2" >>"$TMP/warm2.log" 2>&1 || bad "warm restart, resumed: $(tail -2 "$TMP/warm2.log")"
+h1=$("$BIN" inspect --hash "$TMP/warm/checkpoint.safetensors" | grep ' hash ')
+h2=$("$BIN" inspect --hash "$TMP/warm2/checkpoint.safetensors" | grep ' hash ')
+[ -n "$h1" ] && [ "$h1" = "$h2" ] && ok || bad "--warm-restart 1: the resumed run's weights differ from the uninterrupted run's"
+cmp -s "$TMP/warm/assignments/epoch-002.npy" "$TMP/warm2/assignments/epoch-002.npy" && ok ||
+  bad "--warm-restart 1: the resumed run's second clustering differs"
 for sig in TERM KILL; do
   for delay in 3 6; do
     out="$TMP/r-$sig-$delay"

@@ -325,6 +325,11 @@ static dc_status save_checkpoint(run_state *r, const progress_state *ps, const c
     dc_st_writer_add(w, "head.sub.momentum_weight", DC_DTYPE_F32, 3, (int64_t[]){S, K, D}, smw);
     dc_st_writer_add(w, "head.sub.momentum_bias", DC_DTYPE_F32, 2, (int64_t[]){S, K}, smb);
     dc_st_writer_add(w, "head.has_momentum", DC_DTYPE_I32, 1, (int64_t[]){S + 1}, has);
+    if (r->c->warm_restart && r->have_cent) { /* where the next k-means starts */
+        int64_t P = r->c->dim_pca;
+        dc_st_writer_add(w, "cluster.super_centroids", DC_DTYPE_F32, 2, (int64_t[]){r->m, P}, r->cent_super);
+        dc_st_writer_add(w, "cluster.sub_centroids", DC_DTYPE_F32, 2, (int64_t[]){r->c->k, P}, r->cent_sub);
+    }
     char v[64], fp[512];
     dc_st_writer_set_meta(w, "format", "deepercluster-checkpoint");
     dc_st_writer_set_meta(w, "arch", r->c->arch);
@@ -436,6 +441,19 @@ static dc_status load_counters(const dc_st_file *f, run_state *r, progress_state
     return DC_OK;
 }
 
+/* The centroids a --warm-restart run saved, when they fit this run's k and
+ * dim_pca (after a change of --dim-pca the next k-means starts cold). */
+static dc_status load_centroids(run_state *r, const dc_st_file *f)
+{
+    const dc_st_tensor *t = dc_st_find(f, "cluster.super_centroids");
+    int64_t D = r->c->dim_pca;
+    if (!t || t->ndim != 2 || t->shape[0] != r->m || t->shape[1] != D) return DC_OK;
+    dc_status s = dc_st_read(f, "cluster.super_centroids", DC_DTYPE_F32, 2, (int64_t[]){r->m, D}, r->cent_super);
+    if (s == DC_OK) s = dc_st_read(f, "cluster.sub_centroids", DC_DTYPE_F32, 2, (int64_t[]){r->c->k, D}, r->cent_sub);
+    r->have_cent = s == DC_OK;
+    return s;
+}
+
 static dc_status load_checkpoint(run_state *r, progress_state *ps)
 {
     dc_st_file *f;
@@ -479,6 +497,7 @@ static dc_status load_checkpoint(run_state *r, progress_state *ps)
         r->sup.has_momentum = has[S];
         int ae = -1;
         s = load_counters(f, r, ps, &ae);
+        if (s == DC_OK) s = load_centroids(r, f);
         if (s == DC_OK && ae >= 0) s = load_assignments(r, ae);
     }
     dc_free(sw);
