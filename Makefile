@@ -53,6 +53,8 @@ endif
 ifneq ($(NO_OMP),1)
 CFLAGS_COMMON += -fopenmp
 LDFLAGS += -fopenmp
+else
+CFLAGS_COMMON += -Wno-unknown-pragmas # the omp pragmas, ignored
 endif
 
 ifeq ($(BUILD),release)

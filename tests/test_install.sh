@@ -95,6 +95,15 @@ if [ -e "$FMNIST/t10k-images-idx3-ubyte.gz" ]; then
     bad "RGB weights on grey images: $(tail -1 "$TMP/g.log")"
 fi
 
+# The smallest build the Makefile offers (no OpenMP, MPI or oneDNN; -O0,
+# once, with the release tests) compiles, links and runs.
+if [ "$MODE" = release ]; then
+  if env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$ROOT" BUILD=debug B="$TMP/minimal" NO_OMP=1 NO_MPI=1 NO_DNNL=1 \
+      "$TMP/minimal/deepercluster" >"$TMP/minimal.log" 2>&1 &&
+      "$TMP/minimal/deepercluster" features --weights random:vgg-s32 --data "$D" --out "$TMP/min.npy" >/dev/null 2>&1; then ok
+  else bad "make NO_OMP=1 NO_MPI=1 NO_DNNL=1: $(grep -m3 -E 'error|Error' "$TMP/minimal.log")"; fi
+fi
+
 # Staged for a package: files under DESTDIR, paths in them without it.
 env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$ROOT" install BUILD=$MODE B="$BDIR" PREFIX=/usr \
   DESTDIR="$TMP/stage" >/dev/null 2>&1

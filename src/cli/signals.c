@@ -9,6 +9,7 @@
  * first signal sets its flag and a second one ends the process; otherwise
  * the signal gets its default action, as if nothing had been blocked.
  * Includes: cli.h. */
+#define _POSIX_C_SOURCE 200809L /* sigset_t, sigwait, pthread_sigmask without -pthread (NO_OMP=1) */
 #include "cli/cli.h"
 
 #include <pthread.h>
