@@ -424,10 +424,10 @@ static dc_status meta_number(const dc_st_file *f, const char *key, const char **
  * epoch's seconds and the epoch of the assignments in force. */
 static dc_status load_counters(const dc_st_file *f, run_state *r, progress_state *ps, int *assign_epoch)
 {
-    const char *v[13];
-    const char *keys[13] = {"epoch", "step", "body_first", "model_step", "sum0", "sum1", "sum2",
-                            "sum3", "sum4", "sum5", "sum6", "seconds", "assign_epoch"};
-    for (int i = 0; i < 13; i++) {
+    static const char *const keys[] = {"epoch", "step", "body_first", "model_step", "sum0", "sum1", "sum2",
+                                       "sum3", "sum4", "sum5", "sum6", "seconds", "assign_epoch"};
+    const char *v[sizeof keys / sizeof keys[0]];
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         dc_status s = meta_number(f, keys[i], &v[i]);
         if (s) return s;
     }
