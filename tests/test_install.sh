@@ -39,7 +39,7 @@ for h in "$P"/include/dc/*.h; do
   echo "#include <$n>" | c++ -std=c++17 -Wall -Wextra -Werror $CFLAGS -fsyntax-only -x c++ - 2>"$TMP/h.err" &&
     ok || { cat "$TMP/h.err"; bad "$n does not compile as C++17"; }
 done
-printf '#include <dc/nn.h>\nint main(void) { return dc_preset_find("vgg-s32") ? 0 : 1; }\n' >"$TMP/cxx.cc"
+printf '#include <dc/nn.h>\n#include <cstring>\nint main(void) {\n  return dc_preset_find("vgg-s32") && !std::strcmp(dc_version(), DC_VERSION_STRING) ? 0 : 1;\n}\n' >"$TMP/cxx.cc"
 c++ $SAN "$TMP/cxx.cc" $CFLAGS $(pkg-config --libs deepercluster) -Wl,-rpath,"$P/lib" -o "$TMP/cxx" 2>"$TMP/cxx.err" &&
   "$TMP/cxx" && ok || { cat "$TMP/cxx.err"; bad "a C++ program does not link and run against the library"; }
 

@@ -21,6 +21,9 @@ extern "C" {
 #endif
 
 #define DC_VERSION_STRING "0.1.0"
+/// The version of the library linked at run time (DC_VERSION_STRING is the
+/// one compiled against): a program can check that they agree.
+const char *dc_version(void);
 
 #if defined(__GNUC__)
 #define DC_PRINTF(a, b) __attribute__((format(printf, a, b)))

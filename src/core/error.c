@@ -30,6 +30,8 @@ const char *dc_status_str(dc_status s)
 
 const char *dc_last_error(void) { return last_error; }
 
+const char *dc_version(void) { return DC_VERSION_STRING; }
+
 dc_status dc_set_error(dc_status s, const char *fmt, ...)
 {
     va_list ap;
