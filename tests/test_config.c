@@ -24,6 +24,22 @@ static int resolved_batch(const char *method, const char *arch, int side, int ba
     return c.batch_size;
 }
 
+/* Defaults with one bad value, the i-th of main's list. */
+static void spoiled(dc_train_config *c, int i)
+{
+    dc_train_config_defaults(c, NULL);
+    c->data = "x";
+    c->out = "y";
+    switch (i) {
+    case 0: c->epochs = 0; break;
+    case 1: c->lr = NAN; break;
+    case 2: c->wd = -1; break;
+    case 3: c->sobel = 2; break;
+    case 4: c->method = "simclr"; break;
+    default: c->data = NULL; break;
+    }
+}
+
 int main(void)
 {
     dc_log_set_level(DC_LOG_WARN);
@@ -45,32 +61,22 @@ int main(void)
     CHECK_EQ_INT(dc_train_default_batch("deepercluster", dc_preset_find("vgg-s32")), 16);
     CHECK_EQ_INT(dc_train_default_batch("deepcluster", dc_preset_find("vgg16")), 32);
     /* the program's option ranges, checked by the library for its callers */
-    struct {
-        const char *field, *msg;
-    } bad[] = {{"epochs", "--epochs: 0 is out of range (must be between 1 and 1000000)"},
-               {"lr", "--lr: nan is out of range (must be between 1e-12 and 100)"},
-               {"wd", "--wd: -1 is out of range (must be between 0 and 1)"},
-               {"sobel", "--sobel: 2 is out of range (must be between 0 and 1)"},
-               {"method", "--method simclr is not one of deepercluster, deepcluster, rotnet"},
-               {"data", "the images (data) and the run directory (out) are both needed"}};
-    for (int i = 0; i < 6; i++) {
+    static const char *const msgs[] = {"--epochs: 0 is out of range (must be between 1 and 1000000)",
+                                       "--lr: nan is out of range (must be between 1e-12 and 100)",
+                                       "--wd: -1 is out of range (must be between 0 and 1)",
+                                       "--sobel: 2 is out of range (must be between 0 and 1)",
+                                       "--method simclr is not one of deepercluster, deepcluster, rotnet",
+                                       "the images (data) and the run directory (out) are both needed"};
+    for (int i = 0; i < (int)(sizeof msgs / sizeof msgs[0]); i++) {
         dc_train_config c;
-        dc_train_config_defaults(&c, NULL);
-        c.data = "x";
-        c.out = "y";
-        if (strcmp(bad[i].field, "epochs") == 0) c.epochs = 0;
-        if (strcmp(bad[i].field, "lr") == 0) c.lr = NAN;
-        if (strcmp(bad[i].field, "wd") == 0) c.wd = -1;
-        if (strcmp(bad[i].field, "sobel") == 0) c.sobel = 2;
-        if (strcmp(bad[i].field, "method") == 0) c.method = "simclr";
-        if (strcmp(bad[i].field, "data") == 0) c.data = NULL;
+        spoiled(&c, i);
         char buf[256];
         const char *why = dc_train_config_resolve(&c, 60000, 28, buf, sizeof buf);
         CHECK((why != NULL) == (c.data != NULL)); /* resolve needs no paths */
-        if (why) CHECK_STR_CONTAINS(why, bad[i].msg);
+        if (why) CHECK_STR_CONTAINS(why, msgs[i]);
         /* dc_train_run refuses it before touching anything */
         CHECK(dc_train_run(&c) == DC_STATUS_ARG);
-        CHECK_STR_CONTAINS(dc_last_error(), bad[i].msg);
+        CHECK_STR_CONTAINS(dc_last_error(), msgs[i]);
     }
     return TEST_SUMMARY();
 }
