@@ -44,8 +44,6 @@ dc_status dc_cli_load_labels(const char *path, int32_t **out, int64_t *n,
 typedef struct dc_model dc_model;
 dc_status dc_cli_load_model(dc_model *m, const char *weights, int in_c, int sobel_random, uint64_t seed, int batch,
                             char *run_dir, size_t run_len);
-/// Layer index for a layer name (final, conv1 … convN), or -1 with a message.
-int dc_cli_layer_index(const dc_model *m, const char *name, char *err, size_t n);
 
 /// Blocks SIGINT/SIGTERM in every thread and takes them on a watcher
 /// thread; call first in main, before any thread exists.

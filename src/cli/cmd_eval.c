@@ -34,8 +34,11 @@ static dc_status layer_resolve(dc_model *m, const char *name, eval_layer *l)
 {
     char err[256];
     if (name != l->name) snprintf(l->name, sizeof l->name, "%s", name);
-    l->index = dc_cli_layer_index(m, name, err, sizeof err);
-    if (l->index < 0) return dc_set_error(DC_STATUS_ARG, "%s", err);
+    l->index = dc_model_layer_find(m, name);
+    if (l->index < 0) { /* "layer X: expected …", as the option */
+        snprintf(err, sizeof err, "--%s", dc_last_error());
+        return dc_set_error(DC_STATUS_ARG, "%s", err);
+    }
     l->pool_side = dc_feature_pool_side(m, l->index, 10000);
     l->dim = dc_feature_dim(m, l->index, l->pool_side);
     return DC_OK;

@@ -49,10 +49,3 @@ dc_status dc_cli_load_model(dc_model *m, const char *weights, int in_c, int sobe
     dc_log_info("weights: %s (%s, sobel %d)", path, m->preset->name, m->sobel);
     return DC_OK;
 }
-
-int dc_cli_layer_index(const dc_model *m, const char *name, char *err, size_t n)
-{
-    int i = dc_model_layer_find(m, name);
-    if (i < 0) snprintf(err, n, "--%s", dc_last_error());
-    return i;
-}

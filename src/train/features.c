@@ -58,28 +58,50 @@ dc_status dc_extract_features_range(float *out, dc_model *m, const dc_dataset *d
     return dc_extract_features_layers(&out, m, d, first, n, 1, &layer, &pool_side, label);
 }
 
+/* What one extraction reuses from batch to batch: the network's input
+ * batch, and per thread the transform's scratch and a decoding buffer.
+ * Allocated once per call, however many chunks it writes. */
+typedef struct {
+    float *batch, *tmp;
+    size_t tmpn;
+    dc_image_buf *bufs;
+    int nth;
+} scratch;
+
+static void scratch_free(scratch *w)
+{
+    for (int t = 0; t < w->nth; t++) dc_image_buf_free(&w->bufs[t]);
+    dc_free(w->bufs);
+    dc_free(w->batch);
+    dc_free(w->tmp);
+}
+
+static dc_status scratch_alloc(scratch *w, const dc_model *m, const dc_dataset *d)
+{
+    int S = m->in_size, resize = m->preset->eval_resize, c = dc_dataset_channels(d);
+    w->nth = 1;
+#ifdef _OPENMP
+    w->nth = omp_get_max_threads();
+#endif
+    w->tmpn = dc_transform_tmp_size(S, resize, dc_dataset_max_side(d) * 2 + resize, c);
+    w->batch = dc_malloc((size_t)m->max_batch * c * S * S * sizeof(float), "feature batch");
+    w->tmp = dc_malloc((size_t)w->nth * w->tmpn * sizeof(float), "transform scratch");
+    w->bufs = dc_xcalloc((size_t)w->nth, sizeof *w->bufs);
+    if (w->batch && w->tmp) return DC_OK;
+    scratch_free(w);
+    return DC_STATUS_NOMEM;
+}
+
 /* Images [first, first + n) of d through the network, layer layers[q]
  * pooled to pool_sides[q] into out[q]; progress reported to `bar` (may be
  * NULL) as done + the images finished. */
-static dc_status extract(float **out, dc_model *m, const dc_dataset *d, int64_t first, int64_t n, int nl,
-                         const int *layers, const int *pool_sides, dc_progress *bar, int64_t done)
+static dc_status extract(scratch *w, float **out, dc_model *m, const dc_dataset *d, int64_t first, int64_t n,
+                         int nl, const int *layers, const int *pool_sides, dc_progress *bar, int64_t done)
 {
     int S = m->in_size, resize = m->preset->eval_resize, c = dc_dataset_channels(d), B = m->max_batch;
-    int side = dc_dataset_max_side(d);
-    size_t tmpn = dc_transform_tmp_size(S, resize, side * 2 + resize, c);
-    int nth = 1;
-#ifdef _OPENMP
-    nth = omp_get_max_threads();
-#endif
-    float *batch = dc_malloc((size_t)B * c * S * S * sizeof(float), "feature batch");
-    float *tmp = dc_malloc((size_t)nth * tmpn * sizeof(float), "transform scratch");
-    dc_image_buf *bufs = dc_xcalloc((size_t)nth, sizeof *bufs);
-    if (!batch || !tmp) {
-        dc_free(batch);
-        dc_free(tmp);
-        dc_free(bufs);
-        return DC_STATUS_NOMEM;
-    }
+    float *batch = w->batch, *tmp = w->tmp;
+    size_t tmpn = w->tmpn;
+    dc_image_buf *bufs = w->bufs;
     dc_status st = DC_OK;
     for (int64_t b0 = 0; b0 < n && st == DC_OK; b0 += B) {
         int nb = (int)(n - b0 < B ? n - b0 : B);
@@ -115,10 +137,6 @@ static dc_status extract(float **out, dc_model *m, const dc_dataset *d, int64_t 
         }
         if (bar) dc_progress_update(bar, (uint64_t)(done + b0 + nb));
     }
-    for (int t = 0; t < nth; t++) dc_image_buf_free(&bufs[t]);
-    dc_free(bufs);
-    dc_free(batch);
-    dc_free(tmp);
     return st;
 }
 
@@ -133,9 +151,13 @@ static dc_progress *images_bar(const char *label, int64_t n)
 dc_status dc_extract_features_layers(float **out, dc_model *m, const dc_dataset *d, int64_t first, int64_t n,
                                      int nl, const int *layers, const int *pool_sides, const char *label)
 {
+    scratch w;
+    dc_status s = scratch_alloc(&w, m, d);
+    if (s) return s;
     dc_progress *bar = images_bar(label, n);
-    dc_status s = extract(out, m, d, first, n, nl, layers, pool_sides, bar, 0);
+    s = extract(&w, out, m, d, first, n, nl, layers, pool_sides, bar, 0);
     dc_progress_finish(bar);
+    scratch_free(&w);
     return s;
 }
 
@@ -149,19 +171,26 @@ dc_status dc_extract_features_npy(const char *path, dc_model *m, const dc_datase
     }
     chunk = (chunk + B - 1) / B * B; /* whole batches: the same batches, so the same bits, as all at once */
     if (chunk > n) chunk = n > 0 ? n : 1;
+    scratch sc;
+    dc_status s = scratch_alloc(&sc, m, d);
+    if (s) return s;
     float *buf = dc_malloc((size_t)(chunk * dim) * sizeof(float), "features");
-    if (!buf) return DC_STATUS_NOMEM;
+    if (!buf) {
+        scratch_free(&sc);
+        return DC_STATUS_NOMEM;
+    }
     dc_npy_writer w;
-    dc_status s = dc_npy_writer_open(&w, path, DC_DTYPE_F32, 2, (int64_t[]){n, dim});
+    s = dc_npy_writer_open(&w, path, DC_DTYPE_F32, 2, (int64_t[]){n, dim});
     dc_progress *bar = s == DC_OK ? images_bar(label, n) : NULL;
     for (int64_t first = 0; first < n && s == DC_OK; first += chunk) {
         int64_t cnt = n - first < chunk ? n - first : chunk;
-        s = extract(&buf, m, d, first, cnt, 1, &layer, &pool_side, bar, first);
+        s = extract(&sc, &buf, m, d, first, cnt, 1, &layer, &pool_side, bar, first);
         if (s == DC_OK) s = dc_npy_writer_write(&w, buf, (size_t)(cnt * dim) * sizeof(float));
     }
     dc_progress_finish(bar);
     if (s == DC_OK) s = dc_npy_writer_commit(&w);
     else dc_npy_writer_abort(&w);
     dc_free(buf);
+    scratch_free(&sc);
     return s;
 }
