@@ -1,7 +1,8 @@
 /* test_config.c — training options resolved from the method, the preset and
  * the data: the batch per super-class (the methods' 16/32/128 for a global
  * batch of 128, a quarter for vgg16, whose 128 images would not fit in
- * memory), the architecture from the image size, an explicit value kept. */
+ * memory), the architecture from the image size, the epochs from the
+ * preset, an explicit value kept. */
 #include "dc/train.h"
 #include "test.h"
 
@@ -31,7 +32,7 @@ static void spoiled(dc_train_config *c, int i)
     c->data = "x";
     c->out = "y";
     switch (i) {
-    case 0: c->epochs = 0; break;
+    case 0: c->epochs = -1; break;
     case 1: c->lr = NAN; break;
     case 2: c->wd = -1; break;
     case 3: c->sobel = 2; break;
@@ -60,8 +61,20 @@ int main(void)
     /* the same through the public helper */
     CHECK_EQ_INT(dc_train_default_batch("deepercluster", dc_preset_find("vgg-s32")), 16);
     CHECK_EQ_INT(dc_train_default_batch("deepcluster", dc_preset_find("vgg16")), 32);
+    /* epochs from the preset (vgg-s32: the quality table's 6), unless given */
+    static const struct {
+        int side, given, want;
+    } ep[] = {{28, 0, 6}, {64, 0, 10}, {500, 0, 10}, {28, 3, 3}};
+    for (size_t i = 0; i < sizeof ep / sizeof ep[0]; i++) {
+        dc_train_config c;
+        dc_train_config_defaults(&c, i == 1 ? "rotnet" : NULL);
+        c.epochs = ep[i].given;
+        char buf[256];
+        CHECK(dc_train_config_resolve(&c, 60000, ep[i].side, buf, sizeof buf) == NULL);
+        CHECK_EQ_INT(c.epochs, ep[i].want);
+    }
     /* the program's option ranges, checked by the library for its callers */
-    static const char *const msgs[] = {"--epochs: 0 is out of range (must be between 1 and 1000000)",
+    static const char *const msgs[] = {"--epochs: -1 is out of range (must be between 0 and 1000000)",
                                        "--lr: nan is out of range (must be between 1e-12 and 100)",
                                        "--wd: -1 is out of range (must be between 0 and 1)",
                                        "--sobel: 2 is out of range (must be between 0 and 1)",

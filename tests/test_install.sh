@@ -83,8 +83,8 @@ if [ -e "$FMNIST/train-images-idx3-ubyte.gz" ]; then
   h2=$("$BIN" inspect --hash "$TMP/tlib/checkpoint.safetensors" | grep ' hash ')
   [ -n "$h1" ] && [ "$h1" = "$h2" ] && ok || bad "train_run's checkpoint differs from train's: '$h1' / '$h2'"
   grep -q "the first image's 512 features begin" "$TMP/tlib.log" && ok || bad "train_run: $(tail -1 "$TMP/tlib.log")"
-  "$TMP/ex_train" "$T" "$TMP/tlib3" 0 128 >"$TMP/bad.log" 2>&1; rc=$?
-  [ $rc -eq 2 ] && grep -q "train_run: .*epochs" "$TMP/bad.log" && ok || bad "train_run with 0 epochs: exit $rc: $(cat "$TMP/bad.log")"
+  "$TMP/ex_train" "$T" "$TMP/tlib3" -1 128 >"$TMP/bad.log" 2>&1; rc=$?
+  [ $rc -eq 2 ] && grep -q "train_run: .*epochs" "$TMP/bad.log" && ok || bad "train_run with -1 epochs: exit $rc: $(cat "$TMP/bad.log")"
 fi
 
 # Weights that do not fit the data: the message names the run's architecture.

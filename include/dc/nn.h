@@ -58,6 +58,7 @@ typedef struct dc_preset {
     float crop_min_scale; /* training crop's smallest area (0: 0.08)       */
     int batch;            /* default batch, training's global one and
                              evaluation's images per pass (0: 128)         */
+    int epochs;           /* default training epochs                       */
 } dc_preset;
 
 /// The preset of that name, or NULL.

@@ -158,7 +158,7 @@ typedef struct dc_train_config {
     int niter;               /* k-means update passes                       */
     int warm_restart;        /* k-means from the previous centroids         */
     double lr, wd;
-    int epochs;
+    int epochs;              /* 0: the preset's (6 for vgg-s32, else 10)    */
     int batch_size;          /* per super-class; 0: dc_train_default_batch  */
     int64_t epoch_size;      /* per super-class; 0: the original's N/(4m)   */
     int threads;             /* OpenMP threads for the run (0: the caller's
@@ -187,7 +187,7 @@ void dc_train_config_defaults(dc_train_config *c, const char *method);
 /// RotNet 32, DeepCluster 128: a global batch of 128) scaled to the
 /// preset's default batch (vgg16: 32, so a quarter of those).
 int dc_train_default_batch(const char *method, const dc_preset *p);
-/// Checks every option's range (those of the program's options: epochs ≥ 1,
+/// Checks every option's range (those of the program's options: epochs ≥ 0,
 /// 0 < lr ≤ 100, …), fills what depends on the data (arch, batch size from
 /// the preset, epoch size) and checks the options against the data: NULL,
 /// or a message that says what to change. n: images; side: their size (0

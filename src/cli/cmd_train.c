@@ -51,7 +51,8 @@ int dc_cmd_train(int argc, char **argv)
          "k-means from the previous centroids"},
         {"lr", NULL, DC_OPT_DOUBLE, &c.lr, 1e-12, 100, NULL, 0, "LR", "learning rate"},
         {"wd", NULL, DC_OPT_DOUBLE, &c.wd, 0, 1, NULL, 0, "WD", "weight decay"},
-        {"epochs", "nepochs", DC_OPT_INT, &c.epochs, 1, 1e6, NULL, 0, "E", "epochs"},
+        {"epochs", "nepochs", DC_OPT_INT, &c.epochs, 0, 1e6, NULL, 0, "E",
+         "epochs (0: the preset's, 6 for vgg-s32, 10 for the others)"},
         {"batch-size", NULL, DC_OPT_INT, &c.batch_size, 0, 1e5, NULL, 0, "B",
          "images per super-class in each step, the original's per-process batch (0: the method's, "
          "16 DeeperCluster, 32 RotNet, 128 DeepCluster; a quarter of those for vgg16)"},

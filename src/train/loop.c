@@ -53,7 +53,7 @@ void dc_train_config_defaults(dc_train_config *c, const char *method)
     c->niter = 10;
     c->lr = 0.05;
     c->wd = 1e-5;
-    c->epochs = 10;
+    c->epochs = 0; /* from the preset */
     c->seed = 31;
     c->checkpoint_freq = 5;
     if (strcmp(c->method, "deepcluster") == 0) {
@@ -96,7 +96,7 @@ static const char *check_ranges(const dc_train_config *c, char *buf, size_t len)
              {"sobel", c->sobel, 0, 1}, {"crop-min-scale", c->crop_min_scale, 0, 1},
              {"reassignment", c->reassignment, 1, 1e6}, {"dim-pca", c->dim_pca, 0, 1e6}, {"niter", c->niter, 0, 1e6},
              {"warm-restart", c->warm_restart, 0, 1}, {"lr", c->lr, 1e-12, 100}, {"wd", c->wd, 0, 1},
-             {"epochs", c->epochs, 1, 1e6}, {"batch-size", c->batch_size, 0, 1e5},
+             {"epochs", c->epochs, 0, 1e6}, {"batch-size", c->batch_size, 0, 1e5},
              {"epoch-size", (double)c->epoch_size, 0, 1e12}, {"workers", c->workers, 0, 256},
              {"threads", c->threads, 0, 4096}, {"seed", (double)c->seed, 0, 9.2e18},
              {"checkpoint-freq", c->checkpoint_freq, 0, 1e6}, {"max-images", c->max_images, 0, 2e9}};
@@ -119,6 +119,7 @@ const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, cha
         return buf;
     }
     if (c->dim_pca == 0) c->dim_pca = dc_preset_dim_pca(p);
+    if (c->epochs == 0) c->epochs = p->epochs > 0 ? p->epochs : 10;
     if (c->batch_size == 0) c->batch_size = dc_train_default_batch(c->method, p);
     if (c->crop_min_scale == 0) c->crop_min_scale = p->crop_min_scale > 0 ? p->crop_min_scale : 0.08;
     if (c->dim_pca > p->hidden) {
