@@ -28,7 +28,7 @@ typedef struct dc_probe_params {
     int epochs;        /* passes over the training features (default 10)   */
     int batch;         /* default 256                                      */
     double wd;         /* default 1e-4                                     */
-    double lrs[8];     /* learning rates tried (default 0.01 … 1)          */
+    double lrs[8];     /* learning rates tried (default 0.0003 … 1)        */
     int nlr;
     double holdout;    /* fraction of the training set held out (0.1)      */
     uint64_t seed;
