@@ -9,6 +9,11 @@
 #   make NO_OMP=1        build without OpenMP
 #   make NO_DNNL=1       GEMM through OpenBLAS instead of oneDNN
 #   make NO_MPI=1        without MPI (single-process communication backend)
+#   make CUDA=1          with the GPU engine (src/gpu: CUDA >= 12, cuDNN 9,
+#                        cuBLAS; nvcc on PATH or CUDA_HOME) in build/<mode>-cuda
+#   make CUDA=1 check-gpu  the GPU suite (says so and stops when no GPU)
+#   make CUDA=1 bundle   the program, tests, benchmarks and their non-system
+#                        libraries in one relocatable archive (build/*.tar.xz)
 #   make install         the program, the library (static and shared), its
 #                        headers and deepercluster.pc under $(PREFIX)
 #                        (/usr/local; DESTDIR for staging); make uninstall
@@ -16,7 +21,7 @@
 # Dependencies come from Debian packages (scripts/setup.sh) via pkg-config.
 
 BUILD ?= release
-B := build/$(BUILD)
+B := build/$(BUILD)$(if $(filter 1,$(CUDA)),-cuda)
 CC ?= cc
 ifeq ($(CC),cc)
 CC := gcc
@@ -57,6 +62,18 @@ else
 CFLAGS_COMMON += -Wno-unknown-pragmas # the omp pragmas, ignored
 endif
 
+ifeq ($(CUDA),1)
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(if $(CUDA_HOME),$(CUDA_HOME)/bin/nvcc),/usr/local/cuda/bin/nvcc)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_LIBDIR := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib))
+CFLAGS_COMMON += -DDC_HAVE_CUDA -isystem $(CUDA_HOME)/include
+LDLIBS += -L$(CUDA_LIBDIR) -lcudnn -lcublas -lcudart -lstdc++
+# sm_80 (A100) and sm_90 (H100/H200) machine code, PTX for later cards
+NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+NVCCFLAGS := -O3 -std=c++17 $(NVCC_ARCH) -Xcompiler -fPIC -Werror all-warnings -Isrc/gpu
+endif
+
 ifeq ($(BUILD),release)
 CFLAGS_MODE := -O3 -march=$(MARCH) -g
 else ifeq ($(BUILD),debug)
@@ -74,13 +91,23 @@ endif
 CFLAGS := $(CFLAGS_COMMON) $(CFLAGS_MODE) $(EXTRA_CFLAGS)
 
 # Library modules, bottom layer first. A module includes only those before it.
+# The GPU engine (src/gpu) sits beside the kernels: gpu.c + kernels.cu with
+# CUDA=1, else stub.c, which says how to get it.
+ifeq ($(CUDA),1)
+GPU_SRC := src/gpu/gpu.c
+else
+GPU_SRC := src/gpu/stub.c
+endif
 LIB_SRC := $(wildcard src/core/*.c) $(wildcard src/io/*.c) $(wildcard src/comm/*.c) $(wildcard src/kernels/*.c) \
-           $(wildcard src/data/*.c) $(wildcard src/cluster/*.c) $(wildcard src/nn/*.c) \
+           $(GPU_SRC) $(wildcard src/data/*.c) $(wildcard src/cluster/*.c) $(wildcard src/nn/*.c) \
            $(wildcard src/train/*.c) $(wildcard src/eval/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+ifeq ($(CUDA),1)
+LIB_OBJ += $(B)/src/gpu/kernels.o
+endif
 CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
 CLI_ARGS_OBJ := $(B)/src/cli/args.o # the option parser, unit-tested
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
@@ -98,7 +125,7 @@ all: features $(BIN) $(SHLIB) $(TEST_BIN)
 features:
 	@pkg-config --exists $(PKGS) && echo "✓ dependencies ($(PKGS))" || \
 	  { echo "✗ missing pkg-config packages; run scripts/setup.sh"; exit 1; }
-	@echo "  build=$(BUILD) march=$(MARCH) openmp=$(if $(filter 1,$(NO_OMP)),off,on) onednn=$(if $(filter 1,$(NO_DNNL)),off,on) mpi=$(if $(HAVE_MPI),on,off)"
+	@echo "  build=$(BUILD) march=$(MARCH) openmp=$(if $(filter 1,$(NO_OMP)),off,on) onednn=$(if $(filter 1,$(NO_DNNL)),off,on) mpi=$(if $(HAVE_MPI),on,off) cuda=$(if $(filter 1,$(CUDA)),$(NVCC),off)"
 
 # Objects are rebuilt when the flags change (AVX512=1, NO_DNNL=1, a new
 # flag in this file): $(FLAGS) holds the last ones.
@@ -109,6 +136,11 @@ $(B)/%.o: %.c $(FLAGS)
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/src/gpu/kernels.o: src/gpu/kernels.cu src/gpu/gpu_kernels.h $(FLAGS)
+	@mkdir -p $(dir $@)
+	@echo "  NVCC $<"
+	@$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -126,9 +158,15 @@ $(B)/tests/%: $(B)/tests/%.o $(CLI_ARGS_OBJ) $(LIB)
 test: all
 	@bash tests/run.sh $(B)
 
+# ...then, where a CUDA toolkit is installed, compiles the GPU build (its
+# programs and benchmarks) and runs the GPU suite, which says that it
+# skipped when no GPU is visible.
 check:
 	$(MAKE) BUILD=release test
 	$(MAKE) BUILD=asan test
+	@if command -v nvcc >/dev/null 2>&1 || [ -x "$${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ]; then \
+	  $(MAKE) CUDA=1 all bench && $(MAKE) CUDA=1 check-gpu; \
+	else echo "check: no CUDA toolkit (nvcc): the GPU build was not compiled"; fi
 
 clean:
 	rm -rf build
@@ -185,3 +223,29 @@ bench: $(BENCH_BIN)
 $(B)/bench/%: $(B)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 -include $(BENCH_BIN:%=%.d) $(B)/fuzz/replay.d
+
+# The GPU suite: tests/gpu/*.c, built with CUDA=1 only; each says plainly
+# that it skipped when no GPU is visible.
+GPU_TEST_SRC := $(wildcard tests/gpu/test_*.c)
+GPU_TEST_BIN := $(GPU_TEST_SRC:tests/gpu/%.c=$(B)/tests/gpu/%)
+ifeq ($(CUDA),1)
+all: $(GPU_TEST_BIN)
+endif
+$(B)/tests/gpu/%: $(B)/tests/gpu/%.o $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+-include $(GPU_TEST_BIN:%=%.d)
+.PHONY: check-gpu bundle
+check-gpu:
+ifneq ($(CUDA),1)
+	$(MAKE) CUDA=1 check-gpu
+else
+check-gpu: all
+	@bash tests/gpu/run.sh $(B)
+endif
+
+# A relocatable archive for a GPU node without our Debian packages: bin/,
+# tests/, bench/, lib/ (every non-system library the binaries link, never
+# the CUDA, cuDNN or driver ones) and a launcher, run.sh, that sets the
+# library path. See scripts/bundle.sh.
+bundle: all bench
+	@bash scripts/bundle.sh $(B) build/deepercluster-$(VERSION)$(if $(filter 1,$(CUDA)),-cuda).tar.xz

@@ -16,3 +16,31 @@ need_fmnist() {
   [ -e "$FMNIST/train-images-idx3-ubyte.gz" ] || skip "$FMNIST not installed (apt-get install dataset-fashion-mnist)"
 }
 summary() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; }
+# signals_resume REF.hash "DELAYS" TRAIN_ARGS...: for SIGTERM and SIGKILL,
+# at each delay (seconds) into `train TRAIN_ARGS --out …`, stop the run,
+# run the same command again, and check that it ends with the checkpoint
+# hashes of REF.hash (an uninterrupted run's); SIGTERM must exit 130 with a
+# resume hint and a checkpoint when it lands before the end.
+signals_resume() {
+  local ref=$1 delays=$2; shift 2
+  local sig delay out pid rc
+  for sig in TERM KILL; do
+    for delay in $delays; do
+      out="$TMP/r-$sig-$delay"
+      "$BIN" train "$@" --out "$out" >"$out.log" 2>&1 &
+      pid=$!
+      sleep "$delay"
+      kill -$sig $pid 2>/dev/null
+      wait $pid 2>/dev/null; rc=$?
+      if [ $sig = TERM ] && [ $rc -ne 0 ]; then
+        [ $rc -eq 130 ] && ok || bad "SIGTERM: exit $rc, expected 130: $(tail -2 "$out.log")"
+        grep -q "resume" "$out.log" && ok || bad "SIGTERM: no resume hint"
+        [ -e "$out/checkpoint.safetensors" ] && ok || bad "SIGTERM: no checkpoint"
+      fi
+      echo "SIG$sig at ${delay}s: exit $rc ($(cat "$out/stats.jsonl" 2>/dev/null | grep -c '"type":"epoch"') epochs done)"
+      "$BIN" train "$@" --out "$out" >>"$out.log" 2>&1 || bad "resume after SIG$sig at ${delay}s failed: $(tail -3 "$out.log")"
+      "$BIN" inspect --hash "$out/checkpoint.safetensors" | grep ' hash ' > "$out.hash"
+      cmp -s "$ref" "$out.hash" && ok || bad "SIG$sig at ${delay}s: resumed weights differ from the uninterrupted run"
+    done
+  done
+}

@@ -90,8 +90,10 @@ static double norm_of(const float *v, int64_t n)
 
 static int meta_int(const dc_st_file *f, const char *k) { return atoi(dc_st_meta(f, k)); }
 
+/* engine: 1 oneDNN blocked, 0 NCHW kernels, 2 the GPU engine (fp32) */
 static void run_fixture(const char *file, int blocked)
 {
+    int gpu = blocked == 2;
     const char *root = getenv("DC_TEST_ROOT");
     char path[512];
     snprintf(path, sizeof path, "%s/tests/fixtures/nn/%s", root ? root : ".", file);
@@ -110,7 +112,7 @@ static void run_fixture(const char *file, int blocked)
     dc_model m;
     CHECK(dc_model_init_spec(&m, &spec, sobel, in_c, N, 1) == DC_OK);
     m.dropout_seed = seed;
-    if (dc_model_set_blocked(&m, blocked) != blocked) {
+    if (!gpu && dc_model_set_blocked(&m, blocked) != blocked) {
         printf("%s: SKIP the blocked engine (built without oneDNN)\n", file);
         dc_model_free(&m);
         dc_st_close(f);
@@ -159,6 +161,12 @@ static void run_fixture(const char *file, int blocked)
         sup[i] = i % S;
         sub[i] = (3 * i + 1) % K;
     }
+    if (gpu) {
+        dc_device dev;
+        CHECK(dc_device_parse(&dev, "cuda", "fp32", 0) == DC_OK);
+        s = dc_model_use_device(&m, &dev);
+        CHECK_MSG(s == DC_OK, "%s", dc_last_error());
+    }
     dc_stepper st;
     CHECK(dc_stepper_init(&st, &m, S, K, N) == DC_OK);
     const dc_st_tensor *lt = dc_st_find(f, "losses"), *lt64 = dc_st_find(f, "f64/losses");
@@ -170,6 +178,10 @@ static void run_fixture(const char *file, int blocked)
     for (int step = 0; step < 3; step++) {
         dc_step_stats ss;
         dc_step_compute(&st, &m, &sup_head, subs, x, sup, sub, N, &ss);
+        if (gpu) { /* the gradients and heads to the host */
+            CHECK(dc_step_status(&st) == DC_OK);
+            CHECK(dc_step_sync(&st, &m, &sup_head, subs, 1) == DC_OK);
+        }
         double got[6] = {ss.loss, ss.loss_super, ss.loss_sub, (double)ss.correct_super / N,
                          (double)ss.correct_sub / N, (double)ss.correct_both / N};
         for (int q = 0; q < 6 && (step == 0 || meta_int(f, "params_after_steps")); q++) {
@@ -180,12 +192,15 @@ static void run_fixture(const char *file, int blocked)
         }
         if (step == 0) {
             compare(f, "features", dc_model_layer_output(&m, m.nlayers - 1), (int64_t)N * D, 1, 1e-4);
-            compare(f, "logits_super", st.ls, (int64_t)N * S, 1, 1e-4);
-            /* sub logits are stored grouped by super-class: back to batch order */
-            float *lsub = dc_xmalloc((size_t)N * K * sizeof *lsub);
-            for (int r = 0; r < N; r++) memcpy(lsub + (size_t)st.rows[r] * K, st.lsub + (size_t)r * K, (size_t)K * 4);
-            compare(f, "logits_sub", lsub, (int64_t)N * K, 1, 1e-4);
-            dc_free(lsub);
+            if (!gpu) { /* the GPU keeps its logits (the gradients below follow from them) */
+                compare(f, "logits_super", st.ls, (int64_t)N * S, 1, 1e-4);
+                /* sub logits are stored grouped by super-class: back to batch order */
+                float *lsub = dc_xmalloc((size_t)N * K * sizeof *lsub);
+                for (int r = 0; r < N; r++)
+                    memcpy(lsub + (size_t)st.rows[r] * K, st.lsub + (size_t)r * K, (size_t)K * 4);
+                compare(f, "logits_sub", lsub, (int64_t)N * K, 1, 1e-4);
+                dc_free(lsub);
+            }
             for (int i = 0; i < m.nlayers; i++) {
                 dc_layer *l = &m.layers[i];
                 if (l->fixed || !(l->kind == DC_LAYER_CONV || l->kind == DC_LAYER_BN || l->kind == DC_LAYER_LINEAR))
@@ -218,6 +233,7 @@ static void run_fixture(const char *file, int blocked)
             }
         }
         dc_step_sgd(&st, &m, &sup_head, subs, lr, wd);
+        if (gpu) CHECK(dc_step_sync(&st, &m, &sup_head, subs, 1) == DC_OK);
         if (step == 0)
             for (int i = 0; i < m.nlayers; i++) {
                 dc_layer *l = &m.layers[i];
@@ -246,7 +262,7 @@ static void run_fixture(const char *file, int blocked)
         compare(f, name, subs[c].w, (int64_t)K * D, 1, 1e-4);
     }
     printf("%s (%s): %s, largest error against PyTorch float64 over all tensors: C %.3g, PyTorch float32 %.3g\n",
-           file, blocked ? "oneDNN, blocked" : "NCHW kernels", meta_int(f, "params_after_steps") ? "3 steps" : "first step", worst_all, worst_torch);
+           file, gpu ? "GPU engine, fp32" : blocked ? "oneDNN, blocked" : "NCHW kernels", meta_int(f, "params_after_steps") ? "3 steps" : "first step", worst_all, worst_torch);
     dc_stepper_free(&st);
     dc_head_free(&sup_head);
     for (int c = 0; c < S; c++) dc_head_free(&subs[c]);
@@ -260,6 +276,18 @@ static void run_fixture(const char *file, int blocked)
 
 int main(void)
 {
+    /* DC_TEST_DEVICE=cuda (make check-gpu): the GPU engine alone */
+    const char *dev = getenv("DC_TEST_DEVICE");
+    if (dev && strcmp(dev, "cuda") == 0) {
+        if (dc_device_gpu_count() == 0) {
+            printf("SKIP: no CUDA GPU visible (or a build without CUDA): the GPU parity did not run\n");
+            return TEST_SUMMARY();
+        }
+        run_fixture("vgg-s32.safetensors", 2);
+        run_fixture("vgg-s32-grey.safetensors", 2);
+        run_fixture("vgg16-slim.safetensors", 2);
+        return TEST_SUMMARY();
+    }
     for (int blocked = 1; blocked >= 0; blocked--) {
         run_fixture("vgg-s32.safetensors", blocked);
         run_fixture("vgg-s32-grey.safetensors", blocked);

@@ -95,23 +95,7 @@ h2=$("$BIN" inspect --hash "$TMP/warm2/checkpoint.safetensors" | grep ' hash ')
 [ -n "$h1" ] && [ "$h1" = "$h2" ] && ok || bad "--warm-restart 1: the resumed run's weights differ from the uninterrupted run's"
 cmp -s "$TMP/warm/assignments/epoch-002.npy" "$TMP/warm2/assignments/epoch-002.npy" && ok ||
   bad "--warm-restart 1: the resumed run's second clustering differs"
-for sig in TERM KILL; do
-  for delay in 3 6; do
-    out="$TMP/r-$sig-$delay"
-    "$BIN" train "${RUN[@]}" --out "$out" >"$out.log" 2>&1 &
-    pid=$!
-    sleep $delay
-    kill -$sig $pid 2>/dev/null
-    wait $pid 2>/dev/null; rc=$?
-    if [ $sig = TERM ] && [ $rc -ne 0 ]; then
-      [ $rc -eq 130 ] && ok || bad "SIGTERM: exit $rc, expected 130: $(tail -2 "$out.log")"
-      grep -q "resume" "$out.log" && ok || bad "SIGTERM: no resume hint"
-    fi
-    "$BIN" train "${RUN[@]}" --out "$out" >>"$out.log" 2>&1 || bad "resume after SIG$sig at ${delay}s failed: $(tail -3 "$out.log")"
-    "$BIN" inspect --hash "$out/checkpoint.safetensors" | grep ' hash ' > "$out.hash"
-    cmp -s "$TMP/full.hash" "$out.hash" && ok || bad "SIG$sig at ${delay}s: resumed weights differ from the uninterrupted run"
-  done
-done
+signals_resume "$TMP/full.hash" "3 6" "${RUN[@]}"
 # a second signal stops at once (killed by it); a command that does not
 # checkpoint (features) gets the signal's default action
 "$BIN" train "${RUN[@]}" --out "$TMP/twice" >"$TMP/twice.log" 2>&1 &

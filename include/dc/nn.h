@@ -73,6 +73,41 @@ int dc_preset_batch(const dc_preset *p);
 /// trained features are nearly low-rank — README, "Results").
 int dc_preset_dim_pca(const dc_preset *p);
 
+/* ------------------------------------------------------------------------ */
+/* Devices: where a model computes                                          */
+/* ------------------------------------------------------------------------ */
+
+/// The GPU's arithmetic: IEEE fp32 (what the parity tests use) or TF32
+/// tensor cores for convolutions and GEMMs (the GPU default, as PyTorch's
+/// cuDNN default). Room for bf16.
+typedef enum dc_precision { DC_PRECISION_FP32 = 0, DC_PRECISION_TF32 = 1 } dc_precision;
+
+typedef struct dc_device {
+    int gpu;                /* -1: the CPU; else the CUDA device ordinal     */
+    dc_precision precision; /* on a GPU                                      */
+    int autotune;           /* GPU: choose each convolution's algorithm by
+                               timing the deterministic ones (faster; the
+                               choice, so the bits, may differ from run to
+                               run) instead of cuDNN's heuristic order   */
+} dc_device;
+
+/// Parses a device ("auto" or NULL: the GPU of local_rank modulo the GPUs
+/// visible, else the CPU; "cpu"; "cuda": the GPU of local_rank; "cuda:N")
+/// and a precision ("fp32", "tf32"; NULL: tf32). A GPU asked for but
+/// absent, or a build without CUDA, is an error saying what to do.
+dc_status dc_device_parse(dc_device *d, const char *device, const char *precision, int local_rank);
+/// CUDA devices visible to this build (0 without CUDA).
+int dc_device_gpu_count(void);
+/// "cpu", or "cuda:0: NVIDIA H200 (sm_90, …; cuDNN 9.14.0, …)".
+const char *dc_device_describe(const dc_device *d, char *buf, size_t n);
+/// This process's rank among those of its node under mpirun or srun
+/// (OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID, SLURM_LOCALID), else 0.
+int dc_device_local_rank(void);
+/// "fp32" or "tf32".
+const char *dc_precision_name(dc_precision p);
+
+struct dc_gpu_model;
+
 typedef struct dc_model {
     const dc_preset *preset;
     int sobel, in_c, in_size, feat_dim, max_batch;
@@ -122,6 +157,12 @@ typedef struct dc_model {
     void *reduce_ctx;
     int64_t sample_offset;
     int64_t global_batch;    /* N over all processes, last forward      */
+    /* The GPU engine (NULL: the CPU). Then the device owns the parameters
+     * and statistics while it trains (dc_model_sync), activations live on
+     * it only, and the host's activation buffers are not allocated. */
+    struct dc_gpu_model *gpu;
+    dc_device device;
+    dc_status gpu_status;    /* the first GPU failure (sticky), or DC_OK */
 } dc_model;
 
 /// Builds a model for `preset`, input channels `in_c` (1 or 3) and batches
@@ -134,6 +175,30 @@ dc_status dc_model_init(dc_model *m, const char *preset, int sobel, int in_c, in
 dc_status dc_model_init_spec(dc_model *m, const dc_preset *spec, int sobel, int in_c, int max_batch,
                              uint64_t seed);
 void dc_model_free(dc_model *m);
+/// As dc_model_init_spec on device d (NULL or the CPU: the same): on a GPU
+/// only the parameters and statistics are allocated on the host, and a
+/// batch larger than the GPU's free memory is refused naming the largest
+/// that fits.
+dc_status dc_model_init_device(dc_model *m, const dc_preset *spec, int sobel, int in_c, int max_batch, uint64_t seed,
+                               const dc_device *d);
+/// Moves a model (e.g. from dc_model_load_file) onto device d: its
+/// parameters uploaded, its host activation buffers freed. d on the CPU: no
+/// change.
+dc_status dc_model_use_device(dc_model *m, const dc_device *d);
+/// On a GPU: parameters, Sobel weights and running statistics copied to
+/// the host (to_host nonzero; gradients too), or the host's copied to the
+/// device. No-op on the CPU.
+dc_status dc_model_sync(dc_model *m, int to_host);
+/// On a GPU: page-locks host memory that feeds the model (a batch buffer)
+/// so its copies run at full speed; unpin before freeing it. No-op on the
+/// CPU; a failure to pin only leaves copies slower.
+void dc_model_pin_host(const dc_model *m, void *p, size_t bytes);
+void dc_model_unpin_host(const dc_model *m, void *p);
+/// Bytes of GPU memory the model holds (0 on the CPU).
+int64_t dc_model_device_bytes(const dc_model *m);
+/// DC_OK, or the first GPU failure since the model was made (the forward
+/// and backward calls cannot return one), with the error message set.
+dc_status dc_model_status(const dc_model *m);
 /* Both refuse, with DC_STATUS_NOMEM and a message naming the batch that
  * fits, a model whose buffers exceed dc_memory_total(): every buffer is
  * filled at once, and an over-large one would get the process killed. */

@@ -57,6 +57,12 @@ typedef struct dc_stepper {
     const struct dc_comm *comm;
     int64_t *gcount;         /* (S + 1) samples per super-class, then N, global */
     dc_status comm_status;   /* first communication failure, or DC_OK    */
+    /* The GPU engine's step when the model is on a GPU (else NULL): the
+     * heads' weights and momentum and the body's momentum live there; the
+     * host's copies are current after dc_step_sync(…, 1) only. */
+    struct dc_gpu_step *gpu;
+    int gpu_heads_stale;     /* the heads not uploaded yet                */
+    dc_status gpu_status;    /* the first GPU failure of a step, or DC_OK */
 } dc_stepper;
 
 dc_status dc_stepper_init(dc_stepper *st, const dc_model *m, int S, int k_sub, int max_batch);
@@ -69,6 +75,16 @@ void dc_step_use_comm(dc_stepper *st, dc_model *m, const struct dc_comm *comm, i
 /// class counts, statistics and the stop vote).
 int64_t dc_step_comm_bytes(const dc_stepper *st, const dc_model *m, int64_t *bn_bytes);
 void dc_stepper_free(dc_stepper *st);
+/// On a GPU: the body's parameters and statistics, the heads and every
+/// momentum copied to the host (to_host nonzero) — before a checkpoint or
+/// reading the weights — or from it (0) — after loading them or resetting a
+/// head. No-op on the CPU.
+dc_status dc_step_sync(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs, int to_host);
+/// The host's heads were changed (re-initialised): the next step uploads
+/// them (the body and its momentum stay where they are). No-op on the CPU.
+void dc_step_heads_changed(dc_stepper *st);
+/// DC_OK or the first failure of a step (GPU, or communication).
+dc_status dc_step_status(const dc_stepper *st);
 
 /// Forward and backward of the two-level loss on x (N inputs) with
 /// super-class targets sup[i] in [0, S) and sub-class targets sub[i] in
@@ -171,6 +187,10 @@ typedef struct dc_train_config {
     int checkpoint_freq;     /* keep checkpoints/epoch-NNN every F epochs   */
     const char *pretrained;  /* safetensors weights to start from           */
     int max_images;          /* use the first N images only (0: all)        */
+    const char *device;      /* auto (NULL), cpu, cuda, cuda:N: where the
+                                network computes (dc_device_parse)       */
+    const char *precision;   /* fp32 | tf32 (NULL: tf32) on a GPU         */
+    int autotune;            /* GPU: time the convolution algorithms       */
     const struct dc_comm *comm; /* the processes sharing the run (NULL:
                                 this one alone): each takes a share of every
                                 global batch and of the feature extraction;

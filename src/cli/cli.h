@@ -40,10 +40,14 @@ dc_status dc_cli_load_labels(const char *path, int32_t **out, int64_t *n,
 
 /// A model from --weights: a run directory, a safetensors file or
 /// random:<preset> (then `sobel_random` and `seed` apply). When a run
-/// directory, its path goes to run_dir (else run_dir[0] = 0).
+/// directory, its path goes to run_dir (else run_dir[0] = 0). Then moved
+/// to `device` (auto, cpu, cuda, cuda:N; NULL: auto) with `precision`.
 typedef struct dc_model dc_model;
 dc_status dc_cli_load_model(dc_model *m, const char *weights, int in_c, int sobel_random, uint64_t seed, int batch,
-                            char *run_dir, size_t run_len);
+                            char *run_dir, size_t run_len, const char *device, const char *precision);
+/// The --device and --precision options' help.
+#define DEVICE_HELP "auto (a GPU when one is visible, else the CPU), cpu, cuda or cuda:N"
+#define PRECISION_HELP "GPU arithmetic: fp32 (IEEE) or tf32 (tensor cores, the default)"
 
 /// Blocks SIGINT/SIGTERM in every thread and takes them on a watcher
 /// thread; call first in main, before any thread exists.

@@ -87,6 +87,7 @@ int dc_cmd_features(int argc, char **argv)
     const char *weights = NULL, *data = NULL, *labels = NULL, *layer = "final", *out = NULL, *lab_out = NULL;
     int sobel = 1, batch = 0, threads = 0;
     int64_t seed = 0, max_images = 0;
+    const char *device = NULL, *precision = NULL;
     const dc_opt opts[] = {
         {"weights", NULL, DC_OPT_STRING, &weights, 0, 0, NULL, 1, "W", "RUN directory, weights .safetensors, or random:<preset>"},
         {"data", NULL, DC_OPT_STRING, &data, 0, 0, NULL, 1, "SRC", "images: IDX, CIFAR batches, image folder or .txt list, pack"},
@@ -100,6 +101,8 @@ int dc_cmd_features(int argc, char **argv)
         {"batch-size", NULL, DC_OPT_INT, &batch, 0, 4096, NULL, 0, "B", BATCH_HELP},
         {"threads", NULL, DC_OPT_INT, &threads, 0, 4096, NULL, 0, "T", "threads (0: all cores)"},
         {"max-images", NULL, DC_OPT_I64, &max_images, 0, 1e12, NULL, 0, "N", "the first N images only (0: all)"},
+        {"device", NULL, DC_OPT_STRING, &device, 0, 0, NULL, 0, "D", DEVICE_HELP},
+        {"precision", NULL, DC_OPT_CHOICE, &precision, 0, 0, "fp32|tf32", 0, "P", PRECISION_HELP},
     };
     dc_args a;
     int code;
@@ -113,7 +116,8 @@ int dc_cmd_features(int argc, char **argv)
     eval_layer l = {0};
     int64_t n = 0;
     dc_status s = dc_dataset_open(data, labels, &d);
-    if (s == DC_OK) s = dc_cli_load_model(&m, weights, dc_dataset_channels(d), sobel, (uint64_t)seed, batch, NULL, 0);
+    if (s == DC_OK) s = dc_cli_load_model(&m, weights, dc_dataset_channels(d), sobel, (uint64_t)seed, batch, NULL, 0, device,
+                                          precision);
     if (s == DC_OK) {
         dc_dataset_set_decode_hint(d, m.preset->eval_resize);
         n = nimg(d, max_images);
@@ -138,6 +142,7 @@ typedef struct {
     const char *weights, *train, *test, *data, *layer, *json, *record;
     int sobel, batch, threads, k, dim_pca, niter, epochs, restarts;
     int64_t seed, max_images, memory_mb;
+    const char *device, *precision;
     double T;
     dc_dataset *dtr, *dte; /* dtr: the training set (the data for clusters); dte: NULL for clusters */
     int64_t ntr, nte;      /* images used of each */
@@ -187,6 +192,8 @@ static int eval_options(eval_job *e, dc_opt *opts)
     opts[no++] = (dc_opt){"threads", NULL, DC_OPT_INT, &e->threads, 0, 4096, NULL, 0, "T", "threads (0: all cores)"};
     opts[no++] = (dc_opt){"max-images", NULL, DC_OPT_I64, &e->max_images, 0, 1e12, NULL, 0, "N",
                           "the first N images of each set only (0: all)"};
+    opts[no++] = (dc_opt){"device", NULL, DC_OPT_STRING, &e->device, 0, 0, NULL, 0, "D", DEVICE_HELP};
+    opts[no++] = (dc_opt){"precision", NULL, DC_OPT_CHOICE, &e->precision, 0, 0, "fp32|tf32", 0, "P", PRECISION_HELP};
     return no;
 }
 
@@ -211,7 +218,7 @@ static dc_status eval_open(eval_job *e)
         return DC_OK;
     }
     s = dc_cli_load_model(&e->m, e->weights, dc_dataset_channels(e->dtr), e->sobel, (uint64_t)e->seed, e->batch, e->run,
-                          sizeof e->run);
+                          sizeof e->run, e->device, e->precision);
     if (s != DC_OK) return s;
     dc_dataset_set_decode_hint(e->dtr, e->m.preset->eval_resize);
     if (e->dte) dc_dataset_set_decode_hint(e->dte, e->m.preset->eval_resize);

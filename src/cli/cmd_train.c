@@ -66,6 +66,13 @@ int dc_cmd_train(int argc, char **argv)
          "keep checkpoints/epoch-NNN every F epochs (0: never)"},
         {"pretrained", NULL, DC_OPT_STRING, &c.pretrained, 0, 0, NULL, 0, "FILE", "start from these weights (safetensors)"},
         {"max-images", NULL, DC_OPT_INT, &c.max_images, 0, 2e9, NULL, 0, "N", "use the first N images only (0: all)"},
+        {"device", NULL, DC_OPT_STRING, &c.device, 0, 0, NULL, 0, "D",
+         "auto (a GPU when one is visible, else the CPU), cpu, cuda (under MPI: the local rank's) or cuda:N"},
+        {"precision", NULL, DC_OPT_CHOICE, &c.precision, 0, 0, "fp32|tf32", 0, "P",
+         "GPU arithmetic: IEEE fp32, or TF32 tensor cores (default)"},
+        {"autotune", NULL, DC_OPT_INT, &c.autotune, 0, 1, NULL, 0, "0|1",
+         "GPU: choose convolution algorithms by timing them (faster; a resumed run may choose others, so its bits "
+         "may differ)"},
     };
     dc_args a;
     int code;

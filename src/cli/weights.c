@@ -24,8 +24,8 @@ static dc_status name_batch_option(dc_status s)
     return s;
 }
 
-dc_status dc_cli_load_model(dc_model *m, const char *weights, int in_c, int sobel_random, uint64_t seed, int batch,
-                            char *run_dir, size_t run_len)
+static dc_status load(dc_model *m, const char *weights, int in_c, int sobel_random, uint64_t seed, int batch,
+                      char *run_dir, size_t run_len)
 {
     if (run_dir) run_dir[0] = '\0';
     if (strncmp(weights, "random:", 7) == 0) {
@@ -48,4 +48,20 @@ dc_status dc_cli_load_model(dc_model *m, const char *weights, int in_c, int sobe
     if (s) return s;
     dc_log_info("weights: %s (%s, sobel %d)", path, m->preset->name, m->sobel);
     return DC_OK;
+}
+
+dc_status dc_cli_load_model(dc_model *m, const char *weights, int in_c, int sobel_random, uint64_t seed, int batch,
+                            char *run_dir, size_t run_len, const char *device, const char *precision)
+{
+    dc_device dev;
+    dc_status s = dc_device_parse(&dev, device, precision, dc_device_local_rank());
+    if (s == DC_OK) s = load(m, weights, in_c, sobel_random, seed, batch, run_dir, run_len);
+    if (s == DC_OK && dev.gpu >= 0) {
+        s = dc_model_use_device(m, &dev);
+        if (s) dc_model_free(m);
+    }
+    char buf[512];
+    if (s == DC_OK && dev.gpu >= 0)
+        dc_log_info("device %s, %s", dc_device_describe(&dev, buf, sizeof buf), dc_precision_name(dev.precision));
+    return s;
 }

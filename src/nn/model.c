@@ -8,6 +8,7 @@
 #include "dc/nn.h"
 #include "dc/io.h"
 #include "dc/kernels.h"
+#include "gpu/gpu.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -261,6 +262,7 @@ static void init_params(dc_model *m, uint64_t seed)
 void dc_model_free(dc_model *m)
 {
     if (!m) return;
+    dc_gpu_model_free(m->gpu);
     dc_free(m->layers);
     dc_free(m->params);
     dc_free(m->grads);
@@ -357,14 +359,38 @@ int dc_model_fit_batch(int64_t fixed, int64_t per_image, int64_t budget)
     return n > 1 << 20 ? 1 << 20 : (int)n;
 }
 
+/* The host's activation buffers (the CPU engine's alone). */
+static void free_host_acts(dc_model *m)
+{
+    void *b[] = {m->acts, m->cache, m->args, m->masks, m->grad_a, m->grad_b, m->work, m->dwork, m->bn_tmp, m->view};
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) dc_free(b[i]);
+    m->acts = m->cache = m->grad_a = m->grad_b = m->work = m->dwork = m->view = NULL;
+    m->args = NULL;
+    m->masks = NULL;
+    m->bn_tmp = NULL;
+    m->nview = 0;
+    if (m->convs)
+        for (int i = 0; i < m->nlayers; i++) dc_dnnl_conv_free(m->convs[i]);
+    dc_free(m->convs);
+    m->convs = NULL;
+    m->blocked = 0;
+}
+
 dc_status dc_model_init_spec(dc_model *m, const dc_preset *p, int sobel, int in_c, int max_batch,
                              uint64_t seed)
 {
+    return dc_model_init_device(m, p, sobel, in_c, max_batch, seed, NULL);
+}
+
+dc_status dc_model_init_device(dc_model *m, const dc_preset *p, int sobel, int in_c, int max_batch, uint64_t seed,
+                               const dc_device *dev)
+{
+    int on_gpu = dev && dev->gpu >= 0;
     builder b;
     dc_status s = plan(m, &b, p, sobel, in_c, max_batch);
     if (s) return s;
     int64_t need = plan_bytes(m, &b), have = dc_memory_budget();
-    if (have > 0 && need > have) {
+    if (!on_gpu && have > 0 && need > have) {
         int64_t fixed, per;
         int fit = dc_model_memory(p, sobel, in_c, &fixed, &per) == DC_OK ? dc_model_fit_batch(fixed, per, have) : 0;
         dc_model_free(m);
@@ -380,6 +406,18 @@ dc_status dc_model_init_spec(dc_model *m, const dc_preset *p, int sobel, int in_
     m->fixed = dc_calloc((size_t)m->nfixed + 1, sizeof(float), "fixed parameters");
     m->stats = dc_calloc((size_t)m->nstats + 1, sizeof(float), "batch-norm statistics");
     m->nbt = dc_calloc((size_t)m->nbn + 1, sizeof(int64_t), "batch-norm counters");
+    if (!m->params || !m->grads || !m->fixed || !m->stats || !m->nbt) {
+        dc_model_free(m);
+        return DC_STATUS_NOMEM;
+    }
+    init_params(m, seed);
+    m->dropout_seed = seed;
+    if (on_gpu) {
+        m->device = *dev;
+        s = dc_gpu_model_create(&m->gpu, m, dev);
+        if (s) dc_model_free(m);
+        return s;
+    }
     m->acts = dc_calloc((size_t)m->nacts, sizeof(float), "activations");
     m->cache = dc_calloc((size_t)m->ncache + 1, sizeof(float), "batch-norm cache");
     m->args = dc_calloc((size_t)m->nargs + 1, sizeof(int32_t), "max-pool indices");
@@ -389,15 +427,67 @@ dc_status dc_model_init_spec(dc_model *m, const dc_preset *p, int sobel, int in_
     m->work = dc_calloc((size_t)m->nwork + 1, sizeof(float), "convolution workspace");
     m->dwork = dc_calloc((size_t)m->ndwork + 1, sizeof(float), "convolution weight-gradient workspace");
     m->bn_tmp = dc_calloc(4 * (size_t)(b.maxc + 1), sizeof(double), "batch-norm sums");
-    if (!m->params || !m->grads || !m->fixed || !m->stats || !m->nbt || !m->acts || !m->cache ||
-        !m->args || !m->masks || !m->grad_a || !m->grad_b || !m->work || !m->dwork || !m->bn_tmp) {
+    if (!m->acts || !m->cache || !m->args || !m->masks || !m->grad_a || !m->grad_b || !m->work || !m->dwork ||
+        !m->bn_tmp) {
         dc_model_free(m);
         return DC_STATUS_NOMEM;
     }
-    init_params(m, seed);
-    m->dropout_seed = seed;
+    m->device.gpu = -1;
     create_convs(m);
     return DC_OK;
+}
+
+dc_status dc_model_use_device(dc_model *m, const dc_device *d)
+{
+    if (!d || d->gpu < 0 || m->gpu) return DC_OK;
+    dc_status s = dc_gpu_model_create(&m->gpu, m, d);
+    if (s) return s;
+    m->device = *d;
+    free_host_acts(m);
+    return DC_OK;
+}
+
+dc_status dc_model_sync(dc_model *m, int to_host)
+{
+    if (!m->gpu) return DC_OK;
+    dc_status s = dc_gpu_model_sync(m->gpu, m, to_host);
+    if (s && !m->gpu_status) m->gpu_status = s;
+    return s;
+}
+
+dc_status dc_model_status(const dc_model *m) { return m->gpu_status; }
+
+void dc_model_pin_host(const dc_model *m, void *p, size_t bytes)
+{
+    if (m->gpu && p && bytes) (void)dc_gpu_pin(p, bytes);
+}
+
+void dc_model_unpin_host(const dc_model *m, void *p)
+{
+    if (m->gpu && p) dc_gpu_unpin(p);
+}
+
+int64_t dc_model_device_bytes(const dc_model *m) { return m->gpu ? dc_gpu_model_bytes(m->gpu) : 0; }
+
+/* A GPU failure: kept (the first), the calls that cannot return it go on
+ * harmlessly; dc_model_status reports it. */
+static void gpu_failed(dc_model *m, dc_status s)
+{
+    if (s && !m->gpu_status) {
+        m->gpu_status = s;
+        dc_log_error("%s", dc_last_error());
+    }
+}
+
+/* The host view of a GPU-resident layer output, grown on demand. */
+static float *host_view(dc_model *m, int64_t n)
+{
+    if (n > m->nview) {
+        dc_free(m->view);
+        m->view = dc_xmalloc((size_t)n * sizeof *m->view);
+        m->nview = n;
+    }
+    return m->view;
 }
 
 /* The oneDNN convolutions of the conv stack; without them (no oneDNN, or
@@ -565,6 +655,12 @@ static void bn_backward(dc_model *m, int i, float *d, const float *g, const floa
 const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
 {
     DC_ASSERT(N >= 1 && N <= m->max_batch);
+    if (m->gpu) {
+        float *v = host_view(m, (int64_t)N * m->feat_dim);
+        if (m->gpu_status == DC_OK) gpu_failed(m, dc_gpu_forward(m->gpu, m, in, N, train));
+        if (m->gpu_status == DC_OK) gpu_failed(m, dc_gpu_layer_output(m->gpu, m, m->nlayers - 1, v));
+        return v;
+    }
     m->batch = N;
     m->train = train;
     m->input = in;
@@ -628,6 +724,11 @@ const float *dc_model_layer_output(dc_model *m, int i)
 {
     DC_ASSERT(i >= 0 && i < m->nlayers);
     const dc_layer *l = &m->layers[i];
+    if (m->gpu) {
+        float *v = host_view(m, (int64_t)m->batch * l->oc * l->oh * l->ow);
+        if (m->gpu_status == DC_OK) gpu_failed(m, dc_gpu_layer_output(m->gpu, m, i, v));
+        return v;
+    }
     const float *y = m->acts + l->act_off;
     if (!(l->blocked && m->blocked)) return y;
     int64_t n = (int64_t)m->batch * l->oc * l->oh * l->ow;
@@ -656,12 +757,20 @@ int dc_model_nconv(const dc_model *m)
 
 void dc_model_zero_grad(dc_model *m)
 {
+    if (m->gpu) {
+        if (m->gpu_status == DC_OK) gpu_failed(m, dc_gpu_zero_grad(m->gpu, m));
+        return;
+    }
     memset(m->grads, 0, (size_t)m->nparams * sizeof *m->grads);
 }
 
 void dc_model_backward(dc_model *m, const float *dout)
 {
     DC_ASSERT(m->train && m->batch > 0);
+    if (m->gpu) {
+        if (m->gpu_status == DC_OK) gpu_failed(m, dc_gpu_backward_host(m->gpu, m, dout));
+        return;
+    }
     int N = m->batch;
     int first = 0; /* the first layer with trainable parameters */
     while (first < m->nlayers && !(m->layers[first].kind == DC_LAYER_CONV && !m->layers[first].fixed)) first++;

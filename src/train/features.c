@@ -121,6 +121,7 @@ static dc_status extract(scratch *w, float **out, dc_model *m, const dc_dataset 
         }
         if (st) break;
         dc_model_forward(m, batch, nb, 0);
+        if ((st = dc_model_status(m))) break; /* a GPU failure */
         /* one layer at a time: dc_model_layer_output's view is shared */
         for (int q = 0; q < nl; q++) {
             const dc_layer *ly = &m->layers[layers[q]];
@@ -135,6 +136,7 @@ static dc_status extract(scratch *w, float **out, dc_model *m, const dc_dataset 
                 memcpy(o, y, (size_t)nb * dim * sizeof(float));
             }
         }
+        if ((st = dc_model_status(m))) break;
         if (bar) dc_progress_update(bar, (uint64_t)(done + b0 + nb));
     }
     return st;

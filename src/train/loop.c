@@ -194,6 +194,7 @@ typedef struct {
     int rank, W;          /* this process among the run's                  */
     dc_comm *self;        /* a one-rank communicator when c->comm is NULL */
     int lo, hi;           /* its rows of each global batch (S·B)           */
+    dc_device dev;        /* where the network computes                     */
     char path[4096];
 } run_state;
 
@@ -302,6 +303,9 @@ static void fingerprint_diff(const char *run, const char *now, char *buf, size_t
 static dc_status save_checkpoint(run_state *r, const progress_state *ps, const char *path)
 {
     if (r->rank != 0) return DC_OK;
+    /* on a GPU: the weights, heads and momentum it holds */
+    dc_status ss = dc_step_sync(&r->st, &r->model, &r->sup, r->subs, 1);
+    if (ss) return ss;
     dc_st_writer *w = dc_st_writer_new();
     dc_model_add_tensors(&r->model, w);
     int D = r->model.feat_dim, S = r->S, K = r->k_sub;
@@ -783,6 +787,7 @@ static dc_status cluster_step(run_state *r, int epoch)
         /* SPEC §4.7: new heads, fresh momentum; the body is kept */
         if (r->m > 1) dc_head_reset(&r->sup, (uint64_t)c->seed, 1000u + (uint32_t)epoch, 0);
         for (int q = 0; q < r->S; q++) dc_head_reset(&r->subs[q], (uint64_t)c->seed, 1000u + (uint32_t)epoch, 1u + (uint32_t)q);
+        dc_step_heads_changed(&r->st);
         cJSON_AddNumberToObject(j, "seconds", dc_time_now() - t0);
         if (r->rank == 0) s = dc_json_append_line(run_path(r, "stats.jsonl"), j);
     }
@@ -929,8 +934,9 @@ static dc_status train_epoch(run_state *r, progress_state *ps)
         dc_step_stats st;
         dc_step_compute(&r->st, &r->model, &r->sup, r->subs, r->batch + slot * r->slot_floats,
                         r->tsup + (size_t)slot * rows, r->tsub + (size_t)slot * rows, rows, &st);
-        if ((s = r->st.comm_status)) break;
+        if ((s = dc_step_status(&r->st))) break;
         dc_step_sgd(&r->st, &r->model, &r->sup, r->subs, (float)c->lr, (float)c->wd);
+        if ((s = dc_step_status(&r->st))) break;
         if (!isfinite(st.loss)) {
             s = dc_set_error(DC_STATUS_INTERNAL, "epoch %d step %d: the loss is not finite (%g); lower --lr (now %g)",
                              epoch, step, st.loss, c->lr);
@@ -963,6 +969,7 @@ static dc_status train_epoch(run_state *r, progress_state *ps)
 static void run_free(run_state *r)
 {
     dc_loader_stop(r->loader);
+    dc_model_unpin_host(&r->model, r->batch);
     dc_model_free(&r->model);
     dc_head_free(&r->sup);
     for (int s = 0; s < r->S && r->subs; s++) dc_head_free(&r->subs[s]);
@@ -1014,6 +1021,13 @@ static cJSON *config_json(const run_state *r)
     cJSON_AddNumberToObject(j, "checkpoint_freq", c->checkpoint_freq);
     if (c->pretrained) cJSON_AddStringToObject(j, "pretrained", c->pretrained);
     cJSON_AddNumberToObject(j, "max_images", c->max_images);
+    char dev[512];
+    cJSON_AddStringToObject(j, "device", r->dev.gpu < 0 ? "cpu" : (snprintf(dev, sizeof dev, "cuda:%d", r->dev.gpu), dev));
+    cJSON_AddStringToObject(j, "device_name", dc_device_describe(&r->dev, dev, sizeof dev));
+    if (r->dev.gpu >= 0) {
+        cJSON_AddStringToObject(j, "precision", dc_precision_name(r->dev.precision));
+        cJSON_AddNumberToObject(j, "autotune", r->dev.autotune);
+    }
     cJSON_AddStringToObject(j, "version", DC_VERSION_STRING);
     return j;
 }
@@ -1137,6 +1151,8 @@ static dc_status start_state(run_state *r, progress_state *ps, int *resumed)
         }
         if (s == DC_OK) dc_log_info("starting from the weights in %s", r->c->pretrained);
     }
+    /* on a GPU: what was loaded (all of it: the heads may be loaded too) */
+    if (s == DC_OK) s = dc_step_sync(&r->st, &r->model, &r->sup, r->subs, 0);
     return s;
 }
 
@@ -1200,7 +1216,7 @@ static dc_status check_memory(const run_state *r)
     if (s || have <= 0) return s;
     int rows = r->hi - r->lo;
     int64_t feats = r->n * ((int64_t)p->hidden + c->dim_pca) * (int64_t)sizeof(float);
-    int64_t net = fixed + per * rows;
+    int64_t net = r->dev.gpu >= 0 ? 0 : fixed + per * rows; /* a GPU's memory: checked when it is built */
     if (net + feats <= have) return DC_OK;
     int64_t fit = (int64_t)dc_model_fit_batch(fixed + feats, per, have) * r->W / r->S;
     char advice[160];
@@ -1224,7 +1240,16 @@ static dc_status build_network(run_state *r, dc_dataset *d)
 {
     dc_train_config *c = r->c;
     int GB = r->hi - r->lo;
-    dc_status s = dc_model_init(&r->model, c->arch, c->sobel, r->C, GB, (uint64_t)c->seed);
+    r->dev.autotune = c->autotune;
+    dc_status s = dc_model_init_device(&r->model, dc_preset_find(c->arch), c->sobel, r->C, GB, (uint64_t)c->seed,
+                                       &r->dev);
+    if (s == DC_OK && r->dev.gpu >= 0) {
+        char buf[512];
+        dc_log_info("device %s, %s, %s convolution algorithms; %.2f GiB of GPU memory for the network",
+                    dc_device_describe(&r->dev, buf, sizeof buf), dc_precision_name(r->dev.precision),
+                    r->dev.autotune ? "timed" : "heuristic (deterministic)",
+                    dc_model_device_bytes(&r->model) / 1073741824.0);
+    }
     r->size = r->model.in_size;
     int D = r->model.feat_dim;
     if (s == DC_OK) s = dc_head_init(&r->sup, D, r->S, (uint64_t)c->seed, 999, 0);
@@ -1244,6 +1269,7 @@ static dc_status build_network(run_state *r, dc_dataset *d)
     if (s == DC_OK) {
         dc_dataset_set_decode_hint(d, r->model.preset->eval_resize);
         s = run_buffers(r, GB, dc_dataset_max_side(d));
+        if (s == DC_OK) dc_model_pin_host(&r->model, r->batch, 2 * r->slot_floats * sizeof(float));
     }
     return s;
 }
@@ -1300,7 +1326,8 @@ static dc_status train_run(dc_train_config *c)
     }
     run_state r;
     FILE *log = NULL;
-    if ((s = run_init(&r, c, d, n)) || (s = check_memory(&r)) || (s = ensure_dir(c->out)) ||
+    if ((s = run_init(&r, c, d, n)) || (s = dc_device_parse(&r.dev, c->device, c->precision, dc_device_local_rank())) ||
+        (s = check_memory(&r)) || (s = ensure_dir(c->out)) ||
         (s = ensure_dir(run_path(&r, "assignments"))) || (s = ensure_dir(run_path(&r, "checkpoints")))) {
         dc_dataset_close(d);
         return s;
@@ -1317,7 +1344,16 @@ static dc_status train_run(dc_train_config *c)
                 c->method, c->arch, r.S, r.m, c->rotnet ? " x 4 rotations" : "", c->k, c->epochs,
                 (long long)c->epoch_size, r.B);
     s = build_network(&r, d);
-    if (s == DC_OK && c->workers > 0) s = dc_loader_start(&r.loader, c->workers, 2, loader_row, &r);
+    /* a GPU should not wait for batches made between its steps: by default
+     * loader threads prepare the next batch during each step (the same
+     * batches, so the same bits) */
+    int workers = c->workers;
+#ifdef _OPENMP
+    if (workers == 0 && r.dev.gpu >= 0) workers = omp_get_max_threads() > 2 ? omp_get_max_threads() - 1 : 1;
+#else
+    if (workers == 0 && r.dev.gpu >= 0) workers = 1;
+#endif
+    if (s == DC_OK && workers > 0) s = dc_loader_start(&r.loader, workers, 2, loader_row, &r);
     progress_state ps = {0};
     int resumed = 0;
     if (s == DC_OK) s = start_state(&r, &ps, &resumed);

@@ -9,7 +9,9 @@
 #include "dc/comm.h"
 #include "dc/kernels.h"
 #include "dc/train.h"
+#include "gpu/gpu.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define MOMENTUM 0.9f
@@ -17,6 +19,7 @@
 void dc_stepper_free(dc_stepper *st)
 {
     if (!st) return;
+    dc_gpu_step_free(st->gpu);
     dc_free(st->h);
     dc_free(st->rows);
     dc_free(st->momentum);
@@ -66,7 +69,40 @@ dc_status dc_stepper_init(dc_stepper *st, const dc_model *m, int S, int k_sub, i
     st->momentum = mom;
     st->nparams = m->nparams;
     st->body_first = 1;
+    if (m->gpu) {
+        dc_status s = dc_gpu_step_create(&st->gpu, m->gpu, st);
+        if (s) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", dc_last_error());
+            dc_stepper_free(st);
+            return dc_set_error(s, "%s", why);
+        }
+        st->gpu_heads_stale = 1;
+    }
     return DC_OK;
+}
+
+dc_status dc_step_sync(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs, int to_host)
+{
+    if (!st->gpu) return DC_OK;
+    /* stale heads: the host's are the newer, whichever the direction */
+    int what = DC_GPU_MOMENTUM | (st->gpu_heads_stale && to_host ? 0 : DC_GPU_HEADS);
+    dc_status s = dc_model_sync(m, to_host);
+    if (s == DC_OK) s = dc_gpu_step_sync(st->gpu, st, super, subs, to_host, what);
+    if (s == DC_OK && !to_host) st->gpu_heads_stale = 0;
+    if (s && !st->gpu_status) st->gpu_status = s;
+    return s;
+}
+
+void dc_step_heads_changed(dc_stepper *st)
+{
+    if (st->gpu) st->gpu_heads_stale = 1;
+}
+
+dc_status dc_step_status(const dc_stepper *st)
+{
+    if (st->gpu_status) return st->gpu_status;
+    return st->comm_status;
 }
 
 static void model_reduce(void *ctx, double *buf, int n)
@@ -208,6 +244,19 @@ void dc_step_compute(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs,
     int S = st->S, D = st->D;
     memset(stats, 0, sizeof *stats);
     stats->n = N;
+    if (st->gpu) {
+        if (st->gpu_status) return;
+        group_by_super(st, sup, sub, N);
+        dc_status s = DC_OK;
+        if (st->gpu_heads_stale) s = dc_gpu_step_sync(st->gpu, st, super, subs, 0, DC_GPU_HEADS);
+        if (s == DC_OK) st->gpu_heads_stale = 0;
+        if (s == DC_OK) s = dc_gpu_step_compute(st->gpu, st, m, super, subs, x, sup, sub, N, stats);
+        if (s && !st->gpu_status) {
+            st->gpu_status = s;
+            dc_log_error("%s", dc_last_error());
+        }
+        return;
+    }
     dc_model_zero_grad(m);
     zero_head_grads(super);
     for (int s = 0; s < S; s++) zero_head_grads(&subs[s]);
@@ -251,6 +300,15 @@ static void head_sgd(dc_head *h, float lr, float wd)
 
 void dc_step_sgd(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs, float lr, float wd)
 {
+    if (st->gpu) {
+        if (st->gpu_status) return;
+        dc_status s = dc_gpu_step_sgd(st->gpu, st, m, super, subs, lr, wd);
+        if (s) {
+            st->gpu_status = s;
+            dc_log_error("%s", dc_last_error());
+        }
+        return;
+    }
     dc_sgd_step(m->params, m->grads, st->momentum, m->nparams, lr, MOMENTUM, wd, st->body_first);
     st->body_first = 0;
     head_sgd(super, lr, wd);

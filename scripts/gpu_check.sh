@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# gpu_check.sh — everything a GPU node should run, in one go, from a
+# bundle (make CUDA=1 bundle): the GPU suite (tests/gpu/run.sh), the
+# side-by-side benchmark against PyTorch on the same card, and the
+# wall-clock of `train` on all 60,000 Fashion-MNIST images with the
+# defaults. Logs into LOGDIR.
+#   scripts/gpu_check.sh BUNDLE.tar.xz DATA_DIR LOGDIR [quick]
+# DATA_DIR holds train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz.
+# Time limits in seconds (0 skips the part): T_CHECK (300), T_BENCH (200),
+# T_TRAIN (150); CASES=vgg16:48,... the bench's rows; AUTOTUNE=1 adds our timed algorithm choice to the bench;
+# PROFILE=1 adds per-layer CUDA-event timings of the VGG-16 step.
+set -u
+BUNDLE=${1:?usage: gpu_check.sh BUNDLE.tar.xz DATA_DIR LOGDIR [quick]}
+DATA=${2:?data dir}
+LOG=${3:?log dir}
+QUICK=${4:-}
+mkdir -p "$LOG"
+t0=$(date +%s)
+stage=$(mktemp -d)
+tar -C "$stage" -xJf "$BUNDLE" || exit 1
+dir=$(ls -d "$stage"/*/)
+. "$dir/env.sh"
+mkdir -p build && ln -sfn "${dir%/}/build" build/bundle
+echo "== machine"; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+nproc; python3 -c 'import torch; print("torch", torch.__version__, torch.backends.cudnn.version())' 2>&1
+missing=$(ldd build/bundle/deepercluster | grep 'not found')
+[ -z "$missing" ] || { echo "libraries not found: $missing"; exit 1; }
+ldd build/bundle/deepercluster | grep -E 'cudnn|cublas|cudart'
+export DC_GPU_DATA=$DATA/train-images-idx3-ubyte.gz
+echo "== check-gpu"
+[ "${T_CHECK:-300}" -gt 0 ] && timeout "${T_CHECK:-300}" bash tests/gpu/run.sh build/bundle 2>&1 | tee "$LOG/check-gpu.log" | tail -80
+echo "== bench ($(( $(date +%s) - t0 ))s so far)"
+[ "${T_BENCH:-200}" -gt 0 ] && timeout "${T_BENCH:-200}" python3 bench/nn_vs_torch.py --device cuda \
+  --binary build/bundle/bench/bench_nn ${QUICK:+--quick} ${AUTOTUNE:+--autotune} ${CASES:+--cases $CASES} 2>&1 |
+  tee "$LOG/bench.log"
+if [ "${PROFILE:-0}" = 1 ]; then
+  echo "== where the time goes: vgg16 b256 tf32 and vgg-s32 b256 tf32, CUDA events per layer"
+  DC_GPU_PROFILE=1 timeout 60 build/bundle/bench/bench_nn vgg16 256 1 4 cuda tf32 2>&1 | tee "$LOG/profile-vgg16.log"
+  DC_GPU_PROFILE=1 timeout 30 build/bundle/bench/bench_nn vgg-s32 256 1 20 cuda tf32 2>&1 | tee "$LOG/profile-s32.log"
+fi
+[ "${T_TRAIN:-150}" -gt 0 ] || { echo "== done in $(( $(date +%s) - t0 ))s"; exit 0; }
+echo "== train on all 60,000 images, defaults, GPU ($(( $(date +%s) - t0 ))s so far)"
+s=$(date +%s.%N)
+timeout "${T_TRAIN:-150}" build/bundle/deepercluster train --data "$DATA/train-images-idx3-ubyte.gz" --out "$stage/full" \
+  --device cuda >"$LOG/train60k.log" 2>&1; rc=$?
+e=$(date +%s.%N)
+echo "train exit $rc in $(awk -v a="$s" -v b="$e" 'BEGIN{printf "%.1f", b-a}') s"
+grep -E '"type":"(epoch|clustering)"' "$stage/full/stats.jsonl" | cut -c1-300 | tee "$LOG/train60k-stats.txt"
+tail -3 "$LOG/train60k.log"
+echo "== done in $(( $(date +%s) - t0 ))s"

@@ -1,0 +1,1095 @@
+/* gpu.c — the GPU engine: the model's forward and backward and the
+ * two-level training step on one CUDA device, in C11 over the cuDNN and
+ * cuBLAS C APIs and kernels.cu. Convolutions by cuDNN (NCHW fp32; IEEE
+ * fp32 FMA math or TF32 tensor cores), the linear layers and heads by
+ * cuBLAS, everything else by our kernels, whose reductions have a fixed
+ * order. Algorithms are chosen once per shape from the deterministic ones;
+ * every buffer is allocated at creation; a step launches kernels on one
+ * stream and copies back only its statistics.
+ * Includes: gpu/gpu.h, gpu/gpu_kernels.h, dc/comm.h, cuda_runtime_api.h,
+ * cudnn.h, cublas_v2.h. */
+#include "gpu/gpu.h"
+#include "dc/comm.h"
+#include "gpu/gpu_kernels.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+#define MOMENTUM 0.9f
+
+/* ------------------------------------------------------------------------ */
+/* Errors: every call checked, turned into dc_status and one line          */
+/* ------------------------------------------------------------------------ */
+
+static dc_status cuda_error(cudaError_t e, const char *what)
+{
+    if (e == cudaErrorMemoryAllocation)
+        return dc_set_error(DC_STATUS_NOMEM, "out of GPU memory (%s): use a smaller --batch-size or --device cpu", what);
+    if (e == cudaErrorInsufficientDriver) {
+        int v = 0;
+        if (cudaDriverGetVersion(&v) != cudaSuccess || v == 0)
+            return dc_set_error(DC_STATUS_UNSUPPORTED,
+                                "no NVIDIA driver is installed, so no GPU is visible: run with --device cpu");
+        return dc_set_error(DC_STATUS_UNSUPPORTED,
+                            "the NVIDIA driver (CUDA %d.%d) is older than CUDA %d.%d, which this program was built "
+                            "with: update the driver or run with --device cpu",
+                            v / 1000, v % 1000 / 10, CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10);
+    }
+    if (e == cudaErrorNoDevice)
+        return dc_set_error(DC_STATUS_UNSUPPORTED, "no CUDA GPU is visible: run with --device cpu");
+    return dc_set_error(DC_STATUS_INTERNAL, "CUDA error in %s: %s (%s)", what, cudaGetErrorString(e),
+                        cudaGetErrorName(e));
+}
+
+#define CU(call)                                                                                                  \
+    do {                                                                                                          \
+        cudaError_t e_ = (call);                                                                                  \
+        if (e_ != cudaSuccess) return cuda_error(e_, #call);                                                      \
+    } while (0)
+#define DNN(call)                                                                                                 \
+    do {                                                                                                          \
+        cudnnStatus_t e_ = (call);                                                                                \
+        if (e_ != CUDNN_STATUS_SUCCESS)                                                                           \
+            return dc_set_error(e_ == CUDNN_STATUS_ALLOC_FAILED ? DC_STATUS_NOMEM : DC_STATUS_INTERNAL,           \
+                                "cuDNN error in %s: %s", #call, cudnnGetErrorString(e_));                         \
+    } while (0)
+#define BLAS(call)                                                                                                \
+    do {                                                                                                          \
+        cublasStatus_t e_ = (call);                                                                               \
+        if (e_ != CUBLAS_STATUS_SUCCESS)                                                                          \
+            return dc_set_error(e_ == CUBLAS_STATUS_ALLOC_FAILED ? DC_STATUS_NOMEM : DC_STATUS_INTERNAL,          \
+                                "cuBLAS error in %s: %s", #call, cublasGetStatusString(e_));                      \
+    } while (0)
+#define K(call) CU((cudaError_t)(call))
+#define TRY(call)                                                                                                 \
+    do {                                                                                                          \
+        dc_status s_ = (call);                                                                                    \
+        if (s_ != DC_OK) return s_;                                                                               \
+    } while (0)
+
+/* A library's ignored failure (a probe inside cuDNN or cuBLAS) stays in the
+ * runtime's per-thread last error until read; our launch checks read it.
+ * Cleared at every entry point, so a launch reports its own error only
+ * (a sticky error, a broken context, comes back at once anyway). */
+static void clear_stale(const char *where)
+{
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) dc_log_debug("gpu: a stale CUDA error before %s: %s", where, cudaGetErrorString(e));
+}
+
+int dc_gpu_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
+dc_status dc_gpu_describe(int device, char *buf, size_t n)
+{
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return cuda_error(e, "cudaGetDeviceCount");
+    }
+    if (device < 0 || device >= count)
+        return dc_set_error(DC_STATUS_ARG, "cuda:%d: %d CUDA device%s visible (cuda:0 … cuda:%d)", device, count,
+                            count == 1 ? " is" : "s are", count - 1);
+    struct cudaDeviceProp p;
+    CU(cudaGetDeviceProperties(&p, device));
+    int drv = 0, rt = 0;
+    CU(cudaDriverGetVersion(&drv));
+    CU(cudaRuntimeGetVersion(&rt));
+    size_t dnn = cudnnGetVersion();
+    int bv = 0;
+    cublasGetVersion(NULL, &bv);
+    snprintf(buf, n,
+             "%s (sm_%d%d, %d SMs, %.1f GiB; driver CUDA %d.%d, runtime %d.%d, cuDNN %zu.%zu.%zu, cuBLAS %d.%d.%d)",
+             p.name, p.major, p.minor, p.multiProcessorCount, p.totalGlobalMem / 1073741824.0, drv / 1000,
+             drv % 1000 / 10, rt / 1000, rt % 1000 / 10, dnn / 10000, dnn % 10000 / 100, dnn % 100, bv / 10000,
+             bv % 10000 / 100, bv % 100);
+    return DC_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The device model                                                         */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    int n; /* batch the descriptors and algorithms are for (0: none) */
+    cudnnTensorDescriptor_t x, y;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t cf, cd, cw; /* one per direction: math types */
+    cudnnConvolutionFwdAlgo_t af;
+    cudnnConvolutionBwdDataAlgo_t ad;
+    cudnnConvolutionBwdFilterAlgo_t aw;
+    size_t wf, wd, ww; /* workspace bytes of each */
+    int has_bwd;       /* the backward algorithms were chosen */
+} conv_plan;
+
+struct dc_gpu_model {
+    dc_device dev;
+    cudaStream_t s;
+    cudnnHandle_t dnn;
+    cublasHandle_t blas;
+    float *params, *grads, *fixed, *stats, *acts, *cache, *grad_a, *grad_b, *input;
+    int32_t *args;
+    uint8_t *masks;
+    double *part, *sums; /* channel-reduction scratch; 2·C (+1) sums */
+    int64_t nsums;       /* doubles in sums */
+    double *hsums;       /* pinned host copy of sums (distributed BN) */
+    void *work;
+    size_t nwork;
+    int64_t npart, bytes;
+    float **out; /* per layer: its output on the device (flatten aliases) */
+    conv_plan *conv;
+    int nlayers;
+    /* DC_GPU_PROFILE=1: CUDA events around every layer, summed at each
+     * synchronisation, printed when the model is freed */
+    int prof, prof_pending_f, prof_pending_b, prof_first;
+    char **names;
+    cudaEvent_t *evf, *evb; /* nlayers + 1 each */
+    double *tf, *tb;        /* ms per layer, summed */
+    int64_t nf, nb;         /* passes summed */
+};
+
+static void prof_collect(dc_gpu_model *g)
+{
+    if (!g->prof) return;
+    float ms;
+    if (g->prof_pending_f) {
+        (void)cudaEventSynchronize(g->evf[g->nlayers]);
+        for (int i = 0; i < g->nlayers; i++)
+            if (cudaEventElapsedTime(&ms, g->evf[i], g->evf[i + 1]) == cudaSuccess) g->tf[i] += ms;
+        g->nf++;
+        g->prof_pending_f = 0;
+    }
+    if (g->prof_pending_b) {
+        (void)cudaEventSynchronize(g->evb[g->nlayers]);
+        for (int i = g->nlayers - 1; i >= g->prof_first; i--)
+            if (cudaEventElapsedTime(&ms, g->evb[i], i > g->prof_first ? g->evb[i - 1] : g->evb[g->nlayers]) ==
+                cudaSuccess)
+                g->tb[i] += ms;
+        g->nb++;
+        g->prof_pending_b = 0;
+    }
+    (void)cudaGetLastError();
+}
+
+static void prof_print(dc_gpu_model *g, const char *const *names)
+{
+    if (!g->prof || (!g->nf && !g->nb)) return;
+    double sf = 0, sb = 0;
+    fprintf(stderr, "gpu profile (CUDA events; ms per pass over %lld forward and %lld backward passes)\n",
+            (long long)g->nf, (long long)g->nb);
+    fprintf(stderr, "  %-22s %10s %10s\n", "layer", "forward", "backward");
+    for (int i = 0; i < g->nlayers; i++) {
+        double f = g->nf ? g->tf[i] / g->nf : 0, b = g->nb ? g->tb[i] / g->nb : 0;
+        sf += f;
+        sb += b;
+        if (f > 0.001 || b > 0.001) fprintf(stderr, "  %-22s %10.3f %10.3f\n", names[i], f, b);
+    }
+    fprintf(stderr, "  %-22s %10.3f %10.3f\n", "total", sf, sb);
+}
+
+static int64_t in_floats(const dc_model *m) { return (int64_t)m->in_c * m->in_size * m->in_size; }
+
+/* What the three kinds of cuDNN's perf results share. */
+typedef struct {
+    cudnnStatus_t status;
+    cudnnDeterminism_t determinism;
+    cudnnMathType_t math;
+    int algo;
+    size_t memory;
+} algo_perf;
+
+#define COPY_PERF(dst, src, n)                                                                                    \
+    for (int c_ = 0; c_ < (n); c_++)                                                                              \
+    (dst)[c_] = (algo_perf){(src)[c_].status, (src)[c_].determinism, (src)[c_].mathType, (int)(src)[c_].algo,     \
+                            (src)[c_].memory}
+
+/* The first usable result, in cuDNN's order (heuristic or timed): it ran,
+ * it is deterministic, its workspace fits, and in the IEEE (fp32) mode it
+ * uses neither tensor cores nor one of the `tr` transforms; -1 if none. */
+static int pick(const algo_perf *a, int n, size_t limit, int ieee, const int *tr, int ntr)
+{
+    for (int i = 0; i < n; i++) {
+        if (a[i].status != CUDNN_STATUS_SUCCESS || a[i].determinism != CUDNN_DETERMINISTIC || a[i].memory > limit)
+            continue;
+        int banned = ieee && a[i].math == CUDNN_TENSOR_OP_MATH;
+        for (int t = 0; t < ntr && ieee; t++) banned |= a[i].algo == tr[t];
+        if (!banned) return i;
+    }
+    return -1;
+}
+
+/* Descriptors and algorithms of conv layer i for batch N; `limit` bounds
+ * each workspace. Deterministic algorithms only; cuDNN's heuristic order
+ * unless autotune (then the fastest measured: a function of timing). */
+static dc_status plan_conv(dc_gpu_model *g, const dc_model *m, int i, int N, size_t limit, int backward)
+{
+    const dc_layer *l = &m->layers[i];
+    conv_plan *p = &g->conv[i];
+    if (!p->x) {
+        DNN(cudnnCreateTensorDescriptor(&p->x));
+        DNN(cudnnCreateTensorDescriptor(&p->y));
+        DNN(cudnnCreateFilterDescriptor(&p->w));
+        DNN(cudnnCreateConvolutionDescriptor(&p->cf));
+        DNN(cudnnCreateConvolutionDescriptor(&p->cd));
+        DNN(cudnnCreateConvolutionDescriptor(&p->cw));
+    }
+    DNN(cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, l->c, l->h, l->w));
+    DNN(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, l->oc, l->oh, l->ow));
+    DNN(cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, l->oc, l->c, l->k, l->k));
+    cudnnMathType_t math = g->dev.precision == DC_PRECISION_FP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
+    cudnnConvolutionDescriptor_t cds[3] = {p->cf, p->cd, p->cw};
+    for (int d = 0; d < 3; d++) {
+        DNN(cudnnSetConvolution2dDescriptor(cds[d], l->pad, l->pad, l->stride, l->stride, 1, 1, CUDNN_CROSS_CORRELATION,
+                                            CUDNN_DATA_FLOAT));
+        DNN(cudnnSetConvolutionMathType(cds[d], math));
+    }
+    int found = 0;
+    enum { MAXA = 16 };
+    /* fp32 is the parity mode: FMA kernels, and no FFT or Winograd
+     * transforms, whose rounding differs from a direct sum (measured on an
+     * H200: with them, test_parity's grey fixture ends 3 SGD steps 1.8e-3
+     * from float64, PyTorch float32 1e-6); tf32 takes every deterministic
+     * algorithm */
+    int ieee = math != CUDNN_TENSOR_OP_MATH;
+    algo_perf ap[MAXA];
+    int k;
+    cudnnConvolutionFwdAlgoPerf_t fp[MAXA];
+    if (g->dev.autotune)
+        DNN(cudnnFindConvolutionForwardAlgorithm(g->dnn, p->x, p->w, p->cf, p->y, MAXA, &found, fp));
+    else
+        DNN(cudnnGetConvolutionForwardAlgorithm_v7(g->dnn, p->x, p->w, p->cf, p->y, MAXA, &found, fp));
+    COPY_PERF(ap, fp, found);
+    static const int fwd_tr[] = {CUDNN_CONVOLUTION_FWD_ALGO_FFT, CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING,
+                                 CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD, CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED};
+    if ((k = pick(ap, found, limit, ieee, fwd_tr, 4)) < 0)
+        return dc_set_error(DC_STATUS_UNSUPPORTED, "%s: cuDNN offers no deterministic forward convolution", l->name);
+    p->af = fp[k].algo;
+    p->wf = fp[k].memory;
+    if (!ieee) DNN(cudnnSetConvolutionMathType(p->cf, fp[k].mathType));
+    p->ad = 0;
+    p->aw = 0;
+    p->wd = p->ww = 0;
+    p->has_bwd = 0;
+    if (l->fixed || !backward) {
+        p->n = N;
+        return DC_OK;
+    }
+    cudnnConvolutionBwdDataAlgoPerf_t dp[MAXA];
+    if (g->dev.autotune)
+        DNN(cudnnFindConvolutionBackwardDataAlgorithm(g->dnn, p->w, p->y, p->cd, p->x, MAXA, &found, dp));
+    else
+        DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(g->dnn, p->w, p->y, p->cd, p->x, MAXA, &found, dp));
+    COPY_PERF(ap, dp, found);
+    static const int data_tr[] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT, CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING,
+                                  CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD,
+                                  CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED};
+    if ((k = pick(ap, found, limit, ieee, data_tr, 4)) < 0)
+        return dc_set_error(DC_STATUS_UNSUPPORTED, "%s: cuDNN offers no deterministic backward-data convolution",
+                            l->name);
+    p->ad = dp[k].algo;
+    p->wd = dp[k].memory;
+    if (!ieee) DNN(cudnnSetConvolutionMathType(p->cd, dp[k].mathType));
+    cudnnConvolutionBwdFilterAlgoPerf_t wp[MAXA];
+    if (g->dev.autotune)
+        DNN(cudnnFindConvolutionBackwardFilterAlgorithm(g->dnn, p->x, p->y, p->cw, p->w, MAXA, &found, wp));
+    else
+        DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(g->dnn, p->x, p->y, p->cw, p->w, MAXA, &found, wp));
+    COPY_PERF(ap, wp, found);
+    static const int filter_tr[] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING,
+                                    CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED};
+    if ((k = pick(ap, found, limit, ieee, filter_tr, 3)) < 0)
+        return dc_set_error(DC_STATUS_UNSUPPORTED, "%s: cuDNN offers no deterministic backward-filter convolution",
+                            l->name);
+    p->aw = wp[k].algo;
+    p->ww = wp[k].memory;
+    if (!ieee) DNN(cudnnSetConvolutionMathType(p->cw, wp[k].mathType));
+    p->has_bwd = 1;
+    p->n = N;
+    return DC_OK;
+}
+
+/* Another batch size than planned (the last, shorter batch of a feature
+ * extraction): the heuristic's choice for it, the backward only when
+ * training; when none fits the workspace we have, a larger one (once per
+ * new shape, never in a steady run). */
+static dc_status conv_for_batch(dc_gpu_model *g, const dc_model *m, int i, int N, int backward)
+{
+    conv_plan *p = &g->conv[i];
+    if (p->n == N && (p->has_bwd || !backward || m->layers[i].fixed)) return DC_OK;
+    int autotune = g->dev.autotune;
+    g->dev.autotune = 0;
+    dc_status s = plan_conv(g, m, i, N, g->nwork, backward);
+    if (s == DC_STATUS_UNSUPPORTED) {
+        size_t freeb = 0, totalb = 0;
+        CU(cudaMemGetInfo(&freeb, &totalb));
+        s = plan_conv(g, m, i, N, freeb / 4, backward);
+        size_t need = p->wf > p->wd ? p->wf : p->wd;
+        if (p->ww > need) need = p->ww;
+        if (s == DC_OK && need > g->nwork) {
+            CU(cudaStreamSynchronize(g->s));
+            CU(cudaFree(g->work));
+            g->work = NULL;
+            CU(cudaMalloc(&g->work, need));
+            g->nwork = need;
+        }
+    }
+    g->dev.autotune = autotune;
+    return s;
+}
+
+void dc_gpu_model_free(dc_gpu_model *g)
+{
+    if (!g) return;
+    if (g->s) cudaStreamSynchronize(g->s);
+    if (g->prof) {
+        prof_collect(g);
+        prof_print(g, (const char *const *)g->names);
+        for (int i = 0; i <= g->nlayers; i++) {
+            if (g->evf) cudaEventDestroy(g->evf[i]);
+            if (g->evb) cudaEventDestroy(g->evb[i]);
+        }
+    }
+    dc_free(g->evf);
+    dc_free(g->evb);
+    dc_free(g->tf);
+    dc_free(g->tb);
+    dc_free(g->names);
+    void *bufs[] = {g->params, g->grads, g->fixed, g->stats, g->acts, g->cache, g->grad_a, g->grad_b, g->input,
+                    g->args, g->masks, g->part, g->sums, g->work};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) cudaFree(bufs[i]);
+    if (g->hsums) cudaFreeHost(g->hsums);
+    for (int i = 0; g->conv && i < g->nlayers; i++) {
+        conv_plan *p = &g->conv[i];
+        if (!p->x) continue;
+        cudnnDestroyTensorDescriptor(p->x);
+        cudnnDestroyTensorDescriptor(p->y);
+        cudnnDestroyFilterDescriptor(p->w);
+        cudnnDestroyConvolutionDescriptor(p->cf);
+        cudnnDestroyConvolutionDescriptor(p->cd);
+        cudnnDestroyConvolutionDescriptor(p->cw);
+    }
+    if (g->blas) cublasDestroy(g->blas);
+    if (g->dnn) cudnnDestroy(g->dnn);
+    if (g->s) cudaStreamDestroy(g->s);
+    dc_free(g->conv);
+    dc_free(g->out);
+    dc_free(g);
+}
+
+static dc_status dmalloc(void *pp, size_t bytes, int64_t *total)
+{
+    void **p = (void **)pp;
+    CU(cudaMalloc(p, bytes ? bytes : 16));
+    *total += (int64_t)bytes;
+    return DC_OK;
+}
+
+/* Device bytes for the model's buffers at batch B, the workspace aside. */
+static int64_t plan_bytes(const dc_model *m, int B, int64_t npart, int maxc)
+{
+    /* m's per-batch sizes scale with max_batch: rescale to B */
+    double r = (double)B / m->max_batch;
+    int64_t per = (int64_t)((4 * (m->nacts + 2 * m->ngrad + 2 * in_floats(m) * (int64_t)m->max_batch) +
+                             4 * m->nargs + m->nmasks) * r);
+    return per + 4 * (2 * m->nparams + m->nfixed + m->nstats + m->ncache) + 8 * (npart + 2 * (int64_t)maxc + 2);
+}
+
+static dc_status create(dc_gpu_model *g, dc_model *m)
+{
+    TRY(dc_gpu_describe(g->dev.gpu, (char[512]){0}, 512));
+    CU(cudaSetDevice(g->dev.gpu));
+    CU(cudaStreamCreateWithFlags(&g->s, cudaStreamNonBlocking));
+    DNN(cudnnCreate(&g->dnn));
+    DNN(cudnnSetStream(g->dnn, g->s));
+    BLAS(cublasCreate(&g->blas));
+    BLAS(cublasSetStream(g->blas, g->s));
+    BLAS(cublasSetMathMode(g->blas, g->dev.precision == DC_PRECISION_FP32 ? CUBLAS_PEDANTIC_MATH
+                                                                          : CUBLAS_TF32_TENSOR_OP_MATH));
+    g->conv = dc_calloc((size_t)m->nlayers, sizeof *g->conv, "convolution plans");
+    g->out = dc_calloc((size_t)m->nlayers, sizeof *g->out, "layer outputs");
+    g->nlayers = m->nlayers;
+    const char *pe = getenv("DC_GPU_PROFILE");
+    if (pe && *pe == '1') {
+        int n = m->nlayers + 1;
+        g->evf = dc_calloc((size_t)n, sizeof *g->evf, "events");
+        g->evb = dc_calloc((size_t)n, sizeof *g->evb, "events");
+        g->tf = dc_calloc((size_t)n, sizeof *g->tf, "profile");
+        g->tb = dc_calloc((size_t)n, sizeof *g->tb, "profile");
+        g->names = dc_calloc((size_t)n, sizeof *g->names, "profile");
+        if (!g->evf || !g->evb || !g->tf || !g->tb || !g->names) return DC_STATUS_NOMEM;
+        for (int i = 0; i < n; i++) {
+            CU(cudaEventCreate(&g->evf[i]));
+            CU(cudaEventCreate(&g->evb[i]));
+        }
+        for (int i = 0; i < m->nlayers; i++) g->names[i] = m->layers[i].name;
+        g->prof = 1;
+    }
+    if (!g->conv || !g->out) return DC_STATUS_NOMEM;
+
+    /* The reduction scratch: the largest channels × chunks of any layer. */
+    int maxc = 1;
+    int64_t npart = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const dc_layer *l = &m->layers[i];
+        int C = l->kind == DC_LAYER_LINEAR ? l->oc : l->c, HW = l->kind == DC_LAYER_LINEAR ? 1 : l->oh * l->ow;
+        if (C > maxc) maxc = C;
+        int64_t np = 2 * (int64_t)C * dcg_chan_parts(m->max_batch, C, HW);
+        if (np > npart) npart = np;
+    }
+    if (m->feat_dim > maxc) maxc = m->feat_dim;
+    if (npart < 2 * 4096 * 8) npart = 2 * 4096 * 8; /* the heads' columns */
+    g->npart = npart;
+
+    size_t freeb = 0, totalb = 0;
+    CU(cudaMemGetInfo(&freeb, &totalb));
+    /* leave room for cuDNN's and cuBLAS's own allocations */
+    int64_t usable = (int64_t)freeb - (int64_t)(freeb / 20) - (512LL << 20);
+    int64_t need = plan_bytes(m, m->max_batch, npart, maxc);
+    size_t limit = (size_t)(usable - need > 0 ? (usable - need) / 4 : 0);
+    if (limit > (8ULL << 30)) limit = 8ULL << 30;
+    int64_t maxw = 0;
+    for (int i = 0; i < m->nlayers && need <= usable; i++) {
+        if (m->layers[i].kind != DC_LAYER_CONV) continue;
+        TRY(plan_conv(g, m, i, m->max_batch, limit, 1));
+        conv_plan *p = &g->conv[i];
+        int64_t w = (int64_t)(p->wf > p->wd ? p->wf : p->wd);
+        if ((int64_t)p->ww > w) w = (int64_t)p->ww;
+        if (w > maxw) maxw = w;
+    }
+    if (need + maxw > usable) {
+        int64_t per = plan_bytes(m, 2, npart, maxc) - plan_bytes(m, 1, npart, maxc);
+        int64_t fixed = plan_bytes(m, 1, npart, maxc) - per;
+        int64_t fit = per > 0 && usable > fixed + maxw ? (usable - fixed - maxw) / per : 0;
+        char fits[64] = "not even one image fits";
+        if (fit > 0) snprintf(fits, sizeof fits, "batches of at most %lld images fit", (long long)fit);
+        return dc_set_error(DC_STATUS_NOMEM,
+                            "%s for batches of %d images needs %.1f GiB of GPU memory, more than the %.1f GiB free "
+                            "on cuda:%d: %s",
+                            m->preset->name, m->max_batch, (need + maxw) / 1073741824.0, usable / 1073741824.0,
+                            g->dev.gpu, fits);
+    }
+    g->nwork = (size_t)maxw;
+    int64_t t = 0;
+    TRY(dmalloc(&g->params, 4 * (size_t)m->nparams, &t));
+    TRY(dmalloc(&g->grads, 4 * (size_t)m->nparams, &t));
+    TRY(dmalloc(&g->fixed, 4 * (size_t)(m->nfixed + 1), &t));
+    TRY(dmalloc(&g->stats, 4 * (size_t)(m->nstats + 1), &t));
+    TRY(dmalloc(&g->acts, 4 * (size_t)m->nacts, &t));
+    TRY(dmalloc(&g->cache, 4 * (size_t)(m->ncache + 1), &t));
+    TRY(dmalloc(&g->grad_a, 4 * (size_t)m->ngrad, &t));
+    TRY(dmalloc(&g->grad_b, 4 * (size_t)m->ngrad, &t));
+    TRY(dmalloc(&g->input, 4 * (size_t)(in_floats(m) * m->max_batch), &t));
+    TRY(dmalloc(&g->args, 4 * (size_t)(m->nargs + 1), &t));
+    TRY(dmalloc(&g->masks, (size_t)(m->nmasks + 1), &t));
+    TRY(dmalloc(&g->part, 8 * (size_t)npart, &t));
+    g->nsums = 2 * (int64_t)maxc + 2;
+    TRY(dmalloc(&g->sums, 8 * (size_t)g->nsums, &t));
+    TRY(dmalloc(&g->work, g->nwork, &t));
+    CU(cudaMallocHost((void **)&g->hsums, 8 * (size_t)g->nsums));
+    CU(cudaMemsetAsync(g->grads, 0, 4 * (size_t)m->nparams, g->s));
+    g->bytes = t;
+    return DC_OK;
+}
+
+dc_status dc_gpu_model_create(dc_gpu_model **out, dc_model *m, const dc_device *d)
+{
+    *out = NULL;
+    dc_gpu_model *g = dc_calloc(1, sizeof *g, "GPU model");
+    if (!g) return DC_STATUS_NOMEM;
+    g->dev = *d;
+    dc_status s = create(g, m);
+    if (s == DC_OK) s = dc_gpu_model_sync(g, m, 0);
+    if (s) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", dc_last_error());
+        dc_gpu_model_free(g);
+        (void)cudaGetLastError();
+        return dc_set_error(s, "%s", why);
+    }
+    *out = g;
+    return DC_OK;
+}
+
+dc_status dc_gpu_sync(dc_gpu_model *g)
+{
+    CU(cudaStreamSynchronize(g->s));
+    return DC_OK;
+}
+
+dc_status dc_gpu_pin(void *p, size_t bytes)
+{
+    cudaError_t e = cudaHostRegister(p, bytes, cudaHostRegisterDefault);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        dc_log_debug("gpu: host memory not pinned (%s): copies stay synchronous", cudaGetErrorString(e));
+    }
+    return DC_OK;
+}
+
+void dc_gpu_unpin(void *p)
+{
+    if (cudaHostUnregister(p) != cudaSuccess) (void)cudaGetLastError();
+}
+
+int64_t dc_gpu_model_bytes(const dc_gpu_model *g) { return g->bytes + (int64_t)g->nwork; }
+
+void dc_gpu_model_log_algos(const dc_gpu_model *g, const dc_model *m)
+{
+    for (int i = 0; i < m->nlayers; i++) {
+        const conv_plan *p = &g->conv[i];
+        if (!p->x) continue;
+        dc_log_debug("gpu: %s: algorithms fwd %d bwd-data %d bwd-filter %d, workspace %.1f/%.1f/%.1f MiB",
+                     m->layers[i].name, (int)p->af, (int)p->ad, (int)p->aw, p->wf / 1048576.0, p->wd / 1048576.0,
+                     p->ww / 1048576.0);
+    }
+}
+
+dc_status dc_gpu_model_sync(dc_gpu_model *g, dc_model *m, int to_host)
+{
+    CU(cudaSetDevice(g->dev.gpu));
+    enum cudaMemcpyKind k = to_host ? cudaMemcpyDeviceToHost : cudaMemcpyHostToDevice;
+    struct {
+        void *h, *d;
+        size_t n;
+    } c[] = {{m->params, g->params, 4 * (size_t)m->nparams},
+             {m->fixed, g->fixed, 4 * (size_t)m->nfixed},
+             {m->stats, g->stats, 4 * (size_t)m->nstats},
+             {m->grads, g->grads, to_host ? 4 * (size_t)m->nparams : 0}};
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        if (c[i].n) CU(cudaMemcpyAsync(to_host ? c[i].h : c[i].d, to_host ? c[i].d : c[i].h, c[i].n, k, g->s));
+    CU(cudaStreamSynchronize(g->s));
+    return DC_OK;
+}
+
+dc_status dc_gpu_zero_grad(dc_gpu_model *g, const dc_model *m)
+{
+    clear_stale("zeroing gradients");
+    CU(cudaMemsetAsync(g->grads, 0, 4 * (size_t)m->nparams, g->s));
+    return DC_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Layers                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static int fused_bn(const dc_model *m, int i)
+{
+    return m->layers[i].kind == DC_LAYER_BN && i + 1 < m->nlayers && m->layers[i + 1].kind == DC_LAYER_RELU;
+}
+
+/* Row-major out (N, OUT) = in (N, IN) · wᵀ + b, as cuBLAS's column-major
+ * outᵀ = wᵀᵀ · inᵀ. */
+static dc_status linear_fwd(dc_gpu_model *g, float *out, const float *in, const float *w, const float *b, int N,
+                            int IN, int OUT)
+{
+    float one = 1.0f, beta = b ? 1.0f : 0.0f;
+    if (b) K(dcg_bias(out, b, N, OUT, 1, 1, g->s));
+    BLAS(cublasSgemm(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, OUT, N, IN, &one, w, IN, in, IN, &beta, out, OUT));
+    return DC_OK;
+}
+
+/* dw (OUT, IN) = wscale·doutᵀ · in + wbeta·dw; db += bscale·Σ dout; din =
+ * dout · w (beta 0) — each when not NULL. */
+static dc_status linear_bwd(dc_gpu_model *g, float *din, float *dw, float *db, const float *dout, const float *in,
+                            const float *w, int N, int IN, int OUT, float wscale, float wbeta)
+{
+    float zero = 0.0f, one = 1.0f;
+    if (dw) BLAS(cublasSgemm(g->blas, CUBLAS_OP_N, CUBLAS_OP_T, IN, OUT, N, &wscale, in, IN, dout, OUT, &wbeta, dw, IN));
+    if (db) {
+        K(dcg_chan_reduce(g->sums, g->part, dout, NULL, NULL, NULL, DCG_RED_SUM, N, OUT, 1, g->s));
+        K(dcg_add_sums(db, g->sums, OUT, wscale, g->s));
+    }
+    if (din) BLAS(cublasSgemm(g->blas, CUBLAS_OP_N, CUBLAS_OP_N, IN, N, OUT, &one, w, IN, dout, OUT, &zero, din, IN));
+    return DC_OK;
+}
+
+/* The distributed caller's all-reduce of n doubles of g->sums, via host. */
+static dc_status reduce_sums(dc_gpu_model *g, dc_model *m, int n)
+{
+    CU(cudaMemcpyAsync(g->hsums, g->sums, 8 * (size_t)n, cudaMemcpyDeviceToHost, g->s));
+    CU(cudaStreamSynchronize(g->s));
+    m->reduce(m->reduce_ctx, g->hsums, n);
+    CU(cudaMemcpyAsync(g->sums, g->hsums, 8 * (size_t)n, cudaMemcpyHostToDevice, g->s));
+    return DC_OK;
+}
+
+static dc_status bn_forward(dc_gpu_model *g, dc_model *m, int i, const float *x, int N, int train)
+{
+    dc_layer *l = &m->layers[i];
+    int C = l->c, HW = l->h * l->w, fuse = fused_bn(m, i);
+    float *y = g->acts + (fuse ? l[1].act_off : l->act_off);
+    const float *gamma = g->params + l->w_off, *beta = g->params + l->b_off;
+    float *mean = g->cache + l->cache_off, *rstd = mean + C;
+    float *rm = g->stats + l->rm_off, *rv = g->stats + l->rv_off;
+    if (!train) {
+        K(dcg_bn_eval_stats(rstd, rv, C, BN_EPS, g->s));
+        K(dcg_bn_apply(y, x, gamma, beta, rm, rstd, N, C, HW, fuse, g->s));
+        return DC_OK;
+    }
+    int64_t count = (int64_t)N * HW;
+    K(dcg_chan_reduce(g->sums, g->part, x, NULL, NULL, NULL, DCG_RED_MOMENTS, N, C, HW, g->s));
+    if (m->reduce) {
+        /* the global batch's moments and count */
+        double c = (double)count;
+        CU(cudaMemcpyAsync(g->sums + 2 * C, &c, 8, cudaMemcpyHostToDevice, g->s));
+        TRY(reduce_sums(g, m, 2 * C + 1));
+        count = (int64_t)g->hsums[2 * C];
+        m->global_batch = count / HW;
+    }
+    K(dcg_bn_finalize(mean, rstd, rm, rv, g->sums, C, count, BN_EPS, BN_MOMENTUM, g->s));
+    K(dcg_bn_apply(y, x, gamma, beta, mean, rstd, N, C, HW, fuse, g->s));
+    m->nbt[l->bn_index]++;
+    return DC_OK;
+}
+
+static dc_status bn_backward(dc_gpu_model *g, dc_model *m, int i, float *d, const float *gr, const float *x, int N)
+{
+    const dc_layer *l = &m->layers[i];
+    int C = l->c, HW = l->h * l->w;
+    const float *y = fused_bn(m, i) ? g->out[i + 1] : NULL;
+    const float *mean = g->cache + l->cache_off, *rstd = mean + C;
+    K(dcg_chan_reduce(g->sums, g->part, x, gr, y, mean, DCG_RED_BNBWD, N, C, HW, g->s));
+    K(dcg_bn_bwd_params(g->grads + l->w_off, g->grads + l->b_off, g->sums, rstd, C, g->s));
+    int64_t count = (int64_t)N * HW;
+    if (m->reduce) {
+        TRY(reduce_sums(g, m, 2 * C));
+        count = m->global_batch * HW;
+    }
+    if (d) K(dcg_bn_bwd_data(d, gr, x, y, g->params + l->w_off, mean, rstd, g->sums, N, C, HW, count, g->s));
+    return DC_OK;
+}
+
+static dc_status conv_forward(dc_gpu_model *g, const dc_model *m, int i, const float *x, float *y, int N)
+{
+    const dc_layer *l = &m->layers[i];
+    TRY(conv_for_batch(g, m, i, N, m->train));
+    conv_plan *p = &g->conv[i];
+    const float *base = l->fixed ? g->fixed : g->params;
+    float one = 1.0f, zero = 0.0f;
+    DNN(cudnnConvolutionForward(g->dnn, &one, p->x, x, p->w, base + l->w_off, p->cf, p->af, g->work, p->wf, &zero,
+                                p->y, y));
+    K(dcg_bias(y, base + l->b_off, N, l->oc, l->oh * l->ow, 0, g->s));
+    return DC_OK;
+}
+
+static dc_status conv_backward(dc_gpu_model *g, const dc_model *m, int i, float *d, const float *gr, const float *x,
+                               int N)
+{
+    const dc_layer *l = &m->layers[i];
+    TRY(conv_for_batch(g, m, i, N, 1));
+    conv_plan *p = &g->conv[i];
+    float one = 1.0f, zero = 0.0f;
+    DNN(cudnnConvolutionBackwardFilter(g->dnn, &one, p->x, x, p->y, gr, p->cw, p->aw, g->work, p->ww, &one, p->w,
+                                       g->grads + l->w_off));
+    K(dcg_chan_reduce(g->sums, g->part, gr, NULL, NULL, NULL, DCG_RED_SUM, N, l->oc, l->oh * l->ow, g->s));
+    K(dcg_add_sums(g->grads + l->b_off, g->sums, l->oc, 1.0f, g->s));
+    if (d)
+        DNN(cudnnConvolutionBackwardData(g->dnn, &one, p->w, g->params + l->w_off, p->y, gr, p->cd, p->ad, g->work,
+                                         p->wd, &zero, p->x, d));
+    return DC_OK;
+}
+
+static dc_status forward(dc_gpu_model *g, dc_model *m, const float *x, int N, int train)
+{
+    if (g->prof) prof_collect(g);
+    for (int i = 0; i < m->nlayers; i++) {
+        dc_layer *l = &m->layers[i];
+        if (g->prof) CU(cudaEventRecord(g->evf[i], g->s));
+        float *y = g->acts + l->act_off;
+        g->out[i] = y;
+        int64_t outsize = (int64_t)l->oc * l->oh * l->ow;
+        switch (l->kind) {
+        case DC_LAYER_PAD: K(dcg_pad_fwd(y, x, (int64_t)N * l->c, l->h, l->w, l->pad, g->s)); break;
+        case DC_LAYER_CONV: TRY(conv_forward(g, m, i, x, y, N)); break;
+        case DC_LAYER_BN: TRY(bn_forward(g, m, i, x, N, train)); break;
+        case DC_LAYER_RELU:
+            if (!(i > 0 && fused_bn(m, i - 1))) K(dcg_relu_fwd(y, x, N * outsize, g->s));
+            break;
+        case DC_LAYER_MAXPOOL:
+            K(dcg_maxpool_fwd(y, g->args + l->cache_off, x, (int64_t)N * l->c, l->h, l->w, l->oh, l->ow, l->k,
+                              l->stride, g->s));
+            break;
+        case DC_LAYER_AVGPOOL:
+            return dc_set_error(DC_STATUS_UNSUPPORTED, "%s: average pooling is not on the GPU engine", l->name);
+        case DC_LAYER_FLATTEN: g->out[i] = (float *)x; break; /* NCHW: a view */
+        case DC_LAYER_LINEAR:
+            TRY(linear_fwd(g, y, x, g->params + l->w_off, g->params + l->b_off, N, l->c, l->oc));
+            break;
+        case DC_LAYER_DROPOUT:
+            if (train) {
+                dc_rng r;
+                dc_rng_init(&r, m->dropout_seed, DC_RNG_STREAM_DROPOUT, (uint32_t)i, (uint32_t)m->step);
+                K(dcg_dropout_fwd(y, g->masks + l->cache_off, x, N * outsize, m->sample_offset * outsize, l->p,
+                                  r.key[0], r.key[1], (uint32_t)i, (uint32_t)m->step, g->s));
+            } else {
+                g->out[i] = (float *)x;
+            }
+            break;
+        }
+        x = g->out[i];
+    }
+    if (g->prof) {
+        CU(cudaEventRecord(g->evf[m->nlayers], g->s));
+        g->prof_pending_f = 1;
+    }
+    return DC_OK;
+}
+
+dc_status dc_gpu_forward(dc_gpu_model *g, dc_model *m, const float *in, int N, int train)
+{
+    DC_ASSERT(N >= 1 && N <= m->max_batch);
+    clear_stale("a forward");
+    m->batch = N;
+    m->train = train;
+    m->input = NULL;
+    CU(cudaMemcpyAsync(g->input, in, 4 * (size_t)(in_floats(m) * N), cudaMemcpyHostToDevice, g->s));
+    dc_status s = forward(g, m, g->input, N, train);
+    if (train) m->step++;
+    return s;
+}
+
+dc_status dc_gpu_forward_resident(dc_gpu_model *g, dc_model *m, int N, int train)
+{
+    clear_stale("a forward");
+    m->batch = N;
+    m->train = train;
+    dc_status s = forward(g, m, g->input, N, train);
+    if (train) m->step++;
+    return s;
+}
+
+dc_status dc_gpu_layer_output(dc_gpu_model *g, const dc_model *m, int i, float *out)
+{
+    const dc_layer *l = &m->layers[i];
+    if (i + 1 < m->nlayers && fused_bn(m, i))
+        return dc_set_error(DC_STATUS_UNSUPPORTED, "%s: batch norm runs fused with its ReLU on the GPU: take the ReLU's "
+                                                   "output", l->name);
+    CU(cudaMemcpyAsync(out, g->out[i], 4 * (size_t)((int64_t)m->batch * l->oc * l->oh * l->ow),
+                       cudaMemcpyDeviceToHost, g->s));
+    CU(cudaStreamSynchronize(g->s));
+    return DC_OK;
+}
+
+static dc_status backward(dc_gpu_model *g, dc_model *m, const float *dout)
+{
+    DC_ASSERT(m->train && m->batch > 0);
+    int N = m->batch;
+    int first = 0;
+    while (first < m->nlayers && !(m->layers[first].kind == DC_LAYER_CONV && !m->layers[first].fixed)) first++;
+    const float *gr = dout;
+    float *bufs[2] = {g->grad_a, g->grad_b};
+    int nb = 0;
+    g->prof_first = first;
+    for (int i = m->nlayers - 1; i >= first; i--) {
+        dc_layer *l = &m->layers[i];
+        if (g->prof) CU(cudaEventRecord(g->evb[i], g->s));
+        if (l->kind == DC_LAYER_FLATTEN) continue;
+        if (l->kind == DC_LAYER_RELU && i > 0 && fused_bn(m, i - 1)) continue;
+        const float *x = i == 0 ? g->input : g->out[i - 1];
+        float *d = i > first ? bufs[nb] : NULL;
+        int64_t insize = (int64_t)l->c * l->h * l->w;
+        switch (l->kind) {
+        case DC_LAYER_PAD:
+            if (d) return dc_set_error(DC_STATUS_UNSUPPORTED, "%s: padding inside the trained stack", l->name);
+            break;
+        case DC_LAYER_CONV: TRY(conv_backward(g, m, i, d, gr, x, N)); break;
+        case DC_LAYER_BN: TRY(bn_backward(g, m, i, d, gr, x, N)); break;
+        case DC_LAYER_RELU:
+            if (d) K(dcg_relu_bwd(d, gr, g->out[i], N * insize, g->s));
+            break;
+        case DC_LAYER_MAXPOOL:
+            if (l->k != l->stride)
+                return dc_set_error(DC_STATUS_UNSUPPORTED, "%s: overlapping pooling windows on the GPU", l->name);
+            if (d)
+                K(dcg_maxpool_bwd(d, gr, g->args + l->cache_off, (int64_t)N * l->c, l->h, l->w, l->oh, l->ow,
+                                  l->stride, g->s));
+            break;
+        case DC_LAYER_LINEAR:
+            TRY(linear_bwd(g, d, g->grads + l->w_off, g->grads + l->b_off, gr, x, g->params + l->w_off, N, l->c, l->oc,
+                           1.0f, 1.0f));
+            break;
+        case DC_LAYER_DROPOUT:
+            if (d) K(dcg_dropout_bwd(d, gr, g->masks + l->cache_off, N * insize, l->p, g->s));
+            break;
+        default: return dc_set_error(DC_STATUS_UNSUPPORTED, "%s: no GPU backward", l->name);
+        }
+        if (d) {
+            gr = d;
+            nb ^= 1;
+        }
+    }
+    if (g->prof) {
+        CU(cudaEventRecord(g->evb[m->nlayers], g->s));
+        g->prof_pending_b = 1;
+    }
+    return DC_OK;
+}
+
+dc_status dc_gpu_backward_host(dc_gpu_model *g, dc_model *m, const float *dout)
+{
+    clear_stale("a backward");
+    /* into grad_b: the first layer's backward writes grad_a, reading it */
+    CU(cudaMemcpyAsync(g->grad_b, dout, 4 * (size_t)m->batch * m->feat_dim, cudaMemcpyHostToDevice, g->s));
+    return backward(g, m, g->grad_b);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The training step                                                        */
+/* ------------------------------------------------------------------------ */
+
+struct dc_gpu_step {
+    dc_gpu_model *g;
+    int S, K, D, B;
+    int64_t nsup, nsub; /* floats of the super head (w, b) and of one sub head */
+    float *hp, *hg, *hm; /* heads: params, gradients, momentum: super, then subs */
+    float *mom;          /* body momentum */
+    float *h, *dh, *hs, *dhs, *ls, *dls, *lsub, *dlsub;
+    double *lsup_r, *lsub_r, *stats;
+    int32_t *hsup, *hsub, *ints; /* ints: sup (B), sorted sub targets (B), rows (B) */
+    int32_t *hints;              /* pinned host copy */
+    double *hstats;              /* pinned */
+    float *hstage;               /* the heads' gradients on the host (distributed) */
+};
+
+void dc_gpu_step_free(dc_gpu_step *gs)
+{
+    if (!gs) return;
+    void *b[] = {gs->hp, gs->hg, gs->hm, gs->mom, gs->h, gs->lsup_r, gs->hsup, gs->ints};
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
+        if (b[i]) cudaFree(b[i]);
+    if (gs->hints) cudaFreeHost(gs->hints);
+    if (gs->hstats) cudaFreeHost(gs->hstats);
+    dc_free(gs->hstage);
+    dc_free(gs);
+}
+
+static dc_status step_create(dc_gpu_step *gs, const dc_stepper *st)
+{
+    int S = st->S, K = st->k_sub, D = st->D, B = st->max_batch;
+    gs->S = S;
+    gs->K = K;
+    gs->D = D;
+    gs->B = B;
+    gs->nsup = (int64_t)S * D + S;
+    gs->nsub = (int64_t)K * D + K;
+    int64_t nh = gs->nsup + (int64_t)S * gs->nsub;
+    size_t freeb = 0, totalb = 0;
+    CU(cudaMemGetInfo(&freeb, &totalb));
+    int64_t need = 4 * (3 * nh + st->nparams + 4 * (int64_t)B * D + 2 * (int64_t)B * S + 2 * (int64_t)B * K) +
+                   8 * (2 * (int64_t)B + 5) + 4 * 5 * (int64_t)B;
+    if (need > (int64_t)freeb)
+        return dc_set_error(DC_STATUS_NOMEM,
+                            "the training step's heads and buffers need %.2f GiB of GPU memory, more than the %.2f "
+                            "GiB free: fewer clusters or a smaller --batch-size",
+                            need / 1073741824.0, freeb / 1073741824.0);
+    int64_t t = 0;
+    /* the heads' bias gradients go through the model's reduction scratch */
+    int hc = S > K ? S : K;
+    int64_t np = 2 * (int64_t)hc * dcg_chan_parts(B, hc, 1);
+    dc_gpu_model *g = gs->g;
+    if (np > g->npart) {
+        CU(cudaFree(g->part));
+        g->part = NULL;
+        TRY(dmalloc(&g->part, 8 * (size_t)np, &t));
+        g->npart = np;
+    }
+    if (2 * (int64_t)hc + 2 > g->nsums) {
+        CU(cudaFree(g->sums));
+        g->sums = NULL;
+        g->nsums = 2 * (int64_t)hc + 2;
+        TRY(dmalloc(&g->sums, 8 * (size_t)g->nsums, &t));
+    }
+    TRY(dmalloc(&gs->hp, 4 * (size_t)nh, &t));
+    TRY(dmalloc(&gs->hg, 4 * (size_t)nh, &t));
+    TRY(dmalloc(&gs->hm, 4 * (size_t)nh, &t));
+    TRY(dmalloc(&gs->mom, 4 * (size_t)st->nparams, &t));
+    size_t nf = 4 * (size_t)B * D + 2 * (size_t)B * S + 2 * (size_t)B * K;
+    TRY(dmalloc(&gs->h, 4 * nf, &t));
+    gs->dh = gs->h + (size_t)B * D;
+    gs->hs = gs->dh + (size_t)B * D;
+    gs->dhs = gs->hs + (size_t)B * D;
+    gs->ls = gs->dhs + (size_t)B * D;
+    gs->dls = gs->ls + (size_t)B * S;
+    gs->lsub = gs->dls + (size_t)B * S;
+    gs->dlsub = gs->lsub + (size_t)B * K;
+    TRY(dmalloc(&gs->lsup_r, 8 * (size_t)(2 * B + 5), &t));
+    gs->lsub_r = gs->lsup_r + B;
+    gs->stats = gs->lsub_r + B;
+    TRY(dmalloc(&gs->hsup, 4 * 5 * (size_t)B, &t));
+    gs->hsub = gs->hsup + B;
+    gs->ints = gs->hsub + B;
+    CU(cudaMemsetAsync(gs->mom, 0, 4 * (size_t)st->nparams, gs->g->s));
+    CU(cudaMemsetAsync(gs->hm, 0, 4 * (size_t)nh, gs->g->s));
+    CU(cudaMallocHost((void **)&gs->hints, 4 * 3 * (size_t)B));
+    CU(cudaMallocHost((void **)&gs->hstats, 8 * 5));
+    if (st->comm && !(gs->hstage = dc_malloc(4 * (size_t)nh, "head gradients"))) return DC_STATUS_NOMEM;
+    return DC_OK;
+}
+
+dc_status dc_gpu_step_create(dc_gpu_step **out, dc_gpu_model *g, const dc_stepper *st)
+{
+    *out = NULL;
+    dc_gpu_step *gs = dc_calloc(1, sizeof *gs, "GPU training step");
+    if (!gs) return DC_STATUS_NOMEM;
+    gs->g = g;
+    CU(cudaSetDevice(g->dev.gpu));
+    dc_status s = step_create(gs, st);
+    if (s) {
+        dc_gpu_step_free(gs);
+        return s;
+    }
+    *out = gs;
+    return DC_OK;
+}
+
+static float *head_at(float *base, const dc_gpu_step *gs, int s) /* s = -1: super */
+{
+    return s < 0 ? base : base + gs->nsup + (int64_t)s * gs->nsub;
+}
+
+dc_status dc_gpu_step_sync(dc_gpu_step *gs, dc_stepper *st, dc_head *sup, dc_head *subs, int to_host, int what)
+{
+    dc_gpu_model *g = gs->g;
+    enum cudaMemcpyKind k = to_host ? cudaMemcpyDeviceToHost : cudaMemcpyHostToDevice;
+    for (int s = -1; s < gs->S && (what & DC_GPU_HEADS); s++) {
+        dc_head *h = s < 0 ? sup : &subs[s];
+        size_t n = 4 * (size_t)((int64_t)h->out * h->in + h->out);
+        /* a head's w, b (and dw, db; mw, mb) are contiguous */
+        if (to_host) {
+            CU(cudaMemcpyAsync(h->w, head_at(gs->hp, gs, s), n, k, g->s));
+            CU(cudaMemcpyAsync(h->dw, head_at(gs->hg, gs, s), n, k, g->s));
+            CU(cudaMemcpyAsync(h->mw, head_at(gs->hm, gs, s), n, k, g->s));
+        } else {
+            CU(cudaMemcpyAsync(head_at(gs->hp, gs, s), h->w, n, k, g->s));
+            CU(cudaMemcpyAsync(head_at(gs->hm, gs, s), h->mw, n, k, g->s));
+        }
+    }
+    if (what & DC_GPU_MOMENTUM)
+        CU(cudaMemcpyAsync(to_host ? (void *)st->momentum : (void *)gs->mom,
+                           to_host ? (void *)gs->mom : (void *)st->momentum, 4 * (size_t)st->nparams, k, g->s));
+    CU(cudaStreamSynchronize(g->s));
+    return DC_OK;
+}
+
+dc_status dc_gpu_step_compute(dc_gpu_step *gs, dc_stepper *st, dc_model *m, const dc_head *sup, const dc_head *subs,
+                              const float *x, const int32_t *sup_t, const int32_t *sub_t, int N, dc_step_stats *stats)
+{
+    (void)sup;
+    (void)subs;
+    dc_gpu_model *g = gs->g;
+    int S = gs->S, Kc = gs->K, D = gs->D;
+    clear_stale("a step");
+    const float NG = (float)st->gcount[S];
+    /* targets: sup (batch order), sub (grouped order), rows */
+    int32_t *hi = gs->hints;
+    for (int i = 0; i < N; i++) hi[i] = sup_t[i];
+    for (int j = 0; j < N; j++) {
+        hi[N + j] = sub_t[st->rows[j]];
+        hi[2 * N + j] = st->rows[j];
+    }
+    int32_t *dsup = gs->ints, *dsub = gs->ints + N, *drows = gs->ints + 2 * N;
+    CU(cudaMemcpyAsync(gs->ints, hi, 4 * 3 * (size_t)N, cudaMemcpyHostToDevice, g->s));
+    CU(cudaMemsetAsync(g->grads, 0, 4 * (size_t)m->nparams, g->s));
+    CU(cudaMemsetAsync(gs->hg, 0, 4 * (size_t)(gs->nsup + (int64_t)S * gs->nsub), g->s));
+
+    TRY(dc_gpu_forward(g, m, x, N, 1));
+    const float *feat = g->out[m->nlayers - 1];
+    K(dcg_relu_fwd(gs->h, feat, (int64_t)N * D, g->s));
+
+    /* super head over the whole batch */
+    float *sw = head_at(gs->hp, gs, -1), *sdw = head_at(gs->hg, gs, -1);
+    TRY(linear_fwd(g, gs->ls, gs->h, sw, sw + (int64_t)S * D, N, D, S));
+    K(dcg_xent(gs->dls, gs->lsup_r, gs->hsup, gs->ls, dsup, N, S, 1.0f / NG, g->s));
+    TRY(linear_bwd(g, gs->dh, sdw, sdw + (int64_t)S * D, gs->dls, gs->h, sw, N, D, S, 1.0f, 0.0f));
+
+    /* sub heads, each on its super-class's rows (grouped: contiguous) */
+    K(dcg_gather_rows(gs->hs, gs->h, drows, N, D, g->s));
+    for (int s = 0; s < S; s++) {
+        int lo = st->start[s], ns = st->start[s + 1] - lo;
+        if (ns <= 0) continue;
+        float *w = head_at(gs->hp, gs, s), *dw = head_at(gs->hg, gs, s);
+        float *hs = gs->hs + (int64_t)lo * D, *lg = gs->lsub + (int64_t)lo * Kc, *dl = gs->dlsub + (int64_t)lo * Kc;
+        TRY(linear_fwd(g, lg, hs, w, w + (int64_t)Kc * D, ns, D, Kc));
+        K(dcg_xent(dl, gs->lsub_r + lo, gs->hsub + lo, lg, dsub + lo, ns, Kc, 1.0f / NG, g->s));
+        float scale = NG / (float)st->gcount[s];
+        TRY(linear_bwd(g, gs->dhs + (int64_t)lo * D, dw, dw + (int64_t)Kc * D, dl, hs, w, ns, D, Kc, scale, 0.0f));
+    }
+    K(dcg_scatter_add_rows(gs->dh, gs->dhs, drows, N, D, g->s));
+    K(dcg_step_stats(gs->stats, gs->lsup_r, gs->hsup, gs->lsub_r, gs->hsub, drows, N, g->s));
+    CU(cudaMemcpyAsync(gs->hstats, gs->stats, 8 * 5, cudaMemcpyDeviceToHost, g->s));
+
+    /* through the ReLU into the body */
+    K(dcg_relu_bwd(gs->hs, gs->dh, gs->h, (int64_t)N * D, g->s));
+    TRY(backward(g, m, gs->hs));
+    CU(cudaStreamSynchronize(g->s));
+    double *v = gs->hstats;
+    double lsup = v[0], lsub = v[1];
+    stats->correct_super = (int)v[2];
+    stats->correct_sub = (int)v[3];
+    stats->correct_both = (int)v[4];
+    if (st->comm) {
+        double r[5] = {lsup, lsub, v[2], v[3], v[4]};
+        dc_status cs = dc_comm_allreduce_f64(st->comm, r, 5);
+        if (cs) return cs;
+        lsup = r[0];
+        lsub = r[1];
+        stats->correct_super = (int)r[2];
+        stats->correct_sub = (int)r[3];
+        stats->correct_both = (int)r[4];
+        /* gradients summed over the ranks, staged through the host */
+        int64_t nh = gs->nsup + (int64_t)S * gs->nsub;
+        CU(cudaMemcpyAsync(m->grads, g->grads, 4 * (size_t)m->nparams, cudaMemcpyDeviceToHost, g->s));
+        float *tmp = gs->hstage;
+        if (!tmp && !(tmp = gs->hstage = dc_malloc(4 * (size_t)nh, "head gradients"))) return DC_STATUS_NOMEM;
+        CU(cudaMemcpyAsync(tmp, gs->hg, 4 * (size_t)nh, cudaMemcpyDeviceToHost, g->s));
+        CU(cudaStreamSynchronize(g->s));
+        dc_status rs = dc_comm_allreduce_f32(st->comm, m->grads, (size_t)m->nparams);
+        if (rs == DC_OK) rs = dc_comm_allreduce_f32(st->comm, tmp, (size_t)nh);
+        if (rs == DC_OK) {
+            cudaError_t e = cudaMemcpyAsync(g->grads, m->grads, 4 * (size_t)m->nparams, cudaMemcpyHostToDevice, g->s);
+            if (e == cudaSuccess) e = cudaMemcpyAsync(gs->hg, tmp, 4 * (size_t)nh, cudaMemcpyHostToDevice, g->s);
+            if (e == cudaSuccess) e = cudaStreamSynchronize(g->s);
+            if (e != cudaSuccess) rs = cuda_error(e, "staging the gradients");
+        }
+        if (rs) return rs;
+    }
+    stats->n = (int)st->gcount[S];
+    stats->loss_super = lsup / NG;
+    stats->loss_sub = lsub / NG;
+    stats->loss = stats->loss_super + stats->loss_sub;
+    return DC_OK;
+}
+
+dc_status dc_gpu_step_sgd(dc_gpu_step *gs, dc_stepper *st, dc_model *m, dc_head *sup, dc_head *subs, float lr,
+                          float wd)
+{
+    dc_gpu_model *g = gs->g;
+    clear_stale("SGD");
+    K(dcg_sgd(g->params, g->grads, gs->mom, m->nparams, lr, MOMENTUM, wd, st->body_first, g->s));
+    st->body_first = 0;
+    for (int s = -1; s < gs->S; s++) {
+        if (s >= 0 && st->gcount[s] <= 0) continue;
+        dc_head *h = s < 0 ? sup : &subs[s];
+        int64_t n = s < 0 ? gs->nsup : gs->nsub;
+        K(dcg_sgd(head_at(gs->hp, gs, s), head_at(gs->hg, gs, s), head_at(gs->hm, gs, s), n, lr, MOMENTUM, wd,
+                  !h->has_momentum, g->s));
+        h->has_momentum = 1;
+    }
+    return DC_OK;
+}
