@@ -28,7 +28,22 @@ expect_fail 2 "missing required option --out" --data "$DATA"
 # filled or written, with the batch size that fits
 expect_fail 2 "vgg16 with --batch-size 100000 .* needs about [0-9.]+ GiB of memory .* use --batch-size [0-9]+ or less" \
   "${TINY[@]}" --out "$TMP/v8" --arch vgg16 --batch-size 100000
-for v in v1 v2 v3 v4 v5 v6 v7 v8; do [ ! -e "$TMP/$v" ] && ok || bad "a rejected run created $TMP/$v"; done
+# --device: a name that is none is a usage error; a GPU asked for where
+# there is none (no CUDA in the build, no driver, no card): one line saying
+# what to do, exit 1, nothing written (a machine with a GPU runs tests/gpu)
+expect_fail 2 "--device gpu: expected auto, cpu, cuda or cuda:N" "${TINY[@]}" --out "$TMP/v9" --device gpu
+expect_fail 2 "--precision: 'fp16' is not one of" "${TINY[@]}" --out "$TMP/v10" --precision fp16
+gone="v9 v10"
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  expect_fail 1 "no GPU engine: rebuild with .make CUDA=1.|no NVIDIA driver is installed|no CUDA GPU is visible" \
+    "${TINY[@]}" --out "$TMP/v11" --device cuda
+  "$BIN" features --weights random:vgg-s32 --data "$DATA" --max-images 8 --device cuda:0 --out "$TMP/v12.npy" \
+    >"$TMP/out" 2>&1; rc=$?
+  [ $rc -eq 1 ] && grep -qE "no GPU engine|no NVIDIA driver|no CUDA GPU" "$TMP/out" && ok ||
+    bad "features --device cuda:0 without a GPU: exit $rc: $(cat "$TMP/out")"
+  gone="$gone v11 v12.npy"
+fi
+for v in v1 v2 v3 v4 v5 v6 v7 v8 $gone; do [ ! -e "$TMP/$v" ] && ok || bad "a rejected run created $TMP/$v"; done
 
 # the three methods run and fill the run directory
 for m in deepercluster deepcluster rotnet; do

@@ -181,6 +181,11 @@ void dc_model_free(dc_model *m);
 /// that fits.
 dc_status dc_model_init_device(dc_model *m, const dc_preset *spec, int sobel, int in_c, int max_batch, uint64_t seed,
                                const dc_device *d);
+/// Whether (p, sobel, in_c) for batches of max_batch fits the free memory
+/// of d's GPU (DC_OK on the CPU): checked before anything is allocated or
+/// written; DC_STATUS_NOMEM names the largest batch that fits. Building the
+/// model checks again, the convolution workspace included.
+dc_status dc_model_device_fit(const dc_preset *p, int sobel, int in_c, int max_batch, const dc_device *d);
 /// Moves a model (e.g. from dc_model_load_file) onto device d: its
 /// parameters uploaded, its host activation buffers freed. d on the CPU: no
 /// change.

@@ -410,6 +410,55 @@ static int64_t plan_bytes(const dc_model *m, int B, int64_t npart, int maxc)
     return per + 4 * (2 * m->nparams + m->nfixed + m->nstats + m->ncache) + 8 * (npart + 2 * (int64_t)maxc + 2);
 }
 
+/* The reduction scratch: the largest channels × chunks of any layer. */
+static void scratch_sizes(const dc_model *m, int64_t *npart_out, int *maxc_out)
+{
+    int maxc = 1;
+    int64_t npart = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const dc_layer *l = &m->layers[i];
+        int C = l->kind == DC_LAYER_LINEAR ? l->oc : l->c, HW = l->kind == DC_LAYER_LINEAR ? 1 : l->oh * l->ow;
+        if (C > maxc) maxc = C;
+        int64_t np = 2 * (int64_t)C * dcg_chan_parts(m->max_batch, C, HW);
+        if (np > npart) npart = np;
+    }
+    if (m->feat_dim > maxc) maxc = m->feat_dim;
+    if (npart < 2 * 4096 * 8) npart = 2 * 4096 * 8; /* the heads' columns */
+    *npart_out = npart;
+    *maxc_out = maxc;
+}
+
+/* Free device memory less room for cuDNN's and cuBLAS's own allocations. */
+static int64_t usable_bytes(size_t freeb) { return (int64_t)freeb - (int64_t)(freeb / 20) - (512LL << 20); }
+
+/* The refusal of a batch that does not fit, naming the largest that does. */
+static dc_status too_large(const dc_model *m, int gpu, int64_t need, int64_t usable, int64_t npart, int maxc,
+                           int64_t work)
+{
+    int64_t per = plan_bytes(m, 2, npart, maxc) - plan_bytes(m, 1, npart, maxc);
+    int64_t fixed = plan_bytes(m, 1, npart, maxc) - per;
+    int64_t fit = per > 0 && usable > fixed + work ? (usable - fixed - work) / per : 0;
+    char fits[64] = "not even one image fits";
+    if (fit > 0) snprintf(fits, sizeof fits, "batches of at most %lld images fit", (long long)fit);
+    return dc_set_error(DC_STATUS_NOMEM,
+                        "%s for batches of %d images needs %.1f GiB of GPU memory, more than the %.1f GiB free on "
+                        "cuda:%d: %s",
+                        m->preset->name, m->max_batch, need / 1073741824.0, usable / 1073741824.0, gpu, fits);
+}
+
+dc_status dc_gpu_check_fit(const dc_model *m, const dc_device *d)
+{
+    TRY(dc_gpu_describe(d->gpu, (char[512]){0}, 512));
+    CU(cudaSetDevice(d->gpu));
+    size_t freeb = 0, totalb = 0;
+    CU(cudaMemGetInfo(&freeb, &totalb));
+    int maxc;
+    int64_t npart;
+    scratch_sizes(m, &npart, &maxc);
+    int64_t need = plan_bytes(m, m->max_batch, npart, maxc), usable = usable_bytes(freeb);
+    return need > usable ? too_large(m, d->gpu, need, usable, npart, maxc, 0) : DC_OK;
+}
+
 static dc_status create(dc_gpu_model *g, dc_model *m)
 {
     TRY(dc_gpu_describe(g->dev.gpu, (char[512]){0}, 512));
@@ -442,24 +491,15 @@ static dc_status create(dc_gpu_model *g, dc_model *m)
     }
     if (!g->conv || !g->out) return DC_STATUS_NOMEM;
 
-    /* The reduction scratch: the largest channels × chunks of any layer. */
-    int maxc = 1;
-    int64_t npart = 0;
-    for (int i = 0; i < m->nlayers; i++) {
-        const dc_layer *l = &m->layers[i];
-        int C = l->kind == DC_LAYER_LINEAR ? l->oc : l->c, HW = l->kind == DC_LAYER_LINEAR ? 1 : l->oh * l->ow;
-        if (C > maxc) maxc = C;
-        int64_t np = 2 * (int64_t)C * dcg_chan_parts(m->max_batch, C, HW);
-        if (np > npart) npart = np;
-    }
-    if (m->feat_dim > maxc) maxc = m->feat_dim;
-    if (npart < 2 * 4096 * 8) npart = 2 * 4096 * 8; /* the heads' columns */
+    int maxc;
+    int64_t npart;
+    scratch_sizes(m, &npart, &maxc);
     g->npart = npart;
 
     size_t freeb = 0, totalb = 0;
     CU(cudaMemGetInfo(&freeb, &totalb));
     /* leave room for cuDNN's and cuBLAS's own allocations */
-    int64_t usable = (int64_t)freeb - (int64_t)(freeb / 20) - (512LL << 20);
+    int64_t usable = usable_bytes(freeb);
     int64_t need = plan_bytes(m, m->max_batch, npart, maxc);
     size_t limit = (size_t)(usable - need > 0 ? (usable - need) / 4 : 0);
     if (limit > (8ULL << 30)) limit = 8ULL << 30;
@@ -472,18 +512,7 @@ static dc_status create(dc_gpu_model *g, dc_model *m)
         if ((int64_t)p->ww > w) w = (int64_t)p->ww;
         if (w > maxw) maxw = w;
     }
-    if (need + maxw > usable) {
-        int64_t per = plan_bytes(m, 2, npart, maxc) - plan_bytes(m, 1, npart, maxc);
-        int64_t fixed = plan_bytes(m, 1, npart, maxc) - per;
-        int64_t fit = per > 0 && usable > fixed + maxw ? (usable - fixed - maxw) / per : 0;
-        char fits[64] = "not even one image fits";
-        if (fit > 0) snprintf(fits, sizeof fits, "batches of at most %lld images fit", (long long)fit);
-        return dc_set_error(DC_STATUS_NOMEM,
-                            "%s for batches of %d images needs %.1f GiB of GPU memory, more than the %.1f GiB free "
-                            "on cuda:%d: %s",
-                            m->preset->name, m->max_batch, (need + maxw) / 1073741824.0, usable / 1073741824.0,
-                            g->dev.gpu, fits);
-    }
+    if (need + maxw > usable) return too_large(m, g->dev.gpu, need + maxw, usable, npart, maxc, maxw);
     g->nwork = (size_t)maxw;
     int64_t t = 0;
     TRY(dmalloc(&g->params, 4 * (size_t)m->nparams, &t));

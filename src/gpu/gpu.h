@@ -30,6 +30,10 @@ dc_status dc_gpu_describe(int device, char *buf, size_t n);
 /// convolution algorithms and uploads m's parameters and statistics.
 dc_status dc_gpu_model_create(dc_gpu_model **out, dc_model *m, const dc_device *d);
 void dc_gpu_model_free(dc_gpu_model *g);
+/// Whether a model planned for m->max_batch (its layers; no buffers) fits
+/// the free memory of d's GPU, the convolution workspace aside: DC_OK, or
+/// DC_STATUS_NOMEM naming the largest batch that does.
+dc_status dc_gpu_check_fit(const dc_model *m, const dc_device *d);
 /// Parameters, fixed weights and running statistics: host → device
 /// (to_host 0) or device → host (1; the gradients too).
 dc_status dc_gpu_model_sync(dc_gpu_model *g, dc_model *m, int to_host);

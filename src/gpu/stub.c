@@ -32,6 +32,8 @@ dc_status dc_gpu_model_create(dc_gpu_model **out, dc_model *m, const dc_device *
 
 void dc_gpu_model_free(dc_gpu_model *g) { DC_ASSERT(g == NULL); }
 
+dc_status dc_gpu_check_fit(const dc_model *m, const dc_device *d) { return no_cuda(); }
+
 /* The rest need a model that only dc_gpu_model_create makes. */
 #define NEVER(...)                                                                                                \
     {                                                                                                             \

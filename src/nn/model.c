@@ -437,6 +437,17 @@ dc_status dc_model_init_device(dc_model *m, const dc_preset *p, int sobel, int i
     return DC_OK;
 }
 
+dc_status dc_model_device_fit(const dc_preset *p, int sobel, int in_c, int max_batch, const dc_device *d)
+{
+    if (!d || d->gpu < 0) return DC_OK;
+    dc_model m;
+    builder b;
+    dc_status s = plan(&m, &b, p, sobel, in_c, max_batch);
+    if (s == DC_OK) s = dc_gpu_check_fit(&m, d);
+    dc_model_free(&m);
+    return s;
+}
+
 dc_status dc_model_use_device(dc_model *m, const dc_device *d)
 {
     if (!d || d->gpu < 0 || m->gpu) return DC_OK;

@@ -1212,11 +1212,18 @@ static dc_status check_memory(const run_state *r)
     const dc_train_config *c = r->c;
     int64_t have = dc_memory_budget(), fixed, per;
     const dc_preset *p = dc_preset_find(c->arch);
-    dc_status s = dc_model_memory(p, c->sobel, r->C, &fixed, &per);
-    if (s || have <= 0) return s;
     int rows = r->hi - r->lo;
+    dc_status s = dc_model_device_fit(p, c->sobel, r->C, rows, &r->dev);
+    if (s) {
+        char why[600];
+        snprintf(why, sizeof why, "%s", dc_last_error());
+        return dc_set_error(s, "%s (each step holds --batch-size %d x %d super-classes%s)", why, r->B, r->S,
+                            r->W > 1 ? ", shared by the processes" : "");
+    }
+    s = dc_model_memory(p, c->sobel, r->C, &fixed, &per);
+    if (s || have <= 0) return s;
     int64_t feats = r->n * ((int64_t)p->hidden + c->dim_pca) * (int64_t)sizeof(float);
-    int64_t net = r->dev.gpu >= 0 ? 0 : fixed + per * rows; /* a GPU's memory: checked when it is built */
+    int64_t net = r->dev.gpu >= 0 ? 0 : fixed + per * rows; /* on a GPU, its memory: just checked */
     if (net + feats <= have) return DC_OK;
     int64_t fit = (int64_t)dc_model_fit_batch(fixed + feats, per, have) * r->W / r->S;
     char advice[160];
