@@ -94,7 +94,7 @@ CFLAGS := $(CFLAGS_COMMON) $(CFLAGS_MODE) $(EXTRA_CFLAGS)
 # The GPU engine (src/gpu) sits beside the kernels: gpu.c + kernels.cu with
 # CUDA=1, else stub.c, which says how to get it.
 ifeq ($(CUDA),1)
-GPU_SRC := src/gpu/gpu.c
+GPU_SRC := src/gpu/gpu.c src/gpu/step.c
 else
 GPU_SRC := src/gpu/stub.c
 endif
