@@ -2,7 +2,7 @@
 # The main job, from nothing: install the Debian packages, build, train
 # DeeperCluster on Fashion-MNIST (a shortened run: 12,000 training images,
 # 4 epochs at learning rate 0.02 — the default 0.05 suits the full run, not
-# this one (README, Results) — about 3 minutes of training on 2 cores), then
+# this one (docs/results.md) — about 3 minutes of training on 2 cores), then
 # evaluate the learned features on
 # the 10,000 test images: k-means (k = 10) NMI/ARI/accuracy and the linear
 # probe (a middle conv layer and the final one), each beside a randomly

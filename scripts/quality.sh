@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The quality comparison of the README ("Results") in one command: trains
+# The quality comparison of docs/results.md in one command: trains
 # DeeperCluster, DeepCluster and RotNet on Fashion-MNIST with the same budget
 # (same images, epochs, number of training samples per epoch, network and
 # seed), then scores each — and a randomly initialised network and the raw
@@ -7,9 +7,9 @@
 # final features and the linear probe on every layer. Prints a Markdown
 # table; the runs stay in $OUT (re-running resumes or reuses them).
 #
-# Defaults are the README's protocol (all 60,000 training images, 6 epochs,
+# Defaults are docs/results.md's protocol (all 60,000 training images, 6 epochs,
 # the probe on all training images: about 70 minutes of training and 30 of
-# probing on 2 cores, from the README's figures). Smaller, for a quick look:
+# probing on 2 cores, from docs/results.md's figures). Smaller, for a quick look:
 #   IMAGES=12000 EPOCHS=4 PROBE_IMAGES=30000 bash scripts/quality.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

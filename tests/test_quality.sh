@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_quality.sh — scripts/quality.sh (the README's comparison of the three
+# test_quality.sh — scripts/quality.sh (docs/results.md's comparison of the three
 # methods, a random network and raw pixels) end to end at a tiny size: it
 # trains the three runs and prints the Markdown table, a row per network
 # with NMI/ARI/ACC and the probe of every layer (raw pixels: the last).

@@ -70,7 +70,7 @@ int dc_preset_batch(const dc_preset *p);
 /// The clustering's default PCA dimension for the preset's feature vector:
 /// all of it for VGG-16 (the original DeeperCluster's 4096), a sixteenth
 /// for the small presets (DeepCluster's 256 of 4096; 32 for vgg-s32, whose
-/// trained features are nearly low-rank — README, "Results").
+/// trained features are nearly low-rank — docs/results.md).
 int dc_preset_dim_pca(const dc_preset *p);
 
 /* ------------------------------------------------------------------------ */

@@ -69,7 +69,7 @@ dc_probe_params dc_probe_params_default(void)
     /* Down to 3e-4: on standardised conv features (thousands of correlated
      * columns) SGD with momentum oscillates at 0.01 and above, and the
      * final iterate scores several points under the converged classifier
-     * (README, Results: the linear probe's learning rates). */
+     * (docs/results.md: the linear probe's learning rates). */
     double lrs[] = {0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0};
     memcpy(p.lrs, lrs, sizeof lrs);
     p.nlr = 8;

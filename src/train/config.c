@@ -109,7 +109,7 @@ const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, cha
     int m = c->rotnet ? c->super_classes / 4 : c->super_classes;
     if (c->k == 0) {
         /* about 150 images or more per cluster, a power of two: 64 for
-         * 12,000 images, 256 for 60,000 (measured on Fashion-MNIST, README) */
+         * 12,000 images, 256 for 60,000 (measured on Fashion-MNIST, docs/results.md) */
         c->k = 2 * m;
         while ((int64_t)c->k * 2 * 150 <= n) c->k *= 2;
         if (c->k > n) c->k = (int)(n / m * m);

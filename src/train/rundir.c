@@ -1,4 +1,4 @@
-/* rundir.c — the run directory (the contract is in the README: config.json,
+/* rundir.c — the run directory (the contract is docs/run-directory.md: config.json,
  * log.txt, stats.jsonl, assignments/, checkpoints/): paths, the checkpoint
  * (weights, heads, momentum, counters, centroids; a fingerprint of the
  * options that must not change) written atomically and read back, the
