@@ -18,6 +18,9 @@ done
 for page in $(grep -oE 'docs/[a-z-]+\.(md|png)' README.md | sort -u); do
   [ -s "$page" ] && ok || bad "README links $page, which is missing"
 done
+# the README's first two commands: the main job and the tests (.ci/run runs the latter)
+grep -qE '^bash scripts/main_job.sh +# main job$' README.md && ok || bad "README: no '# main job' command line"
+grep -qE '^[^#].*# tests$' README.md && ok || bad "README: no '# tests' command line (.ci/run needs it)"
 n=$(wc -l < README.md)
 [ "$n" -le 250 ] && ok || bad "README.md has $n lines: keep it the front door (details go to docs/)"
 summary

@@ -276,6 +276,7 @@ static dc_status plan(dc_model *m, builder *b, const dc_preset *p, int sobel, in
 {
     memset(m, 0, sizeof *m);
     memset(b, 0, sizeof *b);
+    m->device.gpu = -1; /* the CPU until dc_model_init_device or use_device says otherwise */
     if (in_c != 1 && in_c != 3)
         return dc_set_error(DC_STATUS_ARG, "input must have 1 or 3 channels, not %d", in_c);
     if (max_batch < 1) return dc_set_error(DC_STATUS_ARG, "batch size must be at least 1");
@@ -406,7 +407,6 @@ dc_status dc_model_init_device(dc_model *m, const dc_preset *p, int sobel, int i
         dc_model_free(m);
         return DC_STATUS_NOMEM;
     }
-    m->device.gpu = -1;
     create_convs(m);
     return DC_OK;
 }
