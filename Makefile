@@ -71,7 +71,7 @@ LDLIBS += -L$(CUDA_LIBDIR) -lcudnn -lcublas -lcudart -lstdc++
 # sm_80 (A100) and sm_90 (H100/H200) machine code, PTX for later cards
 NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
-NVCCFLAGS := -O3 -std=c++17 $(NVCC_ARCH) -Xcompiler -fPIC -Werror all-warnings -Isrc/gpu
+NVCCFLAGS := -O3 -std=c++17 $(NVCC_ARCH) -Xcompiler -fPIC -Werror all-warnings -Isrc/gpu -Isrc
 endif
 
 ifeq ($(BUILD),release)
@@ -109,7 +109,6 @@ ifeq ($(CUDA),1)
 LIB_OBJ += $(B)/src/gpu/kernels.o
 endif
 CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
-CLI_ARGS_OBJ := $(B)/src/cli/args.o # the option parser, unit-tested
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 
 VERSION := $(shell sed -n 's/^\#define DC_VERSION_STRING "\(.*\)"/\1/p' include/dc/core.h)
@@ -137,7 +136,7 @@ $(B)/%.o: %.c $(FLAGS)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
 
-$(B)/src/gpu/kernels.o: src/gpu/kernels.cu src/gpu/gpu_kernels.h $(FLAGS)
+$(B)/src/gpu/kernels.o: src/gpu/kernels.cu src/gpu/gpu_kernels.h src/core/philox.h $(FLAGS)
 	@mkdir -p $(dir $@)
 	@echo "  NVCC $<"
 	@$(NVCC) $(NVCCFLAGS) -c $< -o $@
@@ -152,7 +151,7 @@ $(SHLIB): $(LIB_OBJ)
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(B)/tests/%: $(B)/tests/%.o $(CLI_ARGS_OBJ) $(LIB)
+$(B)/tests/%: $(B)/tests/%.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 test: all

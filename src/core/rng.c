@@ -2,50 +2,17 @@
  * 1, 2, 3", SC 2011), a counter-based generator: output block i is a keyed
  * bijection of the counter i, so any draw can be recomputed from its
  * coordinates alone. Checked against the Random123 known-answer vectors.
- * Includes: core.h, libc, libm. */
+ * The block function is core/philox.h's, shared with the GPU kernels.
+ * Includes: core.h, core/philox.h, libc, libm. */
+#include "core/philox.h"
 #include "dc/core.h"
 
 #include <math.h>
 #include <string.h>
 
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u /* golden ratio */
-#define PHILOX_W1 0xBB67AE85u /* sqrt(3) - 1   */
-
-static inline void mulhilo(uint32_t a, uint32_t b, uint32_t *hi, uint32_t *lo)
+void dc_philox4x32_10(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2])
 {
-    uint64_t p = (uint64_t)a * b;
-    *hi = (uint32_t)(p >> 32);
-    *lo = (uint32_t)p;
-}
-
-void dc_philox4x32_10(uint32_t out[4], const uint32_t ctr[4],
-                      const uint32_t key[2])
-{
-    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
-    uint32_t k0 = key[0], k1 = key[1];
-    for (int round = 0; round < 10; round++) {
-        if (round > 0) {
-            k0 += PHILOX_W0;
-            k1 += PHILOX_W1;
-        }
-        uint32_t hi0, lo0, hi1, lo1;
-        mulhilo(PHILOX_M0, c0, &hi0, &lo0);
-        mulhilo(PHILOX_M1, c2, &hi1, &lo1);
-        uint32_t n0 = hi1 ^ c1 ^ k0;
-        uint32_t n1 = lo1;
-        uint32_t n2 = hi0 ^ c3 ^ k1;
-        uint32_t n3 = lo0;
-        c0 = n0;
-        c1 = n1;
-        c2 = n2;
-        c3 = n3;
-    }
-    out[0] = c0;
-    out[1] = c1;
-    out[2] = c2;
-    out[3] = c3;
+    dc_philox_block(out, ctr[0], ctr[1], ctr[2], ctr[3], key[0], key[1]);
 }
 
 /* SplitMix64 finaliser: spreads (seed, stream) over the 64-bit key. */

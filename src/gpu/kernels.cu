@@ -8,6 +8,7 @@
  * Each entry point is an extern "C" launcher taking the stream as void *
  * and returning the launch's cudaError_t as an int (0: fine).
  * Includes: gpu/gpu_kernels.h, the CUDA runtime. */
+#include "core/philox.h"
 #include "gpu_kernels.h"
 
 #include <cuda_runtime.h>
@@ -147,28 +148,6 @@ extern "C" int dcg_maxpool_bwd(float *d, const float *g, const int32_t *arg, int
 }
 
 /* Philox4x32-10, as src/core/rng.c. */
-__device__ __forceinline__ void philox(uint32_t out[4], uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3,
-                                       uint32_t k0, uint32_t k1)
-{
-    for (int round = 0; round < 10; round++) {
-        if (round > 0) {
-            k0 += 0x9E3779B9u;
-            k1 += 0xBB67AE85u;
-        }
-        uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
-        uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
-        uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
-        c0 = n0;
-        c1 = lo1;
-        c2 = n2;
-        c3 = lo0;
-    }
-    out[0] = c0;
-    out[1] = c1;
-    out[2] = c2;
-    out[3] = c3;
-}
-
 /* Element g (global index first + i) keeps when word g mod 4 of Philox
  * block g / 4 (counter (g/4, a, b)), as a uniform in [0, 1) with 24 bits,
  * is ≥ p: the CPU engine's mask bit for bit. */
@@ -179,7 +158,7 @@ __global__ void k_dropout_fwd(float *y, uint8_t *mask, const float *x, int64_t n
     {
         uint64_t g = (uint64_t)(first + i), blk = g / 4;
         uint32_t r[4];
-        philox(r, (uint32_t)blk, (uint32_t)(blk >> 32), a, b, k0, k1);
+        dc_philox_block(r, (uint32_t)blk, (uint32_t)(blk >> 32), a, b, k0, k1);
         float u = (float)(r[g % 4] >> 8) * (1.0f / 16777216.0f);
         uint8_t keep = u >= p;
         mask[i] = keep;
