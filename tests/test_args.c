@@ -1,7 +1,7 @@
 /* test_args.c — the CLI option parser: values, aliases, underscore
  * spellings, flags, positional arguments, and every malformed input giving
  * DC_ARGS_ERROR with a one-line message. */
-#include "cli/args.h"
+#include "core/args.h"
 #include "test.h"
 
 typedef struct {

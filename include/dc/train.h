@@ -219,6 +219,23 @@ const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, cha
 /// Installs no signal handlers: that is the program's business.
 dc_status dc_train_run(dc_train_config *c);
 
+/// Parses `deepercluster train`'s options (argv[0] is the first option,
+/// e.g. "--data") into c: the defaults of --method, then every option,
+/// checked as the program checks them (names, ranges, choices). A bad
+/// option: DC_STATUS_ARG with the program's message. c's strings point
+/// into argv.
+dc_status dc_train_config_parse(dc_train_config *c, int argc, char **argv);
+/// dc_train_config_parse, then dc_train_run on this process alone, stopping
+/// with a checkpoint once *stop is nonzero (NULL: never). For callers that
+/// do not see the C structs (the Python package's train()): the same run,
+/// the same bytes, as `deepercluster train` with these options.
+dc_status dc_train_main(int argc, char **argv, dc_stop_flag *stop);
+/// A stop flag for dc_train_main (0), raised from any thread with the
+/// reason (e.g. SIGINT's number). Free with dc_stop_flag_free.
+dc_stop_flag *dc_stop_flag_new(void);
+void dc_stop_flag_raise(dc_stop_flag *f, int why);
+void dc_stop_flag_free(dc_stop_flag *f);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,7 +3,7 @@
 #ifndef DC_CLI_H
 #define DC_CLI_H
 
-#include "cli/args.h"
+#include "core/args.h"
 #include "dc/core.h"
 
 #include <stdatomic.h>

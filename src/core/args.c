@@ -1,6 +1,6 @@
 /* args.c — see args.h.
  * Includes: cli/args.h, libc. */
-#include "cli/args.h"
+#include "core/args.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -4,7 +4,9 @@
  * every option, and extra aliases (the original's names) per option.
  * Numbers are checked completely: malformed, non-finite or out-of-range
  * values are errors with a one-line message.
- * Includes: dc/core.h. Used only by the CLI and its tests. */
+ * Includes: dc/core.h. In the library (not public) so that the training
+ * options it parses are the same for the program and for callers of
+ * dc_train_main (the Python package). */
 #ifndef DC_CLI_ARGS_H
 #define DC_CLI_ARGS_H
 
