@@ -100,7 +100,7 @@ GPU_SRC := src/gpu/stub.c
 endif
 LIB_SRC := $(wildcard src/core/*.c) $(wildcard src/io/*.c) $(wildcard src/comm/*.c) $(wildcard src/kernels/*.c) \
            $(GPU_SRC) $(wildcard src/data/*.c) $(wildcard src/cluster/*.c) $(wildcard src/nn/*.c) \
-           $(wildcard src/train/*.c) $(wildcard src/eval/*.c)
+           $(wildcard src/train/*.c) $(wildcard src/eval/*.c) $(wildcard src/ffi/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 

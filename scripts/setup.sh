@@ -14,6 +14,9 @@ pkgs=(
   libcjson-dev
   dataset-fashion-mnist
   chromium  # tests/test_report.sh renders the run report in headless Chromium
+  # the Python package's tests (tests/test_python.sh): NumPy, pytest, pip for
+  # `pip install ./python`, PyTorch for the interop check
+  python3-numpy python3-pytest python3-pip python3-setuptools python3-torch
 )
 
 missing=()

@@ -104,6 +104,15 @@ if [ "$MODE" = release ]; then
   else bad "make NO_OMP=1 NO_MPI=1 NO_DNNL=1: $(grep -m3 -E 'error|Error' "$TMP/minimal.log")"; fi
 fi
 
+# The Python package, copied out of the checkout (so no build tree is near),
+# finds the installed library on the loader's path.
+if [ $MODE = release ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+  mkdir -p "$TMP/py" && cp -r "$ROOT/python/deepercluster" "$TMP/py/"
+  got=$(cd "$TMP" && env -u DEEPERCLUSTER_LIB LD_LIBRARY_PATH="$P/lib" PYTHONPATH="$TMP/py" PYTHONDONTWRITEBYTECODE=1 \
+    /usr/bin/python3 -c 'import deepercluster as d, os; print(d.version(), os.path.realpath(d.library_path) if "/" in d.library_path else d.library_path)' 2>&1)
+  case "$got" in "$VERSION "*) ok ;; *) bad "the Python package with the installed library: $got" ;; esac
+fi
+
 # Staged for a package: files under DESTDIR, paths in them without it.
 env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$ROOT" install BUILD=$MODE B="$BDIR" PREFIX=/usr \
   DESTDIR="$TMP/stage" >/dev/null 2>&1

@@ -47,6 +47,13 @@ void dc_pca_apply(const dc_pca *p, float *out, const float *x, int64_t n,
 dc_status dc_pca_save(const dc_pca *p, const char *path);
 dc_status dc_pca_load(dc_pca *p, const char *path);
 void dc_pca_free(dc_pca *p);
+/// PCA-whitening + L2 as `deepercluster kmeans --pca` does it: fitted on
+/// at most `sample` rows of x (n×d) drawn with `seed` (-1: d(d−1)/2, the
+/// original's; at least 2), the n rows projected to dim dimensions and
+/// L2-normalised into out (n×dim); the fitted PCA saved to save_path
+/// when non-NULL.
+dc_status dc_pca_whiten(float *out, const float *x, int64_t n, int d, int dim, int64_t sample, uint64_t seed,
+                        const char *save_path);
 
 /* ------------------------------------------------------------------------ */
 /* k-means                                                                  */

@@ -57,6 +57,12 @@ typedef struct dc_dataset dc_dataset;
 /// skipped, logged and listed (dc_dataset_skipped); none usable is an error.
 /// Owned result: dc_dataset_close.
 dc_status dc_dataset_open(const char *src, const char *labels, dc_dataset **out);
+/// A dataset over n images the caller holds in memory: pixels (n, h, w, c)
+/// uint8, row-major, c = 1 or 3; labels (n) non-negative, or NULL. Nothing
+/// is copied: both arrays must stay valid and unchanged until
+/// dc_dataset_close, which does not free them.
+dc_status dc_dataset_wrap(const uint8_t *pixels, int64_t n, int h, int w, int c, const int32_t *labels,
+                          dc_dataset **out);
 void dc_dataset_close(dc_dataset *d);
 int64_t dc_dataset_size(const dc_dataset *d);
 /// Channels of the images (1 or 3) and their common size (0 if they vary).

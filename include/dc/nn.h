@@ -246,6 +246,14 @@ dc_status dc_model_load_tensors(dc_model *m, const dc_st_file *f);
 /// Sobel when the file has the Sobel stage. Input channels in_c, batches
 /// up to max_batch (0: the preset's default).
 dc_status dc_model_load_file(dc_model *m, const char *path, int in_c, int max_batch);
+/// A model from what `weights` names: a run directory (its
+/// checkpoint.safetensors; the directory's path to run_dir when non-NULL,
+/// else run_dir[0] = 0), a safetensors file, or random:<preset> (then
+/// sobel_random and seed apply); input channels in_c, batches up to batch
+/// (0: the preset's); then on `device` (auto, cpu, cuda, cuda:N; NULL:
+/// auto) with `precision` (NULL: tf32). Free with dc_model_free.
+dc_status dc_model_open(dc_model *m, const char *weights, int in_c, int sobel_random, uint64_t seed, int batch,
+                        const char *device, const char *precision, char *run_dir, size_t run_len);
 /// Index of the layer named `name` — "final" (the body's output) or "convN"
 /// (the ReLU after the N-th trained conv) — or -1 with the error set.
 int dc_model_layer_find(const dc_model *m, const char *name);

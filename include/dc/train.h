@@ -123,6 +123,10 @@ int64_t dc_feature_dim(const dc_model *m, int layer, int pool_side);
 /// The pooling side that keeps a layer's output under max_dim values (the
 /// linear-probe protocol: about 10,000), or 0 when it already fits.
 int dc_feature_pool_side(const dc_model *m, int layer, int64_t max_dim);
+/// The layer `name` ("final" or "convN") of m as the evaluations take it:
+/// its index, the pooling side that keeps it under 10,000 values and the
+/// values per image; DC_STATUS_ARG naming the layers there are otherwise.
+dc_status dc_feature_layer(const dc_model *m, const char *name, int *index, int *pool_side, int64_t *dim);
 
 /// k-means over points split across the ranks of `comm`: this rank holds
 /// rows [offset, offset + n_local) of n_total. The same computation as

@@ -38,13 +38,6 @@ int dc_cli_set_threads(int threads);
 dc_status dc_cli_load_labels(const char *path, int32_t **out, int64_t *n,
                              int *ncols);
 
-/// A model from --weights: a run directory, a safetensors file or
-/// random:<preset> (then `sobel_random` and `seed` apply). When a run
-/// directory, its path goes to run_dir (else run_dir[0] = 0). Then moved
-/// to `device` (auto, cpu, cuda, cuda:N; NULL: auto) with `precision`.
-typedef struct dc_model dc_model;
-dc_status dc_cli_load_model(dc_model *m, const char *weights, int in_c, int sobel_random, uint64_t seed, int batch,
-                            char *run_dir, size_t run_len, const char *device, const char *precision);
 /// The --device and --precision options' help.
 #define DEVICE_HELP "auto (a GPU when one is visible, else the CPU), cpu, cuda or cuda:N"
 #define PRECISION_HELP "GPU arithmetic: fp32 (IEEE) or tf32 (tensor cores, the default)"

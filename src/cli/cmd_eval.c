@@ -34,13 +34,10 @@ static dc_status layer_resolve(dc_model *m, const char *name, eval_layer *l)
 {
     char err[256];
     if (name != l->name) snprintf(l->name, sizeof l->name, "%s", name);
-    l->index = dc_model_layer_find(m, name);
-    if (l->index < 0) { /* "layer X: expected …", as the option */
+    if (dc_feature_layer(m, name, &l->index, &l->pool_side, &l->dim) != DC_OK) { /* "layer X: expected …", as the option */
         snprintf(err, sizeof err, "--%s", dc_last_error());
         return dc_set_error(DC_STATUS_ARG, "%s", err);
     }
-    l->pool_side = dc_feature_pool_side(m, l->index, 10000);
-    l->dim = dc_feature_dim(m, l->index, l->pool_side);
     return DC_OK;
 }
 
@@ -116,8 +113,8 @@ int dc_cmd_features(int argc, char **argv)
     eval_layer l = {0};
     int64_t n = 0;
     dc_status s = dc_dataset_open(data, labels, &d);
-    if (s == DC_OK) s = dc_cli_load_model(&m, weights, dc_dataset_channels(d), sobel, (uint64_t)seed, batch, NULL, 0, device,
-                                          precision);
+    if (s == DC_OK) s = dc_model_open(&m, weights, dc_dataset_channels(d), sobel, (uint64_t)seed, batch, device, precision,
+                                      NULL, 0);
     if (s == DC_OK) {
         dc_dataset_set_decode_hint(d, m.preset->eval_resize);
         n = nimg(d, max_images);
@@ -217,8 +214,8 @@ static dc_status eval_open(eval_job *e)
         e->layer = "pixels";
         return DC_OK;
     }
-    s = dc_cli_load_model(&e->m, e->weights, dc_dataset_channels(e->dtr), e->sobel, (uint64_t)e->seed, e->batch, e->run,
-                          sizeof e->run, e->device, e->precision);
+    s = dc_model_open(&e->m, e->weights, dc_dataset_channels(e->dtr), e->sobel, (uint64_t)e->seed, e->batch, e->device,
+                      e->precision, e->run, sizeof e->run);
     if (s != DC_OK) return s;
     dc_dataset_set_decode_hint(e->dtr, e->m.preset->eval_resize);
     if (e->dte) dc_dataset_set_decode_hint(e->dte, e->m.preset->eval_resize);

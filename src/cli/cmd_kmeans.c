@@ -66,23 +66,6 @@ static dc_status open_matrix(dc_array *x, const char *in)
     return s;
 }
 
-/* PCA-whitening to dim dimensions + L2 of the n x d rows of x, fitted on
- * at most `sample` rows (-1: d(d-1)/2, as the original), saved to pca_out
- * when given; the result (n x dim) into *out, allocated here. */
-static dc_status whiten(dc_pca *p, float **out, const float *x, int64_t n, int d, int dim, int64_t sample,
-                        uint64_t seed, const char *pca_out)
-{
-    int64_t lim = sample >= 0 ? sample : (int64_t)d * (d - 1) / 2;
-    if (lim < 2) lim = 2;
-    dc_status s = dc_pca_fit_sample(p, x, n, d, dim, lim, seed);
-    if (s == DC_OK && pca_out) s = dc_pca_save(p, pca_out);
-    if (s) return s;
-    *out = dc_malloc((size_t)n * dim * sizeof(float), "whitened features");
-    if (!*out) return DC_STATUS_NOMEM;
-    dc_pca_apply(p, *out, x, n, 1);
-    return DC_OK;
-}
-
 int dc_cmd_kmeans(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL, *cent = NULL, *pca_out = NULL;
@@ -134,9 +117,9 @@ int dc_cmd_kmeans(int argc, char **argv)
     int rc = DC_EXIT_FAIL;
     float *feat = x.data;
     float *owned = NULL;
-    dc_pca p = {0};
     if (pca > 0) {
-        if (whiten(&p, &owned, x.data, n, d, pca, pca_sample, (uint64_t)seed, pca_out)) goto done;
+        owned = dc_malloc((size_t)n * pca * sizeof(float), "whitened features");
+        if (!owned || dc_pca_whiten(owned, x.data, n, d, pca, pca_sample, (uint64_t)seed, pca_out)) goto done;
         feat = owned;
         d = pca;
     }
@@ -152,7 +135,6 @@ int dc_cmd_kmeans(int argc, char **argv)
 done:
     if (rc != DC_EXIT_OK) dc_cli_fail();
     dc_free(owned);
-    dc_pca_free(&p);
     dc_array_free(&x);
     return rc;
 }

@@ -279,3 +279,16 @@ dc_status dc_pca_load(dc_pca *p, const char *path)
     if (s) dc_pca_free(p);
     return s;
 }
+
+dc_status dc_pca_whiten(float *out, const float *x, int64_t n, int d, int dim, int64_t sample, uint64_t seed,
+                        const char *save_path)
+{
+    int64_t lim = sample >= 0 ? sample : (int64_t)d * (d - 1) / 2;
+    if (lim < 2) lim = 2;
+    dc_pca p = {0};
+    dc_status s = dc_pca_fit_sample(&p, x, n, d, dim, lim, seed);
+    if (s == DC_OK && save_path) s = dc_pca_save(&p, save_path);
+    if (s == DC_OK) dc_pca_apply(&p, out, x, n, 1);
+    dc_pca_free(&p);
+    return s;
+}

@@ -36,6 +36,7 @@ struct dc_dataset {
     uint32_t nshards;
     char *pack_dir;
     char desc[600];
+    int borrowed;          /* pixels and labels belong to the caller     */
 };
 
 static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
@@ -45,6 +46,7 @@ static uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) 
 void dc_dataset_close(dc_dataset *d)
 {
     if (!d) return;
+    if (d->borrowed) d->pixels = NULL, d->labels = NULL;
     dc_free(d->pixels);
     for (int64_t i = 0; d->paths && i < d->n; i++) dc_free(d->paths[i]);
     dc_free(d->paths);
@@ -240,6 +242,38 @@ static dc_status open_idx(dc_dataset *d, const char *path, const char *labels, c
     }
     snprintf(d->desc, sizeof d->desc, "IDX: %lld grey %dx%d images%s (%s)", (long long)d->n, d->h, d->w,
              d->labels ? ", labelled" : "", path);
+    return DC_OK;
+}
+
+dc_status dc_dataset_wrap(const uint8_t *pixels, int64_t n, int h, int w, int c, const int32_t *labels,
+                          dc_dataset **out)
+{
+    *out = NULL;
+    if (n < 1) return dc_set_error(DC_STATUS_ARG, "images: an array of %lld images (need at least 1)", (long long)n);
+    if (h < 1 || w < 1 || h > 65536 || w > 65536)
+        return dc_set_error(DC_STATUS_ARG, "images: bad image size %dx%d", h, w);
+    if (c != 1 && c != 3)
+        return dc_set_error(DC_STATUS_ARG, "images: %d channels (1, grey, or 3, RGB)", c);
+    int maxl = -1;
+    for (int64_t i = 0; labels && i < n; i++) {
+        if (labels[i] < 0)
+            return dc_set_error(DC_STATUS_ARG, "labels: label %lld is %d (labels are non-negative)", (long long)i,
+                                labels[i]);
+        if (labels[i] > maxl) maxl = labels[i];
+    }
+    dc_dataset *d = dc_xcalloc(1, sizeof *d);
+    d->borrowed = 1;
+    d->pixels = (uint8_t *)pixels;
+    d->labels = (int32_t *)labels;
+    d->nclasses = maxl + 1;
+    d->n = n;
+    d->h = h;
+    d->w = w;
+    d->c = c;
+    d->max_side = h > w ? h : w;
+    snprintf(d->desc, sizeof d->desc, "array: %lld %s %dx%d images%s", (long long)n, c == 1 ? "grey" : "RGB", h, w,
+             labels ? ", labelled" : "");
+    *out = d;
     return DC_OK;
 }
 

@@ -30,6 +30,16 @@ int dc_feature_pool_side(const dc_model *m, int layer, int64_t max_dim)
     return s;
 }
 
+dc_status dc_feature_layer(const dc_model *m, const char *name, int *index, int *pool_side, int64_t *dim)
+{
+    int i = dc_model_layer_find(m, name);
+    if (i < 0) return DC_STATUS_ARG; /* "layer X: expected …", set by the lookup */
+    *index = i;
+    *pool_side = dc_feature_pool_side(m, i, 10000);
+    *dim = dc_feature_dim(m, i, *pool_side);
+    return DC_OK;
+}
+
 /* PyTorch's AdaptiveAvgPool2d to s×s: bin i spans [⌊iH/s⌋, ⌈(i+1)H/s⌉). */
 static void adaptive_pool(float *out, const float *in, int C, int H, int W, int s)
 {

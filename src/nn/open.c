@@ -1,11 +1,12 @@
-/* weights.c — what --weights names, turned into a model: a run directory
- * (its checkpoint.safetensors), a safetensors file (architecture from its
+/* open.c — a network from what a user names: a run directory (its
+ * checkpoint.safetensors), a safetensors file (architecture from its
  * metadata, or found by matching the tensors' shapes against the presets),
- * or random:<preset> (a freshly initialised network, the baseline).
- * Includes: cli, dc/nn.h, dc/io.h. */
+ * or random:<preset> (a freshly initialised network, the baseline); then
+ * moved to the device asked for. The program's --weights and the Python
+ * package's weights= both come here.
+ * Includes: dc/nn.h, dc/core.h. */
 #define _POSIX_C_SOURCE 200809L
-#include "cli/cli.h"
-#include "dc/io.h"
+#include "dc/core.h"
 #include "dc/nn.h"
 
 #include <stdio.h>
@@ -50,8 +51,8 @@ static dc_status load(dc_model *m, const char *weights, int in_c, int sobel_rand
     return DC_OK;
 }
 
-dc_status dc_cli_load_model(dc_model *m, const char *weights, int in_c, int sobel_random, uint64_t seed, int batch,
-                            char *run_dir, size_t run_len, const char *device, const char *precision)
+dc_status dc_model_open(dc_model *m, const char *weights, int in_c, int sobel_random, uint64_t seed, int batch,
+                        const char *device, const char *precision, char *run_dir, size_t run_len)
 {
     dc_device dev;
     dc_status s = dc_device_parse(&dev, device, precision, dc_device_local_rank());
