@@ -105,6 +105,16 @@ def train(data, out, callback=None, **options):
     return out
 
 
+def _ranges(**checks):
+    """Each keyword's (value, low, high): a number outside [low, high] is a
+    ValueError naming the keyword and its range, as the program's options."""
+    for name, (v, lo, hi) in checks.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name}: expected a number, got {v!r}")
+        if not (lo <= v <= hi):
+            raise ValueError(f"{name}: {v} is out of range (must be between {lo:g} and {hi:g})")
+
+
 class _Dataset:
     """A library dataset from a path (anything the program's --data takes)
     or from an (N, H, W[, C]) uint8 array (held, not copied, while open)."""
@@ -195,6 +205,8 @@ def features(weights, data, layer="final", labels=None, max_images=0, batch_size
     pack) or an (N, H, W) / (N, H, W, C) uint8 array (C = 1 or 3), used in
     place when C-contiguous. With return_labels, returns (features, labels)
     (labels None when the data has none)."""
+    _ranges(max_images=(max_images, 0, 1e12), batch_size=(batch_size, 0, 4096), sobel=(sobel, 0, 1),
+            seed=(seed, 0, 9.2e18))
     with _Dataset(data, labels) as ds:
         n = ds.count(max_images)
         with _Net(weights, ds.channels(), sobel, seed, batch_size, device, precision) as net:
@@ -229,6 +241,7 @@ def pca_whiten(x, dim, sample=-1, seed=0, save=None):
     --pca`` do it: fitted on at most `sample` random rows (-1: D(D-1)/2, the
     original's); the fitted PCA written to `save` (.safetensors) when given.
     Returns float32 (N, dim); NaN or infinite features raise ValueError."""
+    _ranges(sample=(sample, -1, 1e15), seed=(seed, 0, 9.2e18))
     a = _features_matrix(x)
     if not 1 <= dim <= a.shape[1]:
         raise ValueError(f"pca: {dim} dimensions of {a.shape[1]}-dimensional features (1 to {a.shape[1]})")
@@ -247,6 +260,7 @@ def kmeans(x, k, super_clusters=None, pca=None, niter=10, seed=0, pca_sample=-1,
     Returns (assignments, centroids): int32 (N,) and float32 (k, D'), or
     with super_clusters int32 (N, 2) = (super, sub) and float32 (M, k/M, D').
     Same inputs and seed: the same arrays as the program's .npy files."""
+    _ranges(niter=(niter, 0, 1e6), seed=(seed, 0, 9.2e18), pca_sample=(pca_sample, -1, 1e15))
     a = _features_matrix(x)
     m = 1 if super_clusters is None else int(super_clusters)
     if pca:
@@ -314,6 +328,9 @@ def eval_clusters(weights, data, k=0, pca=-1, layer="final", niter=20, restarts=
     as the run clustered, else the preset's; 0: the raw features), scored
     against the labels. Returns the program's JSON as a dict (nmi, ari,
     acc, k, pca, layer, ...)."""
+    _ranges(k=(k, 0, 1e6), pca=(pca, -1, 1e5), niter=(niter, 0, 1e6), restarts=(restarts, 1, 1000),
+            seed=(seed, 0, 9.2e18), max_images=(max_images, 0, 1e12), batch_size=(batch_size, 0, 4096),
+            sobel=(sobel, 0, 1))
     with _Dataset(data) as ds:
         n = ds.count(max_images)
         y = ds.labels(n)
@@ -340,6 +357,8 @@ def eval_clusters(weights, data, k=0, pca=-1, layer="final", niter=20, restarts=
 
 
 def _labelled_pair(weights, train, test, layer, max_images, batch_size, sobel, seed, device, precision, score):
+    _ranges(seed=(seed, 0, 9.2e18), max_images=(max_images, 0, 1e12), batch_size=(batch_size, 0, 4096),
+            sobel=(sobel, 0, 1))
     with _Dataset(train) as dtr, _Dataset(test) as dte:
         ntr, nte = dtr.count(max_images), dte.count(max_images)
         ytr, yte = dtr.labels(ntr), dte.labels(nte)
@@ -361,6 +380,8 @@ def eval_linear(weights, train, test, layer="final", epochs=10, seed=0, max_imag
     `train` images, its learning rate chosen on 10% held out, scored on
     `test`. Returns the program's JSON as a dict (top1, top5, lr, dim,
     layer; with layer="all", one row per layer under "results")."""
+    _ranges(epochs=(epochs, 1, 1e4))
+
     def score(xtr, ytr, xte, yte, ncls, _ntrcls):
         out = (ctypes.c_double * 4)()
         check(lib.dc_linear_probe_default(out, ptr(xtr), ptr(ytr), xtr.shape[0], ptr(xte), ptr(yte), xte.shape[0],
@@ -381,6 +402,8 @@ def eval_knn(weights, train, test, k=20, T=0.07, layer="final", seed=0, max_imag
     similarity on L2-normalised features, votes exp(sim/T)) of the `test`
     images among the `train` images. Returns the program's JSON as a dict
     (top1, k, layer)."""
+    _ranges(k=(k, 1, 4096), T=(T, 1e-4, 100))
+
     def score(xtr, ytr, xte, yte, _ncls, ntrcls):
         if k > xtr.shape[0]:
             raise ValueError(f"k {k} is more than the {xtr.shape[0]} training images")
@@ -403,7 +426,8 @@ def _read_safetensors(path):
         raise ValueError(f"{path}: not a safetensors file (shorter than its header's length)")
     (hl,) = struct.unpack("<Q", raw[:8])
     if hl > len(raw) - 8:
-        raise ValueError(f"{path}: truncated (a header of {hl} bytes in a file of {len(raw)})")
+        raise ValueError(f"{path}: not a safetensors file, or truncated (its first 8 bytes give a header of {hl} "
+                         f"bytes; the file has {len(raw)})")
     try:
         header = json.loads(raw[8:8 + hl])
     except ValueError as e:

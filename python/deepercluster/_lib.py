@@ -200,6 +200,8 @@ def as_array(x, dtype, ndim, what):
     layout differs; TypeError when the dtype differs (no silent casts but
     between integer label types), ValueError for the shape."""
     a = np.asarray(x)
+    if a.size == 0 and not isinstance(x, np.ndarray):
+        a = a.astype(dtype)  # [] is float64 to NumPy
     dims = ndim if isinstance(ndim, tuple) else (ndim,)
     if a.ndim not in dims:
         want = " or ".join(str(d) for d in dims)

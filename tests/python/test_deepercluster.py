@@ -104,6 +104,12 @@ def test_features_bad_inputs(run, test_images):
         dc.features("/nonexistent/run", test_images, batch_size=16)
     with pytest.raises(ValueError, match="layer conv9"):
         dc.features(run, test_images, layer="conv9", batch_size=16)
+    with pytest.raises(ValueError, match="max_images: -5 is out of range"):
+        dc.features(run, test_images, max_images=-5)
+    with pytest.raises(ValueError, match="restarts: 0 is out of range"):
+        dc.eval_clusters(run, TEST, restarts=0)
+    with pytest.raises(ValueError, match="not a safetensors file"):
+        dc.load_weights(TEST)
     with pytest.raises(ValueError, match="3 labels for 300 images"):
         dc.features(run, test_images, labels=[1, 2, 3], batch_size=16)
 
