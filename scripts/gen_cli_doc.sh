@@ -9,7 +9,7 @@ BIN=${1:-build/release/deepercluster}
 FILE=${2:-docs/cli.md}
 section() {
   echo '<!-- help:begin (scripts/gen_cli_doc.sh writes this section) -->'
-  for cmd in "" train features "eval clusters" "eval knn" "eval linear" kmeans metrics pack report inspect; do
+  for cmd in "" train features "eval clusters" "eval knn" "eval linear" "eval finetune" kmeans metrics pack report inspect; do
     echo
     echo "### \`deepercluster${cmd:+ $cmd} --help\`"
     echo

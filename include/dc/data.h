@@ -123,6 +123,10 @@ void dc_transform_train_scale(float *out, const dc_image *img, int size, int rot
 /// The clustering / evaluation transform: shorter side resized to
 /// `resize`, centre crop size×size, normalised, CHW.
 void dc_transform_eval(float *out, const dc_image *img, int resize, int size, float *tmp);
+/// One of torchvision's TenCrop views after the same resize: crop 0 the
+/// centre (= dc_transform_eval), 1–4 the top-left, top-right, bottom-left
+/// and bottom-right corners, 5–9 the same five mirrored left to right.
+void dc_transform_eval_crop(float *out, const dc_image *img, int resize, int size, int crop, float *tmp);
 /// Scratch floats either transform needs for images up to max_side.
 size_t dc_transform_tmp_size(int size, int resize, int max_side, int c);
 

@@ -214,13 +214,25 @@ dc_status dc_model_memory(const dc_preset *p, int sobel, int in_c, int64_t *fixe
 /// The largest max_batch whose model fits in `budget` bytes (0: none).
 int dc_model_fit_batch(int64_t fixed, int64_t per_image, int64_t budget);
 
+/// Forward modes beyond 0 (evaluation: running statistics, no dropout) and
+/// 1 (training: batch statistics, dropout): dropout over a body whose batch
+/// norms use their running statistics (fine-tuning the classifier of a
+/// frozen body), and neither with a backward still allowed (parity tests).
+/// Both are CPU-only and back-propagate only above the last batch norm.
+#define DC_FORWARD_DROPOUT 2
+#define DC_FORWARD_FROZEN 3
+
 /// Forward of N ≤ max_batch inputs (N, in_c, input, input); `train`
-/// selects batch statistics and dropout. Returns the body's output (N,
-/// feat_dim), owned by the model, valid until the next forward.
+/// selects batch statistics and dropout (0, 1 or a mode above). Returns the
+/// body's output (N, feat_dim), owned by the model, valid until the next
+/// forward.
 const float *dc_model_forward(dc_model *m, const float *in, int N, int train);
 /// Backward of the last (training) forward: dout (N, feat_dim); gradients
 /// accumulate into m->grads.
 void dc_model_backward(dc_model *m, const float *dout);
+/// As dc_model_backward through layers from … nlayers−1 only: no gradient
+/// below layer `from` (the parameters of layers before it get none).
+void dc_model_backward_from(dc_model *m, const float *dout, int from);
 void dc_model_zero_grad(dc_model *m);
 /// Output of layer i for the last forward (N, oc, oh, ow), always NCHW
 /// (converted into a model-owned buffer, valid until the next call).

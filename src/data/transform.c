@@ -236,8 +236,15 @@ void dc_transform_train_scale(float *out, const dc_image *img, int size, int rot
 
 void dc_transform_eval(float *out, const dc_image *img, int resize, int size, float *tmp)
 {
+    dc_transform_eval_crop(out, img, resize, size, 0, tmp);
+}
+
+void dc_transform_eval_crop(float *out, const dc_image *img, int resize, int size, int crop, float *tmp)
+{
     /* torchvision Resize(int): the shorter side to `resize`, the other
-     * scaled and truncated; CenterCrop: offsets rounded half to even */
+     * scaled and truncated; CenterCrop: offsets rounded half to even;
+     * TenCrop's corners: flush with the edges */
+    DC_ASSERT(crop >= 0 && crop < 10);
     int oh, ow;
     if (img->w <= img->h) {
         ow = resize;
@@ -248,7 +255,12 @@ void dc_transform_eval(float *out, const dc_image *img, int resize, int size, fl
     }
     int oy0 = (int)rint((oh - size) / 2.0), ox0 = (int)rint((ow - size) / 2.0);
     DC_ASSERT(oy0 >= 0 && ox0 >= 0);
+    int where = crop % 5;
+    if (where > 0) {
+        oy0 = where <= 2 ? 0 : oh - size;
+        ox0 = where % 2 ? 0 : ow - size;
+    }
     float *win = tmp, *rows = tmp + (size_t)size * size * img->c;
     resample(win, img, 0, 0, img->h, img->w, oh, ow, oy0, ox0, size, size, rows);
-    to_chw(out, win, img->c, size, 0);
+    to_chw(out, win, img->c, size, crop >= 5);
 }

@@ -173,8 +173,12 @@ static void bn_backward(dc_model *m, int i, float *d, const float *g, const floa
 const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
 {
     DC_ASSERT(N >= 1 && N <= m->max_batch);
+    DC_ASSERT(train >= 0 && train <= DC_FORWARD_FROZEN);
     if (m->gpu) {
         float *v = host_view(m, (int64_t)N * m->feat_dim);
+        if (train > 1 && m->gpu_status == DC_OK)
+            gpu_failed(m, dc_set_error(DC_STATUS_ARG, "fine-tuning runs on the CPU (the GPU engine trains the body "
+                                                      "with batch statistics and dropout only)"));
         if (m->gpu_status == DC_OK) gpu_failed(m, dc_gpu_forward(m->gpu, m, in, N, train));
         if (m->gpu_status == DC_OK) gpu_failed(m, dc_gpu_layer_output(m->gpu, m, m->nlayers - 1, v));
         return v;
@@ -182,6 +186,7 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
     m->batch = N;
     m->train = train;
     m->input = in;
+    int bn_batch = train == 1, dropout = train == 1 || train == DC_FORWARD_DROPOUT;
     const float *x = in;
     for (int i = 0; i < m->nlayers; i++) {
         dc_layer *l = &m->layers[i];
@@ -198,7 +203,7 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
                                   l->stride, l->pad);
             break;
         case DC_LAYER_BN:
-            if (train)
+            if (bn_batch)
                 bn_forward_train(m, i, y, x, N);
             else
                 bn_forward_eval(m, i, y, x, N);
@@ -225,7 +230,7 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
             dc_linear_forward(y, x, m->params + l->w_off, m->params + l->b_off, N, l->c, l->oc);
             break;
         case DC_LAYER_DROPOUT:
-            if (train)
+            if (dropout)
                 dc_dropout_forward(y, m->masks + l->cache_off, x, N * outsize, m->sample_offset * outsize, l->p,
                                    m->dropout_seed, (uint32_t)i, (uint32_t)m->step);
             else
@@ -268,16 +273,23 @@ void dc_model_zero_grad(dc_model *m)
     memset(m->grads, 0, (size_t)m->nparams * sizeof *m->grads);
 }
 
-void dc_model_backward(dc_model *m, const float *dout)
+void dc_model_backward(dc_model *m, const float *dout) { dc_model_backward_from(m, dout, 0); }
+
+void dc_model_backward_from(dc_model *m, const float *dout, int from)
 {
-    DC_ASSERT(m->train && m->batch > 0);
+    DC_ASSERT(m->train && m->batch > 0 && from >= 0 && from < m->nlayers);
+    int first = 0; /* the first layer with trainable parameters */
+    while (first < m->nlayers && !(m->layers[first].kind == DC_LAYER_CONV && !m->layers[first].fixed)) first++;
+    if (from > first) first = from;
+    if (m->train != 1) /* batch norm ran on its running statistics: no backward through it */
+        for (int i = first; i < m->nlayers; i++) DC_ASSERT(m->layers[i].kind != DC_LAYER_BN);
     if (m->gpu) {
+        if (m->gpu_status == DC_OK && first != from && from > 0)
+            gpu_failed(m, dc_set_error(DC_STATUS_ARG, "a partial backward runs on the CPU only"));
         if (m->gpu_status == DC_OK) gpu_failed(m, dc_gpu_backward_host(m->gpu, m, dout));
         return;
     }
     int N = m->batch;
-    int first = 0; /* the first layer with trainable parameters */
-    while (first < m->nlayers && !(m->layers[first].kind == DC_LAYER_CONV && !m->layers[first].fixed)) first++;
     float *g = m->grad_a, *dx = m->grad_b;
     memcpy(g, dout, (size_t)N * m->feat_dim * sizeof *g);
     for (int i = m->nlayers - 1; i >= first; i--) {
@@ -331,7 +343,10 @@ void dc_model_backward(dc_model *m, const float *dout)
                                l->c, l->oc);
             break;
         case DC_LAYER_DROPOUT:
-            if (d) dc_dropout_backward(d, g, m->masks + l->cache_off, N * outsize, l->p);
+            if (d && m->train == DC_FORWARD_FROZEN) /* ran as the identity */
+                memcpy(d, g, (size_t)(N * outsize) * sizeof *d);
+            else if (d)
+                dc_dropout_backward(d, g, m->masks + l->cache_off, N * outsize, l->p);
             break;
         case DC_LAYER_FLATTEN: break;
         }

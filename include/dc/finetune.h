@@ -1,0 +1,111 @@
+/* dc/finetune.h — transfer by fine-tuning (the original's
+ * eval_voc_classif.py and eval_pretrain.py): a network, pre-trained here or
+ * random, trained with labels on a classification task — its classifier
+ * MLP re-initialised, either alone over the frozen body (`classifier`) or
+ * with every layer (`all`) — on a seeded, class-balanced labelled subset,
+ * the learning rate chosen on a held-out part of that subset, and scored
+ * on a test set over ten crops. Resumable from a directory.
+ * Includes: dc/core.h, dc/nn.h, dc/train.h (the stop flag). */
+#ifndef DC_FINETUNE_H
+#define DC_FINETUNE_H
+
+#include "dc/core.h"
+#include "dc/nn.h"
+#include "dc/train.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum dc_finetune_mode {
+    DC_FINETUNE_CLASSIFIER = 0, /* body frozen, batch norm on running stats,
+                                   the classifier MLP and the top layer
+                                   trained with dropout (eval_voc_classif.py
+                                   --fc6_8): lr 0.003, wd 1e-6, halved 15
+                                   times over the run, gradients clipped at
+                                   norm 10                                  */
+    DC_FINETUNE_ALL = 1,        /* every layer, batch norm in training mode
+                                   (eval_pretrain.py): lr 0.05, wd 1e-5,
+                                   divided by 10 at 30%, 60%, 90% of the
+                                   epochs                                   */
+} dc_finetune_mode;
+
+typedef struct dc_finetune_config {
+    const char *weights;     /* a run, a .safetensors, or random:<preset>  */
+    const char *train;       /* labelled training images                    */
+    const char *test;        /* labelled test images                        */
+    const char *out;         /* NULL: no checkpoints; else a directory where
+                                the state is written after every epoch and
+                                a rerun of the same job resumes            */
+    dc_finetune_mode mode;
+    int labels_per_class;    /* > 0: that many labelled images per class   */
+    double label_fraction;   /* > 0: that share of each class (else all)   */
+    int epochs;              /* 0: scaled to the labelled set (stated)     */
+    double lr;               /* 0: chosen on the held-out part from the
+                                mode's rate × {0.1, 1, 10}                 */
+    double holdout;          /* share of each class held out to choose the
+                                rate (default 0.1, at least one image)     */
+    int crops;               /* 10 (TenCrop, the default) or 1 (centre)    */
+    int batch;               /* 0: 128, or the labelled set when smaller   */
+    int sobel;               /* the Sobel stage of random:<preset>         */
+    uint64_t seed;
+    const char *device;      /* the CPU (the GPU engine does not fine-tune
+                                yet); NULL: the CPU                        */
+    dc_stop_flag *stop;      /* polled after each step; NULL: never        */
+} dc_finetune_config;
+
+void dc_finetune_config_defaults(dc_finetune_config *c);
+
+typedef struct dc_finetune_result {
+    double top1, top5;       /* test set, averaged over the crops (top5 -1
+                                with 5 classes or fewer)                   */
+    double lr, val_top1;     /* the rate used and its held-out accuracy (-1
+                                when --lr was given)                       */
+    double loss;             /* the last epoch's mean training loss        */
+    int epochs, nclasses, batch;
+    int64_t labelled, trained, held_out, tested;
+} dc_finetune_result;
+
+/// Runs the job of c; per-epoch lines in the log (and, with c->out, in
+/// out/finetune.jsonl). With c->out, re-running the same job on the same
+/// directory resumes it to the same bytes; DC_STATUS_INTERRUPTED once
+/// *c->stop is set (state saved when c->out is given).
+dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r);
+
+/* ------------------------------------------------------------------------ */
+/* The fine-tuning step, for callers that bring their own batches (tests)   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct dc_finetuner {
+    dc_model *m;             /* borrowed                                    */
+    dc_finetune_mode mode;
+    int nclasses, from;      /* from: the first layer trained              */
+    float *hw, *hb, *hdw, *hdb;  /* the top layer (nclasses, feat_dim)      */
+    float *mom, *hmw, *hmb;  /* momentum of m->params and of the top layer */
+    int has_momentum;
+    float *feat, *logits, *probs, *dlogits, *dfeat, *dbody; /* per batch   */
+    double wd, momentum, clip;
+} dc_finetuner;
+
+/// A fine-tuner of m for nclasses classes in `mode`, the classifier MLP
+/// and the top layer re-initialised (weights N(0, 0.01) from (seed,
+/// DC_RNG_STREAM_INIT), biases 0.1), momentum cleared.
+dc_status dc_finetuner_init(dc_finetuner *f, dc_model *m, int nclasses, dc_finetune_mode mode, uint64_t seed);
+void dc_finetuner_reset(dc_finetuner *f, uint64_t seed);
+void dc_finetuner_free(dc_finetuner *f);
+/// One SGD step on the batch x (N, in_c, input, input) with labels y:
+/// forward (the mode's batch norm; dropout unless dropout = 0), ReLU, the
+/// top layer, mean cross-entropy, backward, gradient-norm clipping
+/// (f->clip > 0), momentum SGD with weight decay. *loss: the batch's mean
+/// loss; *correct: top-1 hits.
+void dc_finetuner_step(dc_finetuner *f, const float *x, const int32_t *y, int N, float lr, int dropout,
+                       double *loss, int *correct);
+/// Logits (N, nclasses) of x in evaluation mode into out.
+void dc_finetuner_logits(dc_finetuner *f, const float *x, int N, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

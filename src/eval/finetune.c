@@ -1,0 +1,708 @@
+/* finetune.c — transfer by fine-tuning (dc/finetune.h): the step (a
+ * re-initialised classifier MLP and top layer, cross-entropy, clipping,
+ * momentum SGD), the seeded class-balanced labelled subset and its
+ * held-out part, the learning rate chosen on that part, ten-crop scoring,
+ * and the state written after every epoch (and on a stop) so that a rerun
+ * resumes to the same bytes.
+ * Includes: dc/finetune.h, dc/data.h, dc/kernels.h, dc/io.h. */
+#include "dc/finetune.h"
+#include "dc/data.h"
+#include "dc/io.h"
+#include "dc/kernels.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define FT_TAG 0x4654 /* "FT": the rng coordinate of fine-tuning's draws */
+
+void dc_finetune_config_defaults(dc_finetune_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->holdout = 0.1;
+    c->crops = 10;
+    c->sobel = 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The step                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Calls fn(f, off, n) on each trained range of m->params. */
+static void each_range(const dc_finetuner *f, void (*fn)(const dc_finetuner *, int64_t, int64_t, void *), void *ctx)
+{
+    const dc_model *m = f->m;
+    if (f->mode == DC_FINETUNE_ALL) {
+        fn(f, 0, m->nparams, ctx);
+        return;
+    }
+    for (int i = f->from; i < m->nlayers; i++) {
+        const dc_layer *l = &m->layers[i];
+        if (l->kind != DC_LAYER_LINEAR) continue;
+        fn(f, l->w_off, (int64_t)l->c * l->oc, ctx);
+        fn(f, l->b_off, l->oc, ctx);
+    }
+}
+
+static void normal_init(float *w, int64_t n, float *b, int64_t nb, uint64_t seed, uint32_t which)
+{
+    dc_rng r;
+    dc_rng_init(&r, seed, DC_RNG_STREAM_INIT, FT_TAG, which);
+    for (int64_t i = 0; i < n; i++) w[i] = (float)(0.01 * dc_rng_normal(&r));
+    for (int64_t i = 0; i < nb; i++) b[i] = 0.1f;
+}
+
+void dc_finetuner_reset(dc_finetuner *f, uint64_t seed)
+{
+    dc_model *m = f->m;
+    for (int i = 0; i < m->nlayers; i++) {
+        dc_layer *l = &m->layers[i];
+        if (l->kind == DC_LAYER_LINEAR)
+            normal_init(m->params + l->w_off, (int64_t)l->c * l->oc, m->params + l->b_off, l->oc, seed, (uint32_t)i);
+    }
+    normal_init(f->hw, (int64_t)f->nclasses * m->feat_dim, f->hb, f->nclasses, seed, 0xffff);
+    memset(f->mom, 0, (size_t)m->nparams * sizeof *f->mom);
+    memset(f->hmw, 0, (size_t)f->nclasses * m->feat_dim * sizeof *f->hmw);
+    memset(f->hmb, 0, (size_t)f->nclasses * sizeof *f->hmb);
+    f->has_momentum = 0;
+}
+
+dc_status dc_finetuner_init(dc_finetuner *f, dc_model *m, int nclasses, dc_finetune_mode mode, uint64_t seed)
+{
+    memset(f, 0, sizeof *f);
+    DC_ASSERT(nclasses >= 1);
+    f->m = m;
+    f->mode = mode;
+    f->nclasses = nclasses;
+    f->wd = mode == DC_FINETUNE_ALL ? 1e-5 : 1e-6;
+    f->momentum = 0.9;
+    f->clip = mode == DC_FINETUNE_ALL ? 0 : 10;
+    if (mode == DC_FINETUNE_CLASSIFIER) { /* the classifier MLP: from its first Linear on */
+        f->from = 0;
+        while (f->from < m->nlayers && m->layers[f->from].kind != DC_LAYER_LINEAR) f->from++;
+        DC_ASSERT(f->from < m->nlayers);
+    }
+    int64_t F = m->feat_dim, C = nclasses, B = m->max_batch;
+    f->hw = dc_malloc((size_t)(2 * C * F + 2 * C) * sizeof(float), "fine-tuning top layer");
+    f->hdw = dc_malloc((size_t)(C * F + C) * sizeof(float), "fine-tuning top layer gradients");
+    f->mom = dc_malloc((size_t)m->nparams * sizeof(float), "fine-tuning momentum");
+    f->feat = dc_malloc((size_t)(3 * B * F + 3 * B * C) * sizeof(float), "fine-tuning batch buffers");
+    if (!f->hw || !f->hdw || !f->mom || !f->feat) {
+        dc_finetuner_free(f);
+        return DC_STATUS_NOMEM;
+    }
+    f->hb = f->hw + C * F;
+    f->hmw = f->hb + C;
+    f->hmb = f->hmw + C * F;
+    f->hdb = f->hdw + C * F;
+    f->dfeat = f->feat + B * F;
+    f->dbody = f->dfeat + B * F;
+    f->logits = f->dbody + B * F;
+    f->probs = f->logits + B * C;
+    f->dlogits = f->probs + B * C;
+    dc_finetuner_reset(f, seed);
+    return DC_OK;
+}
+
+void dc_finetuner_free(dc_finetuner *f)
+{
+    if (!f) return;
+    dc_free(f->hw);
+    dc_free(f->hdw);
+    dc_free(f->mom);
+    dc_free(f->feat);
+    memset(f, 0, sizeof *f);
+}
+
+static void zero_range(const dc_finetuner *f, int64_t off, int64_t n, void *ctx)
+{
+    (void)ctx;
+    memset(f->m->grads + off, 0, (size_t)n * sizeof(float));
+}
+
+static void sumsq_range(const dc_finetuner *f, int64_t off, int64_t n, void *ctx)
+{
+    double s = 0;
+    const float *g = f->m->grads + off;
+    for (int64_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    *(double *)ctx += s;
+}
+
+static void scale_range(const dc_finetuner *f, int64_t off, int64_t n, void *ctx)
+{
+    float a = *(const float *)ctx, *g = f->m->grads + off;
+    for (int64_t i = 0; i < n; i++) g[i] *= a;
+}
+
+typedef struct {
+    float lr;
+} sgd_ctx;
+
+static void sgd_range(const dc_finetuner *f, int64_t off, int64_t n, void *ctx)
+{
+    dc_model *m = f->m;
+    dc_sgd_step(m->params + off, m->grads + off, f->mom + off, n, ((sgd_ctx *)ctx)->lr, (float)f->momentum,
+                (float)f->wd, !f->has_momentum);
+}
+
+static void head_forward(dc_finetuner *f, const float *body, int N)
+{
+    int F = f->m->feat_dim, C = f->nclasses;
+    /* the original's model_factory(relu=True): a ReLU between the body and the top layer */
+    for (int64_t i = 0; i < (int64_t)N * F; i++) f->feat[i] = body[i] > 0 ? body[i] : 0;
+    dc_linear_forward(f->logits, f->feat, f->hw, f->hb, N, F, C);
+}
+
+void dc_finetuner_step(dc_finetuner *f, const float *x, const int32_t *y, int N, float lr, int dropout,
+                       double *loss, int *correct)
+{
+    dc_model *m = f->m;
+    int F = m->feat_dim, C = f->nclasses;
+    int mode = f->mode == DC_FINETUNE_ALL ? 1 : dropout ? DC_FORWARD_DROPOUT : DC_FORWARD_FROZEN;
+    head_forward(f, dc_model_forward(m, x, N, mode), N);
+    *loss = dc_softmax_xent_forward(f->probs, correct, f->logits, y, N, C) / N;
+    memset(f->dlogits, 0, (size_t)N * C * sizeof(float));
+    dc_softmax_xent_backward(f->dlogits, f->probs, y, N, C, 1.0f / (float)N);
+    if (f->mode == DC_FINETUNE_ALL) dc_model_zero_grad(m);
+    else each_range(f, zero_range, NULL);
+    memset(f->hdw, 0, (size_t)(C * (int64_t)F + C) * sizeof(float));
+    memset(f->dfeat, 0, (size_t)N * F * sizeof(float));
+    memset(f->dbody, 0, (size_t)N * F * sizeof(float));
+    dc_linear_backward(f->dfeat, f->hdw, f->hdb, f->dlogits, f->feat, f->hw, N, F, C);
+    dc_relu_backward(f->dbody, f->dfeat, f->feat, (int64_t)N * F);
+    dc_model_backward_from(m, f->dbody, f->from);
+    if (f->clip > 0) { /* torch.nn.utils.clip_grad_norm_: every trained parameter's gradient */
+        double ss = 0;
+        each_range(f, sumsq_range, &ss);
+        for (int64_t i = 0; i < C * (int64_t)F + C; i++) ss += (double)f->hdw[i] * f->hdw[i];
+        double coef = f->clip / (sqrt(ss) + 1e-6);
+        if (coef < 1) {
+            float a = (float)coef;
+            each_range(f, scale_range, &a);
+            for (int64_t i = 0; i < C * (int64_t)F + C; i++) f->hdw[i] *= a;
+        }
+    }
+    sgd_ctx sc = {lr};
+    each_range(f, sgd_range, &sc);
+    dc_sgd_step(f->hw, f->hdw, f->hmw, (int64_t)C * F, lr, (float)f->momentum, (float)f->wd, !f->has_momentum);
+    dc_sgd_step(f->hb, f->hdb, f->hmb, C, lr, (float)f->momentum, (float)f->wd, !f->has_momentum);
+    f->has_momentum = 1;
+}
+
+void dc_finetuner_logits(dc_finetuner *f, const float *x, int N, float *out)
+{
+    head_forward(f, dc_model_forward(f->m, x, N, 0), N);
+    memcpy(out, f->logits, (size_t)N * f->nclasses * sizeof(float));
+}
+
+/* ------------------------------------------------------------------------ */
+/* The job                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    const dc_finetune_config *c;
+    dc_dataset *dtr, *dte;
+    dc_model m;
+    dc_finetuner f;
+    int C, in_c, size, resize, nth;
+    float min_scale;
+    int32_t *lab, *hold; /* the labelled subset (shuffled, per class) and its held-out part */
+    int64_t nlab, nhold;
+    int32_t *train_idx;  /* the phase's training images */
+    int64_t ntrain;
+    float *x;            /* a batch of inputs */
+    int32_t *y;
+    dc_image_buf *bufs;  /* per thread */
+    float *tmp;          /* per thread */
+    size_t ntmp;
+    int32_t *perm;
+    char state[4200], log[4200];
+} ft_job;
+
+static void job_free(ft_job *j)
+{
+    dc_finetuner_free(&j->f);
+    dc_model_free(&j->m);
+    dc_dataset_close(j->dtr);
+    dc_dataset_close(j->dte);
+    dc_free(j->lab);
+    dc_free(j->hold);
+    dc_free(j->train_idx);
+    dc_free(j->x);
+    dc_free(j->y);
+    dc_free(j->tmp);
+    dc_free(j->perm);
+    if (j->bufs)
+        for (int t = 0; t < j->nth; t++) dc_image_buf_free(&j->bufs[t]);
+    dc_free(j->bufs);
+}
+
+/* The labelled subset: each class's images in a seeded order, the first
+ * labels_per_class (or label_fraction of them, at least one; else all);
+ * of those, the first max(1, round(holdout·n)) held out when the rate is
+ * to be chosen. Checks that the test set's classes were all seen. */
+static dc_status select_labels(ft_job *j)
+{
+    const dc_finetune_config *c = j->c;
+    const int32_t *ytr = dc_dataset_labels(j->dtr), *yte = dc_dataset_labels(j->dte);
+    int64_t ntr = dc_dataset_size(j->dtr), nte = dc_dataset_size(j->dte);
+    int C = j->C;
+    int64_t *count = dc_xcalloc((size_t)C, sizeof *count);
+    for (int64_t i = 0; i < ntr; i++) count[ytr[i]]++;
+    dc_status s = DC_OK;
+    for (int64_t i = 0; i < nte && s == DC_OK; i++)
+        if (yte[i] >= C || count[yte[i]] == 0)
+            s = dc_set_error(DC_STATUS_ARG, "--test: class %d (image %lld) has no training images in --train %s",
+                             (int)yte[i], (long long)i, c->train);
+    int32_t **byc = dc_xcalloc((size_t)C, sizeof *byc);
+    int64_t *fill = dc_xcalloc((size_t)C, sizeof *fill);
+    for (int k = 0; k < C; k++) byc[k] = dc_xmalloc((size_t)(count[k] + 1) * sizeof **byc);
+    for (int64_t i = 0; i < ntr; i++) byc[ytr[i]][fill[ytr[i]]++] = (int32_t)i;
+    j->lab = dc_xmalloc((size_t)ntr * sizeof *j->lab);
+    j->hold = dc_xmalloc((size_t)ntr * sizeof *j->hold);
+    j->nlab = j->nhold = 0;
+    for (int k = 0; k < C && s == DC_OK; k++) {
+        if (count[k] == 0) continue;
+        dc_rng r;
+        dc_rng_init(&r, c->seed, DC_RNG_STREAM_EVAL, FT_TAG, (uint32_t)k);
+        dc_rng_shuffle_i32(&r, byc[k], (size_t)count[k]);
+        int64_t take = count[k];
+        if (c->labels_per_class > 0) {
+            if (count[k] < c->labels_per_class) {
+                s = dc_set_error(DC_STATUS_ARG, "--labels-per-class %d: class %d has only %lld training images",
+                                 c->labels_per_class, k, (long long)count[k]);
+                break;
+            }
+            take = c->labels_per_class;
+        } else if (c->label_fraction > 0) {
+            take = llround(c->label_fraction * (double)count[k]);
+            if (take < 1) take = 1;
+        }
+        int64_t h = 0;
+        if (c->lr <= 0) {
+            if (take < 2) {
+                s = dc_set_error(DC_STATUS_ARG, "class %d has %lld labelled image%s: choosing the learning rate "
+                                 "holds out at least one per class and trains on the rest (give --lr, or more labels)",
+                                 k, (long long)take, take == 1 ? "" : "s");
+                break;
+            }
+            h = llround(c->holdout * (double)take);
+            if (h < 1) h = 1;
+            if (h >= take) h = take - 1;
+        }
+        for (int64_t i = 0; i < take; i++) {
+            if (i < h) j->hold[j->nhold++] = byc[k][i];
+            j->lab[j->nlab++] = byc[k][i];
+        }
+    }
+    for (int k = 0; k < C; k++) dc_free(byc[k]);
+    dc_free(byc);
+    dc_free(fill);
+    dc_free(count);
+    return s;
+}
+
+/* The phase's training images: the labelled subset, without the held-out
+ * part when choosing the rate. */
+static void phase_images(ft_job *j, int choosing)
+{
+    j->ntrain = 0;
+    for (int64_t i = 0; i < j->nlab; i++) {
+        int held = 0;
+        if (choosing) /* hold is a subsequence of lab */
+            for (int64_t q = 0; q < j->nhold && !held; q++) held = j->hold[q] == j->lab[i];
+        if (!held) j->train_idx[j->ntrain++] = j->lab[i];
+    }
+}
+
+/* Inputs of images idx[0..n) into j->x: the training transform without the
+ * rotation (crop from (seed, AUGMENT, FT_TAG + phase·65536 + epoch, image))
+ * or, crop >= 0, the evaluation view `crop` of TenCrop. */
+static dc_status load_batch(ft_job *j, dc_dataset *d, const int32_t *idx, int n, int crop, uint32_t epoch_key)
+{
+    int64_t per = (int64_t)j->in_c * j->size * j->size;
+    dc_status s = DC_OK;
+#pragma omp parallel for schedule(dynamic, 4) num_threads(j->nth)
+    for (int i = 0; i < n; i++) {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        dc_image im;
+        dc_status si = dc_dataset_get(d, idx[i], &j->bufs[t], &im);
+        if (si != DC_OK) {
+#pragma omp critical(ft_batch)
+            if (s == DC_OK) s = si;
+            continue;
+        }
+        float *out = j->x + (int64_t)i * per, *tmp = j->tmp + (size_t)t * j->ntmp;
+        if (crop >= 0) {
+            dc_transform_eval_crop(out, &im, j->resize, j->size, crop, tmp);
+        } else {
+            dc_rng r;
+            dc_rng_init(&r, j->c->seed, DC_RNG_STREAM_AUGMENT, epoch_key, (uint32_t)idx[i]);
+            dc_transform_train_scale(out, &im, j->size, 0, &r, tmp, j->min_scale);
+        }
+    }
+    return s;
+}
+
+/* top-1 (and top-5 into *top5, -1 with 5 classes or fewer) of images
+ * idx[0..n) of d, their logits summed over `crops` views. */
+static dc_status score(ft_job *j, dc_dataset *d, const int32_t *idx, int64_t n, int crops, double *top1,
+                       double *top5)
+{
+    int C = j->C, B = j->m.max_batch;
+    float *acc = dc_malloc((size_t)n * C * sizeof(float), "fine-tuning scores");
+    float *lg = dc_malloc((size_t)B * C * sizeof(float), "fine-tuning logits");
+    if (!acc || !lg) {
+        dc_free(acc);
+        dc_free(lg);
+        return DC_STATUS_NOMEM;
+    }
+    memset(acc, 0, (size_t)n * C * sizeof(float));
+    dc_status s = DC_OK;
+    for (int k = 0; k < crops && s == DC_OK; k++)
+        for (int64_t b0 = 0; b0 < n && s == DC_OK; b0 += B) {
+            int nb = (int)(n - b0 < B ? n - b0 : B);
+            s = load_batch(j, d, idx + b0, nb, k, 0);
+            if (s != DC_OK) break;
+            dc_finetuner_logits(&j->f, j->x, nb, lg);
+            for (int64_t i = 0; i < (int64_t)nb * C; i++) acc[b0 * C + i] += lg[i];
+        }
+    const int32_t *y = dc_dataset_labels(d);
+    int64_t h1 = 0, h5 = 0;
+    for (int64_t i = 0; s == DC_OK && i < n; i++) {
+        const float *a = acc + i * C;
+        int t = y[idx[i]], above = 0;
+        for (int q = 0; q < C; q++) above += a[q] > a[t] || (a[q] == a[t] && q < t);
+        h1 += above == 0;
+        h5 += above < 5;
+    }
+    *top1 = n ? (double)h1 / n : 0;
+    *top5 = C > 5 && n ? (double)h5 / n : -1;
+    dc_free(acc);
+    dc_free(lg);
+    return s;
+}
+
+/* The resumable state: the model's tensors, the momentum, the top layer,
+ * where the job stands (meta: job, phase, epoch, step_in_epoch, …). */
+typedef struct {
+    int phase, epoch, step; /* the next step to run */
+    double loss_sum;
+    int64_t hits, seen;
+    double val[3];
+} ft_pos;
+
+static void job_key(const ft_job *j, char *buf, size_t n)
+{
+    const dc_finetune_config *c = j->c;
+    snprintf(buf, n, "weights=%s train=%s test=%s mode=%d labels_per_class=%d label_fraction=%.17g epochs=%d "
+                     "lr=%.17g holdout=%.17g crops=%d batch=%d sobel=%d seed=%llu",
+             c->weights, c->train, c->test, (int)c->mode, c->labels_per_class, c->label_fraction, c->epochs, c->lr,
+             c->holdout, c->crops, c->batch, c->sobel, (unsigned long long)c->seed);
+}
+
+static dc_status save_state(ft_job *j, const ft_pos *p)
+{
+    dc_st_writer *w = dc_st_writer_new();
+    dc_model_add_tensors(&j->m, w);
+    int64_t C = j->C, F = j->m.feat_dim;
+    dc_st_writer_add(w, "finetune.momentum", DC_DTYPE_F32, 1, (int64_t[]){j->m.nparams}, j->f.mom);
+    dc_st_writer_add(w, "finetune.top.weight", DC_DTYPE_F32, 2, (int64_t[]){C, F}, j->f.hw);
+    dc_st_writer_add(w, "finetune.top.bias", DC_DTYPE_F32, 1, (int64_t[]){C}, j->f.hb);
+    dc_st_writer_add(w, "finetune.top.weight_momentum", DC_DTYPE_F32, 2, (int64_t[]){C, F}, j->f.hmw);
+    dc_st_writer_add(w, "finetune.top.bias_momentum", DC_DTYPE_F32, 1, (int64_t[]){C}, j->f.hmb);
+    char key[8192], v[256];
+    job_key(j, key, sizeof key);
+    dc_st_writer_set_meta(w, "job", key);
+    snprintf(v, sizeof v, "%d %d %d %d %llu %.17g %lld %lld %.17g %.17g %.17g", p->phase, p->epoch, p->step,
+             j->f.has_momentum, (unsigned long long)j->m.step, p->loss_sum, (long long)p->hits, (long long)p->seen,
+             p->val[0], p->val[1], p->val[2]);
+    dc_st_writer_set_meta(w, "position", v);
+    dc_status s = dc_st_writer_write(w, j->state);
+    dc_st_writer_free(w);
+    return s;
+}
+
+/* 1: resumed from the state file; 0: none there; < 0: an error. */
+static int load_state(ft_job *j, ft_pos *p, dc_status *err)
+{
+    struct stat sb;
+    if (stat(j->state, &sb) != 0) return 0;
+    dc_st_file *f = NULL;
+    dc_status s = dc_st_open(j->state, &f);
+    char key[8192];
+    job_key(j, key, sizeof key);
+    const char *jk = s == DC_OK ? dc_st_meta(f, "job") : NULL, *pos = s == DC_OK ? dc_st_meta(f, "position") : NULL;
+    if (s == DC_OK && (!jk || strcmp(jk, key) != 0))
+        s = dc_set_error(DC_STATUS_ARG, "--out %s holds another fine-tuning job (%s); use a new directory",
+                         j->c->out, jk ? jk : "no job key");
+    int hm = 0;
+    unsigned long long step = 0;
+    long long hits = 0, seen = 0;
+    if (s == DC_OK && (!pos || sscanf(pos, "%d %d %d %d %llu %lg %lld %lld %lg %lg %lg", &p->phase, &p->epoch, &p->step,
+                                      &hm, &step, &p->loss_sum, &hits, &seen, &p->val[0], &p->val[1], &p->val[2]) != 11))
+        s = dc_set_error(DC_STATUS_FORMAT, "%s: no readable position", j->state);
+    int64_t C = j->C, F = j->m.feat_dim;
+    if (s == DC_OK) s = dc_model_load_tensors(&j->m, f);
+    if (s == DC_OK) s = dc_st_read(f, "finetune.momentum", DC_DTYPE_F32, 1, (int64_t[]){j->m.nparams}, j->f.mom);
+    if (s == DC_OK) s = dc_st_read(f, "finetune.top.weight", DC_DTYPE_F32, 2, (int64_t[]){C, F}, j->f.hw);
+    if (s == DC_OK) s = dc_st_read(f, "finetune.top.bias", DC_DTYPE_F32, 1, (int64_t[]){C}, j->f.hb);
+    if (s == DC_OK) s = dc_st_read(f, "finetune.top.weight_momentum", DC_DTYPE_F32, 2, (int64_t[]){C, F}, j->f.hmw);
+    if (s == DC_OK) s = dc_st_read(f, "finetune.top.bias_momentum", DC_DTYPE_F32, 1, (int64_t[]){C}, j->f.hmb);
+    dc_st_close(f);
+    if (s != DC_OK) {
+        *err = s;
+        return -1;
+    }
+    j->f.has_momentum = hm;
+    j->m.step = step;
+    p->hits = hits;
+    p->seen = seen;
+    return 1;
+}
+
+/* The network of the job, its classifier and top layer re-initialised:
+ * done at the start of each phase (the same pre-trained body for every
+ * candidate rate). */
+static dc_status open_network(ft_job *j)
+{
+    const dc_finetune_config *c = j->c;
+    dc_finetuner_free(&j->f);
+    dc_model_free(&j->m);
+    int batch = c->batch > 0 ? c->batch : 128;
+    dc_status s = dc_model_open(&j->m, c->weights, j->in_c, c->sobel, c->seed, batch, c->device ? c->device : "cpu",
+                                "fp32", NULL, 0);
+    if (s != DC_OK) return s;
+    if (j->m.gpu) return dc_set_error(DC_STATUS_ARG, "eval finetune runs on the CPU (--device cpu) in this version");
+    j->m.dropout_seed = c->seed;
+    j->m.step = 0;
+    return dc_finetuner_init(&j->f, &j->m, j->C, c->mode, c->seed);
+}
+
+static int default_epochs(int64_t n)
+{
+    int64_t e = n > 0 ? (50000 + n / 2) / n : 200;
+    return (int)(e < 10 ? 10 : e > 200 ? 200 : e);
+}
+
+static double rate_at(const ft_job *j, double lr, int epoch, int epochs, int64_t t, int64_t total)
+{
+    if (j->c->mode == DC_FINETUNE_ALL) { /* eval_pretrain.py: ÷10 every 30 of 100 epochs */
+        int every = 3 * epochs / 10;
+        if (every < 1) every = 1;
+        return lr * pow(0.1, epoch / every);
+    }
+    int64_t every = total / 15; /* eval_voc_classif.py: halved every 10,000 of 150,000 iterations */
+    if (every < 1) every = 1;
+    return lr * pow(0.5, (double)(t / every));
+}
+
+static dc_status job_open(ft_job *j)
+{
+    const dc_finetune_config *c = j->c;
+    dc_status s = dc_dataset_open(c->train, NULL, &j->dtr);
+    if (s == DC_OK) s = dc_dataset_open(c->test, NULL, &j->dte);
+    if (s != DC_OK) return s;
+    if (!dc_dataset_labels(j->dtr))
+        return dc_set_error(DC_STATUS_ARG, "--train %s has no labels (IDX with its labels file, CIFAR, or a folder "
+                            "of class sub-folders)", c->train);
+    if (!dc_dataset_labels(j->dte))
+        return dc_set_error(DC_STATUS_ARG, "--test %s has no labels (IDX with its labels file, CIFAR, or a folder "
+                            "of class sub-folders)", c->test);
+    j->in_c = dc_dataset_channels(j->dtr);
+    if (dc_dataset_channels(j->dte) != j->in_c)
+        return dc_set_error(DC_STATUS_ARG, "--train has %d-channel images, --test %d-channel ones", j->in_c,
+                            dc_dataset_channels(j->dte));
+    j->C = dc_dataset_nclasses(j->dtr);
+    if (j->C < 2) return dc_set_error(DC_STATUS_ARG, "--train %s has a single class", c->train);
+    if ((s = select_labels(j)) != DC_OK) return s;
+    if ((s = open_network(j)) != DC_OK) return s;
+    j->size = j->m.preset->input;
+    j->resize = j->m.preset->eval_resize;
+    j->min_scale = j->m.preset->crop_min_scale > 0 ? j->m.preset->crop_min_scale : 0.08f;
+    dc_dataset_set_decode_hint(j->dtr, j->resize);
+    dc_dataset_set_decode_hint(j->dte, j->resize);
+    j->nth = 1;
+#ifdef _OPENMP
+    j->nth = omp_get_max_threads();
+#endif
+    int side = dc_dataset_max_side(j->dtr), side2 = dc_dataset_max_side(j->dte);
+    j->ntmp = dc_transform_tmp_size(j->size, j->resize, side > side2 ? side : side2, j->in_c);
+    int B = j->m.max_batch;
+    j->bufs = dc_xcalloc((size_t)j->nth, sizeof *j->bufs);
+    j->tmp = dc_malloc(j->ntmp * j->nth * sizeof(float), "transform scratch");
+    j->x = dc_malloc((size_t)B * j->in_c * j->size * j->size * sizeof(float), "fine-tuning batch");
+    j->y = dc_malloc((size_t)B * sizeof(int32_t), "fine-tuning labels");
+    j->train_idx = dc_malloc((size_t)(j->nlab + 1) * sizeof(int32_t), "fine-tuning images");
+    j->perm = dc_malloc((size_t)(j->nlab + 1) * sizeof(int32_t), "fine-tuning order");
+    if (!j->tmp || !j->x || !j->y || !j->train_idx || !j->perm) return DC_STATUS_NOMEM;
+    return DC_OK;
+}
+
+static dc_status make_dir(const char *p)
+{
+    if (mkdir(p, 0777) != 0 && errno != EEXIST)
+        return dc_set_error(DC_STATUS_IO, "--out %s: cannot create the directory: %s", p, strerror(errno));
+    return DC_OK;
+}
+
+dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (c->mode != DC_FINETUNE_CLASSIFIER && c->mode != DC_FINETUNE_ALL)
+        return dc_set_error(DC_STATUS_ARG, "fine-tuning mode %d: expected classifier or all", (int)c->mode);
+    if (c->labels_per_class > 0 && c->label_fraction > 0)
+        return dc_set_error(DC_STATUS_ARG, "--labels-per-class and --label-fraction: give one of them");
+    if (c->label_fraction < 0 || c->label_fraction > 1)
+        return dc_set_error(DC_STATUS_ARG, "--label-fraction %g: expected a share in (0, 1]", c->label_fraction);
+    if (c->crops != 1 && c->crops != 10) return dc_set_error(DC_STATUS_ARG, "--crops %d: expected 1 or 10", c->crops);
+    if (c->holdout <= 0 || c->holdout >= 1)
+        return dc_set_error(DC_STATUS_ARG, "held-out share %g: expected one in (0, 1)", c->holdout);
+    ft_job j = {.c = c};
+    dc_status s = job_open(&j);
+    ft_pos p = {.val = {-1, -1, -1}};
+    if (s == DC_OK && c->out) {
+        s = make_dir(c->out);
+        snprintf(j.state, sizeof j.state, "%s/finetune.safetensors", c->out);
+        snprintf(j.log, sizeof j.log, "%s/finetune.jsonl", c->out);
+        if (s == DC_OK && load_state(&j, &p, &s) > 0)
+            dc_log_info("resuming %s: phase %d, epoch %d, step %d", j.state, p.phase, p.epoch, p.step);
+        /* the labelled subset and its held-out part, as indices into --train
+         * (after the check that the directory holds this job, if any) */
+        char ip[4200];
+        snprintf(ip, sizeof ip, "%s/labelled.npy", c->out);
+        if (s == DC_OK) s = dc_npy_write(ip, DC_DTYPE_I32, 1, (int64_t[]){j.nlab}, j.lab);
+        snprintf(ip, sizeof ip, "%s/held_out.npy", c->out);
+        if (s == DC_OK) s = dc_npy_write(ip, DC_DTYPE_I32, 1, (int64_t[]){j.nhold}, j.hold);
+    }
+    double base = c->mode == DC_FINETUNE_ALL ? 0.05 : 0.003;
+    double lrs[3] = {base / 10, base, base * 10};
+    int choose = c->lr <= 0, nphase = choose ? 4 : 1;
+    int64_t n_final = j.nlab;
+    int epochs = c->epochs > 0 ? c->epochs : default_epochs(n_final);
+    if (s == DC_OK)
+        dc_log_info("%s fine-tuning of %s: %lld labelled images of %d classes (%lld held out to choose the rate), "
+                    "%d epochs", c->mode == DC_FINETUNE_ALL ? "whole-network" : "classifier", c->weights,
+                    (long long)j.nlab, j.C, (long long)j.nhold, epochs);
+    double lr_used = c->lr, last_loss = 0;
+    int resumed_phase = p.phase;
+    for (int ph = p.phase; ph < nphase && s == DC_OK; ph++) {
+        int cand = choose && ph < 3;
+        double lr = cand ? lrs[ph] : c->lr > 0 ? c->lr : 0;
+        if (choose && !cand) { /* the best held-out accuracy; ties to the smaller rate */
+            int best = 0;
+            for (int q = 1; q < 3; q++)
+                if (p.val[q] > p.val[best]) best = q;
+            lr = lrs[best];
+        }
+        lr_used = lr;
+        if (ph != resumed_phase || (p.epoch == 0 && p.step == 0)) {
+            if ((s = open_network(&j)) != DC_OK) break;
+            if (ph != resumed_phase) p.epoch = p.step = 0, p.loss_sum = 0, p.hits = p.seen = 0;
+        }
+        resumed_phase = -1;
+        phase_images(&j, cand);
+        int B = j.m.max_batch < j.ntrain ? j.m.max_batch : (int)j.ntrain;
+        int64_t steps = j.ntrain / B, total = steps * epochs;
+        r->batch = B;
+        for (int e = p.epoch; e < epochs && s == DC_OK; e++) {
+            uint32_t key = (uint32_t)(FT_TAG + (uint32_t)ph * 65536u + (uint32_t)e);
+            for (int64_t i = 0; i < j.ntrain; i++) j.perm[i] = j.train_idx[i];
+            dc_rng rr;
+            dc_rng_init(&rr, c->seed, DC_RNG_STREAM_SAMPLER, (uint32_t)ph, (uint32_t)e);
+            dc_rng_shuffle_i32(&rr, j.perm, (size_t)j.ntrain);
+            for (int64_t st = p.step; st < steps && s == DC_OK; st++) {
+                const int32_t *idx = j.perm + st * B;
+                if ((s = load_batch(&j, j.dtr, idx, B, -1, key)) != DC_OK) break;
+                const int32_t *yl = dc_dataset_labels(j.dtr);
+                for (int i = 0; i < B; i++) j.y[i] = yl[idx[i]];
+                double loss;
+                int hits;
+                float rate = (float)rate_at(&j, lr, e, epochs, (int64_t)e * steps + st, total);
+                dc_finetuner_step(&j.f, j.x, j.y, B, rate, 1, &loss, &hits);
+                p.loss_sum += loss * B;
+                p.hits += hits;
+                p.seen += B;
+                p.step = (int)st + 1;
+                if (c->stop && *c->stop) {
+                    p.phase = ph;
+                    p.epoch = e;
+                    if (c->out && (s = save_state(&j, &p)) != DC_OK) break;
+                    s = dc_set_error(DC_STATUS_INTERRUPTED, "stopped in epoch %d%s", e,
+                                     c->out ? "; the same command resumes it" : "");
+                }
+            }
+            if (s != DC_OK) break;
+            last_loss = p.seen ? p.loss_sum / p.seen : 0;
+            double acc = p.seen ? (double)p.hits / p.seen : 0;
+            if (!isfinite(last_loss)) {
+                dc_log_warn("rate %g diverged (loss %g) in epoch %d", lr, last_loss, e);
+                if (!cand) {
+                    s = dc_set_error(DC_STATUS_INTERNAL, "fine-tuning diverged at rate %g (give a smaller --lr)", lr);
+                    break;
+                }
+            }
+            dc_log_info("%s lr %g, epoch %d/%d: loss %.4f, training accuracy %.4f", cand ? "choosing:" : "training:",
+                        lr, e + 1, epochs, last_loss, acc);
+            p.phase = ph;
+            p.epoch = e + 1;
+            p.step = 0;
+            p.loss_sum = 0;
+            p.hits = p.seen = 0;
+            int done_training = e + 1 == epochs || !isfinite(last_loss);
+            if (cand && done_training) {
+                double t1, t5;
+                if (!isfinite(last_loss)) t1 = -1;
+                else if ((s = score(&j, j.dtr, j.hold, j.nhold, 1, &t1, &t5)) != DC_OK) break;
+                p.val[ph] = t1;
+                dc_log_info("rate %g: held-out accuracy %.4f", lr, t1);
+                p.phase = ph + 1; /* the next phase starts afresh */
+                p.epoch = 0;
+                e = epochs;
+            }
+            if (c->out) {
+                if ((s = save_state(&j, &p)) != DC_OK) break;
+                cJSON *line = cJSON_CreateObject();
+                cJSON_AddStringToObject(line, "phase", cand ? "choose" : "train");
+                cJSON_AddNumberToObject(line, "lr", lr);
+                cJSON_AddNumberToObject(line, "epoch", p.phase == ph ? p.epoch - 1 : epochs - 1);
+                cJSON_AddNumberToObject(line, "loss", isfinite(last_loss) ? last_loss : -1);
+                cJSON_AddNumberToObject(line, "accuracy", acc);
+                if (cand && p.phase == ph + 1) cJSON_AddNumberToObject(line, "held_out_top1", p.val[ph]);
+                s = dc_json_append_line(j.log, line);
+                cJSON_Delete(line);
+            }
+        }
+        if (s == DC_OK) p.phase = ph + 1, p.epoch = p.step = 0;
+    }
+    if (s == DC_OK) {
+        int64_t nte = dc_dataset_size(j.dte);
+        int32_t *all = dc_xmalloc((size_t)nte * sizeof *all);
+        for (int64_t i = 0; i < nte; i++) all[i] = (int32_t)i;
+        s = score(&j, j.dte, all, nte, c->crops, &r->top1, &r->top5);
+        dc_free(all);
+        r->lr = lr_used;
+        r->val_top1 = -1;
+        if (choose)
+            for (int q = 0; q < 3; q++)
+                if (lrs[q] == lr_used) r->val_top1 = p.val[q];
+        r->loss = last_loss;
+        r->epochs = epochs;
+        r->nclasses = j.C;
+        r->labelled = j.nlab;
+        r->held_out = choose ? j.nhold : 0;
+        r->trained = j.nlab;
+        r->tested = nte;
+    }
+    job_free(&j);
+    return s;
+}

@@ -1,0 +1,141 @@
+/* test_finetune.c — the fine-tuning step (dc/finetune.h) against PyTorch
+ * (tools/gen_finetune_fixture.py: eval_voc_classif.py --fc6_8's recipe,
+ * two steps, the first clipped), the classifier mode leaving every
+ * parameter below the classifier and every running statistic bit-identical,
+ * the re-initialisation (N(0, 0.01), biases 0.1), and the whole-network
+ * mode moving the convolutions and lowering the loss. */
+#include "dc/finetune.h"
+#include "dc/io.h"
+#include "test.h"
+
+#include <math.h>
+#include <string.h>
+
+static const dc_preset spec = {"ft", 8, "4 M", 16, 0.5f, 8};
+
+static double maxdiff(const float *a, const float *b, int64_t n)
+{
+    double d = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (fabs((double)a[i] - b[i]) > d) d = fabs((double)a[i] - b[i]);
+    return d;
+}
+
+static const float *tensor(const dc_st_file *f, const char *name)
+{
+    const dc_st_tensor *t = dc_st_find(f, name);
+    CHECK_MSG(t != NULL, "fixture: no tensor %s", name);
+    return t ? (const float *)t->data : NULL;
+}
+
+static void parity(void)
+{
+    dc_st_file *f = NULL;
+    CHECK(dc_st_open(test_fixture("finetune", "step.safetensors"), &f) == DC_OK);
+    if (!f) return;
+    dc_model m;
+    CHECK(dc_model_init_spec(&m, &spec, 0, 1, 6, 1) == DC_OK);
+    dc_finetuner ft;
+    CHECK(dc_finetuner_init(&ft, &m, 3, DC_FINETUNE_CLASSIFIER, 7) == DC_OK);
+    /* the re-initialisation: N(0, 0.01) weights, 0.1 biases */
+    const dc_layer *c0 = &m.layers[ft.from];
+    CHECK(c0->kind == DC_LAYER_LINEAR && strcmp(c0->name, "body.classifier.0") == 0);
+    double s = 0, s2 = 0;
+    int64_t nw = (int64_t)c0->c * c0->oc;
+    for (int64_t i = 0; i < nw; i++) {
+        s += m.params[c0->w_off + i];
+        s2 += (double)m.params[c0->w_off + i] * m.params[c0->w_off + i];
+    }
+    double sd = sqrt(s2 / nw - (s / nw) * (s / nw));
+    CHECK_MSG(fabs(sd - 0.01) < 0.001 && fabs(s / nw) < 0.001, "classifier init: mean %g, sd %g", s / nw, sd);
+    CHECK(m.params[c0->b_off] == 0.1f && ft.hb[2] == 0.1f);
+
+    CHECK(dc_model_load_tensors(&m, f) == DC_OK);
+    memcpy(ft.hw, tensor(f, "top.weight"), 3 * 16 * sizeof(float));
+    memcpy(ft.hb, tensor(f, "top.bias"), 3 * sizeof(float));
+    const float *x = tensor(f, "x"), *losses = tensor(f, "losses");
+    const int32_t *y = (const int32_t *)dc_st_find(f, "y")->data;
+    float *before = dc_xmalloc((size_t)m.nparams * sizeof(float)), *stats = dc_xmalloc((size_t)m.nstats * sizeof(float));
+    memcpy(before, m.params, (size_t)m.nparams * sizeof(float));
+    memcpy(stats, m.stats, (size_t)m.nstats * sizeof(float));
+    for (int step = 1; step <= 2; step++) {
+        double loss;
+        int hits;
+        dc_finetuner_step(&ft, x, y, 6, 0.1f, 0, &loss, &hits);
+        printf("step %d: loss %.7f (PyTorch %.7f)\n", step, loss, losses[step - 1]);
+        CHECK_MSG(fabs(loss - losses[step - 1]) < 1e-5, "step %d: loss %g, PyTorch %g", step, loss, losses[step - 1]);
+        char name[96];
+        double worst = 0;
+        for (int i = 0; i < m.nlayers; i++) {
+            const dc_layer *l = &m.layers[i];
+            if (l->kind != DC_LAYER_LINEAR) continue;
+            snprintf(name, sizeof name, "after%d.%s.weight", step, l->name);
+            const float *w = tensor(f, name);
+            if (w) worst = fmax(worst, maxdiff(m.params + l->w_off, w, (int64_t)l->c * l->oc));
+            snprintf(name, sizeof name, "after%d.%s.bias", step, l->name);
+            const float *b = tensor(f, name);
+            if (b) worst = fmax(worst, maxdiff(m.params + l->b_off, b, l->oc));
+        }
+        snprintf(name, sizeof name, "after%d.top.weight", step);
+        if (tensor(f, name)) worst = fmax(worst, maxdiff(ft.hw, tensor(f, name), 3 * 16));
+        snprintf(name, sizeof name, "after%d.top.bias", step);
+        if (tensor(f, name)) worst = fmax(worst, maxdiff(ft.hb, tensor(f, name), 3));
+        printf("step %d: parameters within %.2g of PyTorch's\n", step, worst);
+        CHECK_MSG(worst < 2e-6, "step %d: parameters differ from PyTorch's by %g", step, worst);
+    }
+    /* classifier mode: nothing below the classifier moved, no statistic either */
+    int64_t lo = m.layers[ft.from].w_off < m.layers[ft.from].b_off ? m.layers[ft.from].w_off : m.layers[ft.from].b_off;
+    int same = 1;
+    for (int i = 0; i < ft.from; i++) {
+        const dc_layer *l = &m.layers[i];
+        if (l->w_off >= 0 && !l->fixed && l->kind != DC_LAYER_LINEAR) {
+            int64_t n = l->kind == DC_LAYER_CONV ? (int64_t)l->oc * l->c * l->k * l->k : l->c;
+            same &= memcmp(m.params + l->w_off, before + l->w_off, (size_t)n * sizeof(float)) == 0;
+            same &= memcmp(m.params + l->b_off, before + l->b_off, (size_t)l->oc * sizeof(float)) == 0;
+        }
+    }
+    CHECK_MSG(same && lo > 0, "classifier mode changed a parameter below the classifier");
+    CHECK_MSG(memcmp(stats, m.stats, (size_t)m.nstats * sizeof(float)) == 0, "classifier mode moved a running statistic");
+    dc_free(before);
+    dc_free(stats);
+    dc_finetuner_free(&ft);
+    dc_model_free(&m);
+    dc_st_close(f);
+}
+
+/* The whole network: the convolutions move, the loss on a fixed batch falls. */
+static void whole(void)
+{
+    dc_model m;
+    CHECK(dc_model_init_spec(&m, &spec, 0, 1, 12, 3) == DC_OK);
+    dc_finetuner ft;
+    CHECK(dc_finetuner_init(&ft, &m, 3, DC_FINETUNE_ALL, 4) == DC_OK);
+    float x[12 * 64];
+    int32_t y[12];
+    dc_rng r;
+    dc_rng_init(&r, 9, DC_RNG_STREAM_TEST, 0, 0);
+    for (int i = 0; i < 12; i++) {
+        y[i] = i % 3;
+        for (int p = 0; p < 64; p++) x[i * 64 + p] = (float)dc_rng_normal(&r) + (p % 8 < 3 * y[i] + 2 ? 1.5f : -1.0f);
+    }
+    float conv0 = m.params[m.layers[1].w_off];
+    double first = 0, last = 0;
+    for (int step = 0; step < 60; step++) {
+        int hits;
+        dc_finetuner_step(&ft, x, y, 12, 0.2f, 1, &last, &hits);
+        if (step == 0) first = last;
+    }
+    printf("whole network: loss %.4f -> %.4f over 60 steps\n", first, last);
+    CHECK_MSG(last < 0.5 * first, "whole-network loss %g -> %g", first, last);
+    CHECK(m.layers[1].kind == DC_LAYER_CONV && m.params[m.layers[1].w_off] != conv0);
+    dc_finetuner_free(&ft);
+    dc_model_free(&m);
+}
+
+int main(void)
+{
+    dc_log_set_level(DC_LOG_WARN);
+    parity();
+    whole();
+    return TEST_SUMMARY();
+}

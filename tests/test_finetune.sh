@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# test_finetune.sh — `deepercluster eval finetune` on tiny labelled folders
+# (scripts/make_corpora.py's probe and test sets): the loss goes down in
+# both modes; the labelled subset is balanced, seeded and its held-out part
+# inside it; a stopped run resumes to the same bytes; the JSON, eval.jsonl
+# and report conventions; bad input gets a clear error and a usage exit.
+. "$(dirname "$0")/lib.sh" finetune
+need_fmnist
+ROOT=${DC_TEST_ROOT:?run through tests/run.sh}
+PY=/usr/bin/python3
+$PY -c 'import numpy' 2>/dev/null || skip "python3-numpy missing (bash scripts/setup.sh)"
+export OMP_NUM_THREADS=2
+$PY "$ROOT/scripts/make_corpora.py" "$TMP/d" --scale 0.02 --test 60 --probe 100 >/dev/null 2>"$TMP/err" \
+  || { bad "make_corpora.py: $(tail -2 "$TMP/err")"; summary; exit 1; }
+D=$TMP/d
+FT=("$BIN" eval finetune --train "$D/probe" --test "$D/test" --crops 1)
+
+# the loss goes down, both modes (a fixed rate: no choosing)
+for mode in classifier all; do
+  lr=0.1; [ $mode = classifier ] && lr=0.5 # a random body under N(0, 0.01) layers, halved 15 times
+  "${FT[@]}" --weights random:vgg-s32 --mode $mode --labels-per-class 6 --epochs 12 --lr $lr --batch-size 30 \
+    --out "$TMP/$mode" --json "$TMP/$mode.json" >"$TMP/$mode.log" 2>&1 || bad "$mode: $(tail -2 "$TMP/$mode.log")"
+  $PY - "$TMP/$mode/finetune.jsonl" "$TMP/$mode.json" <<'PYEOF' && ok || bad "$mode: the loss did not go down"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 12 and all(r["phase"] == "train" for r in rows), rows
+first, last = rows[0]["loss"], min(r["loss"] for r in rows[-3:])
+print(f"loss {first:.4f} -> {last:.4f}")
+assert last < first - 0.02, (first, last)
+res = json.load(open(sys.argv[2]))
+assert res["protocol"] == "finetune" and res["labelled"] == 60 and res["held_out"] == 0 and res["epochs"] == 12
+assert 0 <= res["top1"] <= 1 and res["results"][0]["layer"].endswith("6 per class")
+PYEOF
+done
+
+# the subset: 8 per class, 1 of them held out per class, seeded
+for s in 1 1 2; do
+  "${FT[@]}" --weights random:vgg-s32 --labels-per-class 8 --epochs 1 --seed $s --out "$TMP/subset$s.$RANDOM" \
+    >"$TMP/sub.log" 2>&1 || bad "subset seed $s: $(tail -2 "$TMP/sub.log")"
+done
+$PY - "$TMP" "$D/probe" <<'PYEOF' && ok || bad "labelled subset"
+import glob, os, sys
+import numpy as np
+tmp, probe = sys.argv[1], sys.argv[2]
+# the folder's images in the reader's order (sorted paths), their classes from the sub-folders
+files = sorted(glob.glob(os.path.join(probe, "*", "*.png")))
+cls = np.array([int(os.path.basename(os.path.dirname(f))[5:]) for f in files])
+runs = {}
+for d in filter(os.path.isdir, glob.glob(os.path.join(tmp, "subset*"))):
+    lab, hold = np.load(os.path.join(d, "labelled.npy")), np.load(os.path.join(d, "held_out.npy"))
+    assert np.bincount(cls[lab], minlength=10).tolist() == [8] * 10, np.bincount(cls[lab])
+    assert np.bincount(cls[hold], minlength=10).tolist() == [1] * 10, np.bincount(cls[hold])
+    assert set(hold) <= set(lab) and len(set(lab)) == len(lab)
+    runs.setdefault(os.path.basename(d).split(".")[0], []).append(sorted(lab))
+assert len(runs["subset1"]) == 2 and runs["subset1"][0] == runs["subset1"][1], "the same seed chose differently"
+assert runs["subset1"][0] != runs["subset2"][0], "another seed chose the same subset"
+PYEOF
+
+# choosing the rate: three candidates on the held-out part, then the best
+"${FT[@]}" --weights random:vgg-s32 --labels-per-class 5 --epochs 2 --out "$TMP/choose" --json "$TMP/choose.json" \
+  >"$TMP/choose.log" 2>&1 || bad "choosing: $(tail -2 "$TMP/choose.log")"
+$PY -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+chosen = [r for r in rows if "held_out_top1" in r]
+assert [r["lr"] for r in chosen] == [0.0003, 0.003, 0.03], chosen
+res = json.load(open(sys.argv[2]))
+best = max(chosen, key=lambda r: r["held_out_top1"])
+assert res["lr"] == best["lr"] and res["held_out_top1"] == best["held_out_top1"] and res["held_out"] == 10
+assert [r["lr"] for r in rows if r["phase"] == "train"] == [best["lr"]] * 2
+' "$TMP/choose/finetune.jsonl" "$TMP/choose.json" && ok || bad "the rate was not chosen on the held-out part"
+
+# resume: stopped by SIGTERM, re-run, the same state bytes as an uninterrupted run
+ARGS=(--weights random:vgg-s32 --mode all --labels-per-class 6 --epochs 6 --lr 0.05 --batch-size 20)
+"${FT[@]}" "${ARGS[@]}" --out "$TMP/ref" >"$TMP/ref.log" 2>&1 || bad "reference run: $(tail -2 "$TMP/ref.log")"
+for delay in 2; do
+  out=$TMP/stop$delay
+  "${FT[@]}" "${ARGS[@]}" --out "$out" >"$out.log" 2>&1 &
+  pid=$!
+  sleep $delay
+  kill -TERM $pid 2>/dev/null
+  wait $pid; rc=$?
+  [ $rc -eq 0 ] || [ $rc -eq 130 ] && ok || bad "SIGTERM at ${delay}s: exit $rc: $(tail -2 "$out.log")"
+  [ $rc -eq 0 ] || grep -q "resumes it" "$out.log" && ok || bad "SIGTERM at ${delay}s: no resume hint"
+  "${FT[@]}" "${ARGS[@]}" --out "$out" >>"$out.log" 2>&1 || bad "resume after ${delay}s: $(tail -2 "$out.log")"
+  cmp -s "$TMP/ref/finetune.safetensors" "$out/finetune.safetensors" && ok \
+    || bad "stopped at ${delay}s (exit $rc) and resumed: the state differs from the uninterrupted run's"
+  cmp -s <(cut -d, -f1-5 "$TMP/ref/finetune.jsonl") <(cut -d, -f1-5 "$out/finetune.jsonl") && ok \
+    || bad "resumed at ${delay}s: finetune.jsonl differs"
+done
+
+# a run directory records its result in eval.jsonl; the report shows it beside the scratch baseline
+"$BIN" train --data "$D/balanced" --out "$TMP/run" --epochs 1 --seed 3 >"$TMP/run.log" 2>&1 || bad "train: $(tail -2 "$TMP/run.log")"
+"${FT[@]}" --weights "$TMP/run" --labels-per-class 5 --epochs 2 --lr 0.01 >"$TMP/rec.log" 2>&1 || bad "run: $(tail -2 "$TMP/rec.log")"
+"${FT[@]}" --weights random:vgg-s32 --labels-per-class 5 --epochs 2 --lr 0.01 --record "$TMP/run" >>"$TMP/rec.log" 2>&1 \
+  || bad "baseline: $(tail -2 "$TMP/rec.log")"
+[ "$(grep -c '"protocol":"finetune"' "$TMP/run/eval.jsonl")" = 2 ] && ok || bad "eval.jsonl: $(cat "$TMP/run/eval.jsonl")"
+"$BIN" report --run "$TMP/run" --out "$TMP/report.html" >/dev/null 2>&1 || bad "report failed"
+grep -q "classifier, 5 per class" "$TMP/report.html" && ok || bad "the report has no fine-tuning row"
+
+# bad input: a clear error naming the problem, the usage exit, nothing written over
+err() { # expected-message args...
+  local want=$1; shift
+  "$BIN" eval finetune "$@" >"$TMP/bad.out" 2>"$TMP/bad.err"; local rc=$?
+  [ $rc -eq 2 ] && grep -q -- "$want" "$TMP/bad.err" && ok || bad "'$*': exit $rc, $(cat "$TMP/bad.err") (wanted: $want)"
+}
+err "has no labels" --weights random:vgg-s32 --train "$D/balanced" --test "$D/test"
+err "class 0 has only 10 training images" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --labels-per-class 11
+mkdir -p "$TMP/half"; for c in 0 1 2 3 4; do cp -r "$D/probe/class0$c" "$TMP/half/"; done
+err "class 5 (image" --weights random:vgg-s32 --train "$TMP/half" --test "$D/test"
+err "give --lr, or more labels" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --labels-per-class 1
+err "give one of them" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --labels-per-class 2 --label-fraction 0.5
+err "--mode" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --mode everything
+cp "$TMP/ref/finetune.safetensors" "$TMP/ref.keep"
+err "holds another fine-tuning job" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --labels-per-class 3 --out "$TMP/ref"
+cmp -s "$TMP/ref.keep" "$TMP/ref/finetune.safetensors" && ok || bad "a refused job changed the directory's state"
+summary
