@@ -3,7 +3,8 @@
 # (scripts/make_corpora.py's probe and test sets): the loss goes down in
 # both modes; the labelled subset is balanced, seeded and its held-out part
 # inside it; a stopped run resumes to the same bytes; the JSON, eval.jsonl
-# and report conventions; bad input gets a clear error and a usage exit.
+# and report conventions; multi-label targets (BCE, mAP); bad input gets a
+# clear error and a usage exit.
 . "$(dirname "$0")/lib.sh" finetune
 need_fmnist
 ROOT=${DC_TEST_ROOT:?run through tests/run.sh}
@@ -98,6 +99,34 @@ done
 "$BIN" report --run "$TMP/run" --out "$TMP/report.html" >/dev/null 2>&1 || bad "report failed"
 grep -q "classifier, 5 per class" "$TMP/report.html" && ok || bad "the report has no fine-tuning row"
 
+# multi-label data: targets from .npy files (tops, footwear, odd class; a few ignored), BCE and mAP
+$PY - "$D" "$TMP" <<'PYEOF' || bad "could not write the multi-label targets"
+import glob, os, sys
+import numpy as np
+d, tmp = sys.argv[1], sys.argv[2]
+rng = np.random.default_rng(0)
+for name in ("probe", "test"):
+    cls = np.array([int(os.path.basename(os.path.dirname(f))[5:]) for f in sorted(glob.glob(f"{d}/{name}/*/*.png"))])
+    t = np.stack([np.isin(cls, [0, 2, 4, 6]), np.isin(cls, [5, 7, 9]), cls % 2 == 1], 1).astype(np.uint8)
+    t[rng.random(t.shape) < 0.05] = 255
+    np.save(f"{tmp}/{name}-multi.npy", t)
+np.save(f"{tmp}/bad-rows.npy", np.zeros((7, 3), np.int32))
+np.save(f"{tmp}/bad-value.npy", np.full((100, 3), 3, np.int32))
+PYEOF
+MULTI=(--train-labels "$TMP/probe-multi.npy" --test-labels "$TMP/test-multi.npy")
+"${FT[@]}" --weights random:vgg-s32 --mode all "${MULTI[@]}" --epochs 10 --lr 0.05 --batch-size 25 --out "$TMP/multi" \
+  --json "$TMP/multi.json" >"$TMP/multi.log" 2>&1 || bad "multi-label: $(tail -2 "$TMP/multi.log")"
+$PY - "$TMP/multi/finetune.jsonl" "$TMP/multi.json" <<'PYEOF' && ok || bad "multi-label run"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 10 and "accuracy" not in rows[0]
+print(f"multi-label loss {rows[0]['loss']:.4f} -> {rows[-1]['loss']:.4f}")
+assert rows[-1]["loss"] < rows[0]["loss"] - 0.05, rows
+res = json.load(open(sys.argv[2]))
+assert 0 < res["map"] <= 1 and "top1" not in res and res["results"][0]["map"] == res["map"], res
+PYEOF
+grep -q "^final *0\.[0-9]\{4\}$" "$TMP/multi.log" && ok || bad "multi-label: no mAP line"
+
 # bad input: a clear error naming the problem, the usage exit, nothing written over
 err() { # expected-message args...
   local want=$1; shift
@@ -110,6 +139,10 @@ mkdir -p "$TMP/half"; for c in 0 1 2 3 4; do cp -r "$D/probe/class0$c" "$TMP/hal
 err "class 5 (image" --weights random:vgg-s32 --train "$TMP/half" --test "$D/test"
 err "give --lr, or more labels" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --labels-per-class 1
 err "give one of them" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --labels-per-class 2 --label-fraction 0.5
+err "both --train-labels and --test-labels" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --train-labels "$TMP/probe-multi.npy"
+err "expected an array (100, classes)" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --train-labels "$TMP/bad-rows.npy" --test-labels "$TMP/test-multi.npy"
+err "value 3 at image 0, class 0" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --train-labels "$TMP/bad-value.npy" --test-labels "$TMP/test-multi.npy"
+err "needs single-label data" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" "${MULTI[@]}" --labels-per-class 3
 err "--mode" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --mode everything
 cp "$TMP/ref/finetune.safetensors" "$TMP/ref.keep"
 err "holds another fine-tuning job" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --labels-per-class 3 --out "$TMP/ref"

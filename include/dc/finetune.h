@@ -36,12 +36,21 @@ typedef struct dc_finetune_config {
     const char *weights;     /* a run, a .safetensors, or random:<preset>  */
     const char *train;       /* labelled training images                    */
     const char *test;        /* labelled test images                        */
+    const char *train_labels, *test_labels; /* multi-label data (both or
+                                neither): .npy arrays (N, C) aligned with the
+                                sets' images, 1 present, 0 absent, -1 or 255
+                                ignored (VOC's "difficult"); then the loss
+                                is the binary cross-entropy summed over the
+                                classes and the score the mean average
+                                precision, as eval_voc_classif.py       */
     const char *out;         /* NULL: no checkpoints; else a directory where
                                 the state is written after every epoch and
                                 a rerun of the same job resumes            */
     dc_finetune_mode mode;
-    int labels_per_class;    /* > 0: that many labelled images per class   */
-    double label_fraction;   /* > 0: that share of each class (else all)   */
+    int labels_per_class;    /* > 0: that many labelled images per class
+                                (single-label data only)                   */
+    double label_fraction;   /* > 0: that share of each class (multi-label:
+                                of the images; else all)                   */
     int epochs;              /* 0: scaled to the labelled set (stated)     */
     double lr;               /* 0: chosen on the held-out part from the
                                 mode's rate × {0.1, 1, 10}                 */
@@ -60,9 +69,13 @@ void dc_finetune_config_defaults(dc_finetune_config *c);
 
 typedef struct dc_finetune_result {
     double top1, top5;       /* test set, averaged over the crops (top5 -1
-                                with 5 classes or fewer)                   */
-    double lr, val_top1;     /* the rate used and its held-out accuracy (-1
-                                when --lr was given)                       */
+                                with 5 classes or fewer; both -1 for
+                                multi-label data)                          */
+    double map;              /* multi-label: mean average precision over the
+                                classes (-1 for single-label data)         */
+    double lr, val_top1;     /* the rate used and its held-out accuracy
+                                (mAP for multi-label data; -1 when --lr was
+                                given)                                     */
     double loss;             /* the last epoch's mean training loss        */
     int epochs, nclasses, batch;
     int64_t labelled, trained, held_out, tested;
@@ -102,6 +115,16 @@ void dc_finetuner_free(dc_finetuner *f);
 /// loss; *correct: top-1 hits.
 void dc_finetuner_step(dc_finetuner *f, const float *x, const int32_t *y, int N, float lr, int dropout,
                        double *loss, int *correct);
+/// As dc_finetuner_step for multi-label targets t (N, nclasses): 1
+/// present, 0 absent, -1 ignored; the loss is the binary cross-entropy with
+/// logits summed over the classes not ignored, divided by N (the
+/// original's), *loss that value.
+void dc_finetuner_step_multi(dc_finetuner *f, const float *x, const int8_t *t, int N, float lr, int dropout,
+                             double *loss);
+/// Average precision of `score` (n) for the binary targets t (1, 0; -1
+/// ignored), as scikit-learn's average_precision_score: tied scores form
+/// one threshold. -1 when no target is positive.
+double dc_average_precision(const float *score, const int8_t *t, int64_t n, int64_t stride);
 /// Logits (N, nclasses) of x in evaluation mode into out.
 void dc_finetuner_logits(dc_finetuner *f, const float *x, int N, float *out);
 

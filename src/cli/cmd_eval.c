@@ -401,6 +401,10 @@ static int eval_finetune(int argc, char **argv)
         {"weights", NULL, DC_OPT_STRING, &c.weights, 0, 0, NULL, 1, "W", "RUN directory, weights .safetensors, or random:<preset> (the scratch baseline)"},
         {"train", NULL, DC_OPT_STRING, &c.train, 0, 0, NULL, 1, "SRC", "labelled training images (IDX with labels, CIFAR, class folders, pack)"},
         {"test", NULL, DC_OPT_STRING, &c.test, 0, 0, NULL, 1, "SRC", "labelled test images (as --train)"},
+        {"train-labels", NULL, DC_OPT_STRING, &c.train_labels, 0, 0, NULL, 0, "Y.npy",
+         "multi-label data: (N, C) targets of --train's images, 1 present, 0 absent, -1 or 255 ignored; the loss is "
+         "then binary cross-entropy and the score mAP (with --test-labels)"},
+        {"test-labels", NULL, DC_OPT_STRING, &c.test_labels, 0, 0, NULL, 0, "Y.npy", "the same for --test's images"},
         {"mode", NULL, DC_OPT_CHOICE, &mode, 0, 0, "classifier|all", 0, "M",
          "classifier: the body frozen, the classifier MLP re-initialised and trained (eval_voc_classif.py --fc6_8); "
          "all: every layer (eval_pretrain.py)"},
@@ -426,7 +430,7 @@ static int eval_finetune(int argc, char **argv)
     int code;
     if (!dc_cli_parse(&a, "eval finetune", "--weights W --train SRC --test SRC [options]",
                       "Fine-tuning: the network trained with labels on a classification task, starting from W;\n"
-                      "top-1/top-5 on the test set averaged over ten crops.",
+                      "top-1/top-5 (multi-label: mAP) on the test set, logits summed over ten crops.",
                       opts, (int)(sizeof opts / sizeof opts[0]), 0, argc, argv, &code))
         return code;
     dc_cli_set_threads(threads);
@@ -440,8 +444,13 @@ static int eval_finetune(int argc, char **argv)
         return 130;
     }
     if (s == DC_OK) {
-        printf("%-8s %8s %8s\n", "layer", "top1", "top5");
-        printf("%-8s %8.4f %8.4f\n", "final", r.top1, r.top5);
+        if (r.map >= 0) {
+            printf("%-8s %8s\n", "layer", "mAP");
+            printf("%-8s %8.4f\n", "final", r.map);
+        } else {
+            printf("%-8s %8s %8s\n", "layer", "top1", "top5");
+            printf("%-8s %8.4f %8.4f\n", "final", r.top1, r.top5);
+        }
         fflush(stdout);
         cJSON *res = cJSON_CreateObject();
         cJSON_AddStringToObject(res, "protocol", "finetune");
@@ -456,13 +465,15 @@ static int eval_finetune(int argc, char **argv)
         else snprintf(setting, sizeof setting, "%s, all labels", mode);
         cJSON *row = cJSON_CreateObject();
         cJSON_AddStringToObject(row, "layer", setting);
-        cJSON_AddNumberToObject(row, "top1", r.top1);
+        if (r.top1 >= 0) cJSON_AddNumberToObject(row, "top1", r.top1);
         if (r.top5 >= 0) cJSON_AddNumberToObject(row, "top5", r.top5);
+        if (r.map >= 0) cJSON_AddNumberToObject(row, "map", r.map);
         cJSON_AddNumberToObject(row, "lr", r.lr);
         cJSON_AddItemToArray(cJSON_AddArrayToObject(res, "results"), row);
         cJSON_AddStringToObject(res, "layer", setting);
-        cJSON_AddNumberToObject(res, "top1", r.top1);
+        if (r.top1 >= 0) cJSON_AddNumberToObject(res, "top1", r.top1);
         if (r.top5 >= 0) cJSON_AddNumberToObject(res, "top5", r.top5);
+        if (r.map >= 0) cJSON_AddNumberToObject(res, "map", r.map);
         cJSON_AddNumberToObject(res, "lr", r.lr);
         if (r.val_top1 >= 0) cJSON_AddNumberToObject(res, "held_out_top1", r.val_top1);
         cJSON_AddNumberToObject(res, "labels_per_class", c.labels_per_class);

@@ -159,16 +159,19 @@ static void head_forward(dc_finetuner *f, const float *body, int N)
     dc_linear_forward(f->logits, f->feat, f->hw, f->hb, N, F, C);
 }
 
-void dc_finetuner_step(dc_finetuner *f, const float *x, const int32_t *y, int N, float lr, int dropout,
-                       double *loss, int *correct)
+/* The forward pass of a training step: the body in the mode's way, the
+ * ReLU, the top layer (into f->logits). */
+static void step_forward(dc_finetuner *f, const float *x, int N, int dropout)
+{
+    int mode = f->mode == DC_FINETUNE_ALL ? 1 : dropout ? DC_FORWARD_DROPOUT : DC_FORWARD_FROZEN;
+    head_forward(f, dc_model_forward(f->m, x, N, mode), N);
+}
+
+/* The rest of a step from f->dlogits: backward, clipping, SGD. */
+static void step_backward(dc_finetuner *f, int N, float lr)
 {
     dc_model *m = f->m;
     int F = m->feat_dim, C = f->nclasses;
-    int mode = f->mode == DC_FINETUNE_ALL ? 1 : dropout ? DC_FORWARD_DROPOUT : DC_FORWARD_FROZEN;
-    head_forward(f, dc_model_forward(m, x, N, mode), N);
-    *loss = dc_softmax_xent_forward(f->probs, correct, f->logits, y, N, C) / N;
-    memset(f->dlogits, 0, (size_t)N * C * sizeof(float));
-    dc_softmax_xent_backward(f->dlogits, f->probs, y, N, C, 1.0f / (float)N);
     if (f->mode == DC_FINETUNE_ALL) dc_model_zero_grad(m);
     else each_range(f, zero_range, NULL);
     memset(f->hdw, 0, (size_t)(C * (int64_t)F + C) * sizeof(float));
@@ -195,6 +198,75 @@ void dc_finetuner_step(dc_finetuner *f, const float *x, const int32_t *y, int N,
     f->has_momentum = 1;
 }
 
+void dc_finetuner_step(dc_finetuner *f, const float *x, const int32_t *y, int N, float lr, int dropout,
+                       double *loss, int *correct)
+{
+    int C = f->nclasses;
+    step_forward(f, x, N, dropout);
+    *loss = dc_softmax_xent_forward(f->probs, correct, f->logits, y, N, C) / N;
+    memset(f->dlogits, 0, (size_t)N * C * sizeof(float));
+    dc_softmax_xent_backward(f->dlogits, f->probs, y, N, C, 1.0f / (float)N);
+    step_backward(f, N, lr);
+}
+
+void dc_finetuner_step_multi(dc_finetuner *f, const float *x, const int8_t *t, int N, float lr, int dropout,
+                             double *loss)
+{
+    int C = f->nclasses;
+    step_forward(f, x, N, dropout);
+    double sum = 0;
+    for (int64_t i = 0; i < (int64_t)N * C; i++) {
+        double z = f->logits[i];
+        if (t[i] < 0) {
+            f->dlogits[i] = 0;
+            continue;
+        }
+        /* BCE with logits, stably: max(z, 0) − z·t + log(1 + e^−|z|) */
+        sum += (z > 0 ? z : 0) - z * t[i] + log1p(exp(-fabs(z)));
+        f->dlogits[i] = (float)((1.0 / (1.0 + exp(-z)) - t[i]) / N);
+    }
+    *loss = sum / N;
+    step_backward(f, N, lr);
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+double dc_average_precision(const float *score, const int8_t *t, int64_t n, int64_t stride)
+{
+    /* (score, target) pairs of the scored images, by score descending */
+    float *pairs = dc_xmalloc((size_t)(2 * n + 2) * sizeof(float));
+    int64_t m = 0, pos = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int8_t v = t[i * stride];
+        if (v < 0) continue;
+        pairs[2 * m] = score[i * stride];
+        pairs[2 * m + 1] = (float)v;
+        pos += v;
+        m++;
+    }
+    if (pos == 0) {
+        dc_free(pairs);
+        return -1;
+    }
+    qsort(pairs, (size_t)m, 2 * sizeof(float), cmp_desc);
+    double ap = 0, prev_recall = 0;
+    int64_t tp = 0;
+    for (int64_t i = 0; i < m;) {
+        int64_t j = i;
+        while (j < m && pairs[2 * j] == pairs[2 * i]) tp += pairs[2 * j + 1] > 0, j++;
+        double recall = (double)tp / pos, precision = (double)tp / j;
+        ap += (recall - prev_recall) * precision;
+        prev_recall = recall;
+        i = j;
+    }
+    dc_free(pairs);
+    return ap;
+}
+
 void dc_finetuner_logits(dc_finetuner *f, const float *x, int N, float *out)
 {
     head_forward(f, dc_model_forward(f->m, x, N, 0), N);
@@ -213,6 +285,8 @@ typedef struct {
     int C, in_c, size, resize, nth;
     float min_scale;
     int32_t *lab, *hold; /* the labelled subset (shuffled, per class) and its held-out part */
+    int multi;           /* multi-label data: targets in tm_tr, tm_te (N, C): 1, 0, -1 */
+    int8_t *tm_tr, *tm_te, *tb;
     int64_t nlab, nhold;
     int32_t *train_idx;  /* the phase's training images */
     int64_t ntrain;
@@ -238,6 +312,9 @@ static void job_free(ft_job *j)
     dc_free(j->y);
     dc_free(j->tmp);
     dc_free(j->perm);
+    dc_free(j->tm_tr);
+    dc_free(j->tm_te);
+    dc_free(j->tb);
     if (j->bufs)
         for (int t = 0; t < j->nth; t++) dc_image_buf_free(&j->bufs[t]);
     dc_free(j->bufs);
@@ -247,9 +324,37 @@ static void job_free(ft_job *j)
  * labels_per_class (or label_fraction of them, at least one; else all);
  * of those, the first max(1, round(holdout·n)) held out when the rate is
  * to be chosen. Checks that the test set's classes were all seen. */
+static dc_status select_multi(ft_job *j)
+{
+    const dc_finetune_config *c = j->c;
+    int64_t n = dc_dataset_size(j->dtr);
+    if (c->labels_per_class > 0)
+        return dc_set_error(DC_STATUS_ARG, "--labels-per-class needs single-label data (multi-label: --label-fraction)");
+    j->lab = dc_xmalloc((size_t)n * sizeof *j->lab);
+    j->hold = dc_xmalloc((size_t)n * sizeof *j->hold);
+    for (int64_t i = 0; i < n; i++) j->lab[i] = (int32_t)i;
+    dc_rng r;
+    dc_rng_init(&r, c->seed, DC_RNG_STREAM_EVAL, FT_TAG, 0xffffffu);
+    dc_rng_shuffle_i32(&r, j->lab, (size_t)n);
+    j->nlab = c->label_fraction > 0 ? llround(c->label_fraction * (double)n) : n;
+    if (j->nlab < 1) j->nlab = 1;
+    j->nhold = 0;
+    if (c->lr <= 0) {
+        if (j->nlab < 2)
+            return dc_set_error(DC_STATUS_ARG, "%lld labelled image: choosing the learning rate holds out at least one "
+                                "and trains on the rest (give --lr, or more labels)", (long long)j->nlab);
+        j->nhold = llround(c->holdout * (double)j->nlab);
+        if (j->nhold < 1) j->nhold = 1;
+        if (j->nhold >= j->nlab) j->nhold = j->nlab - 1;
+        memcpy(j->hold, j->lab, (size_t)j->nhold * sizeof *j->hold);
+    }
+    return DC_OK;
+}
+
 static dc_status select_labels(ft_job *j)
 {
     const dc_finetune_config *c = j->c;
+    if (j->multi) return select_multi(j);
     const int32_t *ytr = dc_dataset_labels(j->dtr), *yte = dc_dataset_labels(j->dte);
     int64_t ntr = dc_dataset_size(j->dtr), nte = dc_dataset_size(j->dte);
     int C = j->C;
@@ -312,13 +417,12 @@ static dc_status select_labels(ft_job *j)
  * part when choosing the rate. */
 static void phase_images(ft_job *j, int choosing)
 {
+    uint8_t *held = dc_xcalloc((size_t)dc_dataset_size(j->dtr), 1);
+    for (int64_t q = 0; choosing && q < j->nhold; q++) held[j->hold[q]] = 1;
     j->ntrain = 0;
-    for (int64_t i = 0; i < j->nlab; i++) {
-        int held = 0;
-        if (choosing) /* hold is a subsequence of lab */
-            for (int64_t q = 0; q < j->nhold && !held; q++) held = j->hold[q] == j->lab[i];
-        if (!held) j->train_idx[j->ntrain++] = j->lab[i];
-    }
+    for (int64_t i = 0; i < j->nlab; i++)
+        if (!held[j->lab[i]]) j->train_idx[j->ntrain++] = j->lab[i];
+    dc_free(held);
 }
 
 /* Inputs of images idx[0..n) into j->x: the training transform without the
@@ -376,6 +480,23 @@ static dc_status score(ft_job *j, dc_dataset *d, const int32_t *idx, int64_t n, 
             dc_finetuner_logits(&j->f, j->x, nb, lg);
             for (int64_t i = 0; i < (int64_t)nb * C; i++) acc[b0 * C + i] += lg[i];
         }
+    if (j->multi) { /* the mean over the classes of the average precision */
+        const int8_t *tm = d == j->dtr ? j->tm_tr : j->tm_te;
+        int8_t *t = dc_xmalloc((size_t)n * C + 1);
+        for (int64_t i = 0; i < n; i++) memcpy(t + i * C, tm + (int64_t)idx[i] * C, (size_t)C);
+        double sum = 0;
+        int classes = 0;
+        for (int q = 0; s == DC_OK && q < C; q++) {
+            double ap = dc_average_precision(acc + q, t + q, n, C);
+            if (ap >= 0) sum += ap, classes++;
+        }
+        *top1 = classes ? sum / classes : 0;
+        *top5 = -1;
+        dc_free(t);
+        dc_free(acc);
+        dc_free(lg);
+        return s;
+    }
     const int32_t *y = dc_dataset_labels(d);
     int64_t h1 = 0, h5 = 0;
     for (int64_t i = 0; s == DC_OK && i < n; i++) {
@@ -404,9 +525,10 @@ typedef struct {
 static void job_key(const ft_job *j, char *buf, size_t n)
 {
     const dc_finetune_config *c = j->c;
-    snprintf(buf, n, "weights=%s train=%s test=%s mode=%d labels_per_class=%d label_fraction=%.17g epochs=%d "
+    snprintf(buf, n, "weights=%s train=%s test=%s train_labels=%s test_labels=%s mode=%d labels_per_class=%d label_fraction=%.17g epochs=%d "
                      "lr=%.17g holdout=%.17g crops=%d batch=%d sobel=%d seed=%llu",
-             c->weights, c->train, c->test, (int)c->mode, c->labels_per_class, c->label_fraction, c->epochs, c->lr,
+             c->weights, c->train, c->test, c->train_labels ? c->train_labels : "-",
+             c->test_labels ? c->test_labels : "-", (int)c->mode, c->labels_per_class, c->label_fraction, c->epochs, c->lr,
              c->holdout, c->crops, c->batch, c->sobel, (unsigned long long)c->seed);
 }
 
@@ -506,24 +628,71 @@ static double rate_at(const ft_job *j, double lr, int epoch, int epochs, int64_t
     return lr * pow(0.5, (double)(t / every));
 }
 
+/* Multi-label targets from a .npy (rows, C) of 1 / 0 / -1 or 255 (any
+ * integer or float dtype) into int8 1 / 0 / -1; C must equal want_c when
+ * that is nonzero. */
+static dc_status load_multi(const char *path, const char *opt, int64_t rows, int want_c, int8_t **out, int *c_out)
+{
+    dc_array a;
+    dc_status s = dc_npy_read(path, &a);
+    if (s != DC_OK) return s;
+    if (a.ndim != 2 || a.shape[0] != rows || a.shape[1] < 1 || (want_c && a.shape[1] != want_c)) {
+        s = dc_set_error(DC_STATUS_ARG, "%s %s: expected an array (%lld, %s), one row of class targets per image, "
+                         "got %d dimensions (%lld, %lld)", opt, path, (long long)rows,
+                         want_c ? "the training labels' columns" : "classes", a.ndim, (long long)a.shape[0],
+                         (long long)(a.ndim > 1 ? a.shape[1] : 0));
+        dc_array_free(&a);
+        return s;
+    }
+    int64_t n = rows * a.shape[1];
+    int8_t *t = dc_xmalloc((size_t)n + 1);
+    for (int64_t i = 0; i < n && s == DC_OK; i++) {
+        double v = a.dtype == DC_DTYPE_F32 ? ((const float *)a.data)[i]
+                   : a.dtype == DC_DTYPE_I32 ? ((const int32_t *)a.data)[i]
+                   : a.dtype == DC_DTYPE_I64 ? (double)((const int64_t *)a.data)[i]
+                   : a.dtype == DC_DTYPE_U8  ? ((const uint8_t *)a.data)[i]
+                                             : NAN;
+        if (v == 1) t[i] = 1;
+        else if (v == 0) t[i] = 0;
+        else if (v == -1 || v == 255) t[i] = -1;
+        else
+            s = dc_set_error(DC_STATUS_ARG, "%s %s: value %g at image %lld, class %lld (expected 1 present, 0 absent, "
+                             "-1 or 255 ignored)", opt, path, v, (long long)(i / a.shape[1]),
+                             (long long)(i % a.shape[1]));
+    }
+    if (s == DC_OK) *c_out = (int)a.shape[1];
+    if (s == DC_OK) *out = t;
+    else dc_free(t);
+    dc_array_free(&a);
+    return s;
+}
+
 static dc_status job_open(ft_job *j)
 {
     const dc_finetune_config *c = j->c;
     dc_status s = dc_dataset_open(c->train, NULL, &j->dtr);
     if (s == DC_OK) s = dc_dataset_open(c->test, NULL, &j->dte);
     if (s != DC_OK) return s;
-    if (!dc_dataset_labels(j->dtr))
+    j->multi = c->train_labels || c->test_labels;
+    if (j->multi && !(c->train_labels && c->test_labels))
+        return dc_set_error(DC_STATUS_ARG, "multi-label data needs both --train-labels and --test-labels");
+    if (j->multi) {
+        if ((s = load_multi(c->train_labels, "--train-labels", dc_dataset_size(j->dtr), 0, &j->tm_tr, &j->C)) ||
+            (s = load_multi(c->test_labels, "--test-labels", dc_dataset_size(j->dte), j->C, &j->tm_te, &j->C)))
+            return s;
+    }
+    if (!j->multi && !dc_dataset_labels(j->dtr))
         return dc_set_error(DC_STATUS_ARG, "--train %s has no labels (IDX with its labels file, CIFAR, or a folder "
                             "of class sub-folders)", c->train);
-    if (!dc_dataset_labels(j->dte))
+    if (!j->multi && !dc_dataset_labels(j->dte))
         return dc_set_error(DC_STATUS_ARG, "--test %s has no labels (IDX with its labels file, CIFAR, or a folder "
                             "of class sub-folders)", c->test);
     j->in_c = dc_dataset_channels(j->dtr);
     if (dc_dataset_channels(j->dte) != j->in_c)
         return dc_set_error(DC_STATUS_ARG, "--train has %d-channel images, --test %d-channel ones", j->in_c,
                             dc_dataset_channels(j->dte));
-    j->C = dc_dataset_nclasses(j->dtr);
-    if (j->C < 2) return dc_set_error(DC_STATUS_ARG, "--train %s has a single class", c->train);
+    if (!j->multi) j->C = dc_dataset_nclasses(j->dtr);
+    if (j->C < 2 && !j->multi) return dc_set_error(DC_STATUS_ARG, "--train %s has a single class", c->train);
     if ((s = select_labels(j)) != DC_OK) return s;
     if ((s = open_network(j)) != DC_OK) return s;
     j->size = j->m.preset->input;
@@ -542,9 +711,10 @@ static dc_status job_open(ft_job *j)
     j->tmp = dc_malloc(j->ntmp * j->nth * sizeof(float), "transform scratch");
     j->x = dc_malloc((size_t)B * j->in_c * j->size * j->size * sizeof(float), "fine-tuning batch");
     j->y = dc_malloc((size_t)B * sizeof(int32_t), "fine-tuning labels");
+    j->tb = dc_malloc((size_t)B * j->C + 1, "fine-tuning targets");
     j->train_idx = dc_malloc((size_t)(j->nlab + 1) * sizeof(int32_t), "fine-tuning images");
     j->perm = dc_malloc((size_t)(j->nlab + 1) * sizeof(int32_t), "fine-tuning order");
-    if (!j->tmp || !j->x || !j->y || !j->train_idx || !j->perm) return DC_STATUS_NOMEM;
+    if (!j->tmp || !j->x || !j->y || !j->tb || !j->train_idx || !j->perm) return DC_STATUS_NOMEM;
     return DC_OK;
 }
 
@@ -623,12 +793,17 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
             for (int64_t st = p.step; st < steps && s == DC_OK; st++) {
                 const int32_t *idx = j.perm + st * B;
                 if ((s = load_batch(&j, j.dtr, idx, B, -1, key)) != DC_OK) break;
-                const int32_t *yl = dc_dataset_labels(j.dtr);
-                for (int i = 0; i < B; i++) j.y[i] = yl[idx[i]];
                 double loss;
-                int hits;
+                int hits = 0;
                 float rate = (float)rate_at(&j, lr, e, epochs, (int64_t)e * steps + st, total);
-                dc_finetuner_step(&j.f, j.x, j.y, B, rate, 1, &loss, &hits);
+                if (j.multi) {
+                    for (int i = 0; i < B; i++) memcpy(j.tb + (int64_t)i * j.C, j.tm_tr + (int64_t)idx[i] * j.C, (size_t)j.C);
+                    dc_finetuner_step_multi(&j.f, j.x, j.tb, B, rate, 1, &loss);
+                } else {
+                    const int32_t *yl = dc_dataset_labels(j.dtr);
+                    for (int i = 0; i < B; i++) j.y[i] = yl[idx[i]];
+                    dc_finetuner_step(&j.f, j.x, j.y, B, rate, 1, &loss, &hits);
+                }
                 p.loss_sum += loss * B;
                 p.hits += hits;
                 p.seen += B;
@@ -643,7 +818,7 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
             }
             if (s != DC_OK) break;
             last_loss = p.seen ? p.loss_sum / p.seen : 0;
-            double acc = p.seen ? (double)p.hits / p.seen : 0;
+            double acc = j.multi ? -1 : p.seen ? (double)p.hits / p.seen : 0;
             if (!isfinite(last_loss)) {
                 dc_log_warn("rate %g diverged (loss %g) in epoch %d", lr, last_loss, e);
                 if (!cand) {
@@ -651,8 +826,12 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
                     break;
                 }
             }
-            dc_log_info("%s lr %g, epoch %d/%d: loss %.4f, training accuracy %.4f", cand ? "choosing:" : "training:",
-                        lr, e + 1, epochs, last_loss, acc);
+            if (j.multi)
+                dc_log_info("%s lr %g, epoch %d/%d: loss %.4f", cand ? "choosing:" : "training:", lr, e + 1, epochs,
+                            last_loss);
+            else
+                dc_log_info("%s lr %g, epoch %d/%d: loss %.4f, training accuracy %.4f", cand ? "choosing:" : "training:",
+                            lr, e + 1, epochs, last_loss, acc);
             p.phase = ph;
             p.epoch = e + 1;
             p.step = 0;
@@ -664,7 +843,7 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
                 if (!isfinite(last_loss)) t1 = -1;
                 else if ((s = score(&j, j.dtr, j.hold, j.nhold, 1, &t1, &t5)) != DC_OK) break;
                 p.val[ph] = t1;
-                dc_log_info("rate %g: held-out accuracy %.4f", lr, t1);
+                dc_log_info("rate %g: held-out %s %.4f", lr, j.multi ? "mAP" : "accuracy", t1);
                 p.phase = ph + 1; /* the next phase starts afresh */
                 p.epoch = 0;
                 e = epochs;
@@ -676,7 +855,7 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
                 cJSON_AddNumberToObject(line, "lr", lr);
                 cJSON_AddNumberToObject(line, "epoch", p.phase == ph ? p.epoch - 1 : epochs - 1);
                 cJSON_AddNumberToObject(line, "loss", isfinite(last_loss) ? last_loss : -1);
-                cJSON_AddNumberToObject(line, "accuracy", acc);
+                if (!j.multi) cJSON_AddNumberToObject(line, "accuracy", acc);
                 if (cand && p.phase == ph + 1) cJSON_AddNumberToObject(line, "held_out_top1", p.val[ph]);
                 s = dc_json_append_line(j.log, line);
                 cJSON_Delete(line);
@@ -689,6 +868,8 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
         int32_t *all = dc_xmalloc((size_t)nte * sizeof *all);
         for (int64_t i = 0; i < nte; i++) all[i] = (int32_t)i;
         s = score(&j, j.dte, all, nte, c->crops, &r->top1, &r->top5);
+        r->map = -1;
+        if (j.multi) r->map = r->top1, r->top1 = r->top5 = -1;
         dc_free(all);
         r->lr = lr_used;
         r->val_top1 = -1;

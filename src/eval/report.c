@@ -535,7 +535,7 @@ static void section_evals(sbuf *b, const cJSON *evals)
                      "</section>\n");
         return;
     }
-    static const char *metrics[] = {"nmi", "ari", "acc", "top1", "top5"};
+    static const char *metrics[] = {"nmi", "ari", "acc", "top1", "top5", "map"};
     sb_printf(b, "<table class=\"ev\"><tr><th>protocol</th><th>layer</th><th>metric</th><th>this run</th>"
                  "<th>random network</th><th>raw pixels</th><th>weights</th></tr>\n");
     const cJSON *e;
@@ -546,7 +546,7 @@ static void section_evals(sbuf *b, const cJSON *evals)
         cJSON_ArrayForEach(row, rows) {
             const char *layer = str(row, "layer");
             if (superseded(e, w, proto, layer)) continue;
-            for (int mi = 0; mi < 5; mi++) {
+            for (int mi = 0; mi < 6; mi++) {
                 double v = num(row, metrics[mi]);
                 if (!isfinite(v)) continue;
                 const char *rw = NULL;
