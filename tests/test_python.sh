@@ -13,13 +13,13 @@ B=$(dirname "$BIN")
 LIBSO=$(ls "$B"/libdeepercluster.so.*.*.* 2>/dev/null | head -1)
 [ -n "$LIBSO" ] || { bad "no libdeepercluster.so in $B"; summary; exit; }
 export DEEPERCLUSTER_LIB=$(realpath "$LIBSO") OMP_NUM_THREADS=2
-sel=() want=14
+sel=() want=15
 case "$B" in
   *asan*) # the interpreter is not built with the sanitizers: load their runtimes first; the
     # library's calls from Python checked, not the slow end-to-end runs (the release build's)
     export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
     export ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0
-    sel=(-k "not ctrl_c and not pytorch") want=12
+    sel=(-k "not ctrl_c and not pytorch") want=13
     echo "under the sanitizers: every test but the Ctrl-C and PyTorch ones (run by the release build)" ;;
 esac
 PYTHONPATH=$PWD/python PYTHONDONTWRITEBYTECODE=1 DC_TEST_BIN=$(realpath "$BIN") \

@@ -87,6 +87,13 @@ typedef struct dc_finetune_result {
 /// *c->stop is set (state saved when c->out is given).
 dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r);
 
+/// `deepercluster eval finetune`'s options as argv (without the command:
+/// "--weights", "W", "--train", …), parsed by the program's table (a bad
+/// value: DC_STATUS_ARG with its message), then dc_finetune_run, stopping
+/// once *stop is nonzero (NULL: never; dc_stop_flag_new makes one). For
+/// callers without the C structs (the Python package).
+dc_status dc_finetune_main(int argc, char **argv, dc_stop_flag *stop, dc_finetune_result *r);
+
 /* ------------------------------------------------------------------------ */
 /* The fine-tuning step, for callers that bring their own batches (tests)   */
 /* ------------------------------------------------------------------------ */

@@ -28,7 +28,7 @@ import numpy as np
 from . import _lib
 from ._lib import DeeperClusterError, check, enc, ptr, lib
 
-__all__ = ["train", "features", "inputs", "kmeans", "pca_whiten", "metrics", "eval_clusters", "eval_linear",
+__all__ = ["train", "finetune", "features", "inputs", "kmeans", "pca_whiten", "metrics", "eval_clusters", "eval_linear",
            "eval_knn", "load_weights", "DeeperClusterError", "version", "library_path"]
 
 library_path = _lib.path
@@ -39,12 +39,90 @@ def version():
     return lib.dc_version().decode()
 
 
-def _opt_value(key, v):
+def _opt_value(what, key, v):
     if isinstance(v, bool):
         return "1" if v else "0"
     if isinstance(v, (str, bytes, os.PathLike, int, float, np.integer, np.floating)):
         return os.fsdecode(v) if isinstance(v, (bytes, os.PathLike)) else str(v)
-    raise TypeError(f"train: option {key}={v!r}: expected a number, a string or a path")
+    raise TypeError(f"{what}: option {key}={v!r}: expected a number, a string or a path")
+
+
+def _option_args(what, options):
+    args = []
+    for k, v in options.items():
+        if v is None:
+            continue
+        args += ["--" + k.replace("_", "-"), _opt_value(what, k, v)]
+    return args
+
+
+def _stoppable(what, call, args, callback):
+    """Runs call(argc, argv, stop) on a thread of its own, its log lines to
+    `callback` or the logger; Ctrl-C raises the stop flag (the library stops
+    at its next step, saving its state) and KeyboardInterrupt follows; a
+    failure raises the library's message."""
+    argv = (ctypes.c_char_p * len(args))(*[a.encode() for a in args])
+    stop = lib.dc_stop_flag_new()
+    result = {}
+    done = threading.Event()
+
+    def work():
+        try:
+            result["status"] = call(len(args), argv, stop)
+            # the library's error message is per thread: read it on this one
+            result["message"] = (lib.dc_last_error() or b"").decode("utf-8", "replace")
+        finally:
+            done.set()
+
+    interrupted = False
+    with _lib.callback(callback):
+        t = threading.Thread(target=work, name="deepercluster-" + what)
+        t.start()
+        # waiting on an Event, not on Thread.join: a KeyboardInterrupt inside
+        # join() can leave the thread marked finished while it still runs
+        while not done.is_set():
+            try:
+                done.wait(0.1)
+            except KeyboardInterrupt:
+                if not interrupted:
+                    _lib.log.warning("interrupted: stopping at the next step, state saved")
+                    lib.dc_stop_flag_raise(stop, 2)  # SIGINT's number, as the program records it
+                    interrupted = True
+        t.join()
+    lib.dc_stop_flag_free(stop)
+    s = result.get("status", 8)
+    if s == _lib.INTERRUPTED or interrupted:
+        if s not in (0, _lib.INTERRUPTED):
+            name, cls = _lib._STATUS.get(s, ("internal", DeeperClusterError))
+            raise cls(result.get("message") or f"{what}: {name} error (status {s})", name)
+        raise KeyboardInterrupt(result.get("message") or f"{what} stopped")
+    if s != 0:
+        name, cls = _lib._STATUS.get(s, ("internal", DeeperClusterError))
+        raise cls(result.get("message") or f"{what}: {name} error", name)
+
+
+def finetune(weights, train, test, callback=None, **options):
+    """Fine-tunes as ``deepercluster eval finetune --weights W --train TRAIN
+    --test TEST`` with every option of that command as a keyword
+    (``mode="all"``, ``labels_per_class=10``, ``lr=0.01``, ``out="ft"``,
+    ``train_labels="y.npy"``...; see ``deepercluster eval finetune --help``),
+    checked by the library (a bad value raises ValueError with its message).
+    With ``out``, Ctrl-C stops at the next step with the state saved, then
+    raises KeyboardInterrupt; the same call (or the program) resumes it.
+    Returns a dict with the program's JSON keys: top1, top5 (single-label)
+    or map (multi-label), lr, held_out_top1 (when the rate was chosen),
+    labelled, held_out, classes, epochs, batch, loss."""
+    args = ["--weights", os.fsdecode(weights), "--train", os.fsdecode(train), "--test", os.fsdecode(test)]
+    args += _option_args("finetune", options)
+    r = _lib.FinetuneResult()
+    _stoppable("finetune", lambda argc, argv, stop: lib.dc_finetune_main(argc, argv, stop, ctypes.byref(r)), args,
+               callback)
+    out = dict(lr=r.lr, labelled=r.labelled, held_out=r.held_out, classes=r.nclasses, epochs=r.epochs,
+               batch=r.batch, loss=r.loss)
+    for key, v in (("top1", r.top1), ("top5", r.top5), ("map", r.map), ("held_out_top1", r.val_top1)):
+        if v >= 0:
+            out[key] = v
+    return out
 
 
 def train(data, out, callback=None, **options):
@@ -60,48 +138,8 @@ def train(data, out, callback=None, **options):
     same arguments (or the program on the same run directory) resumes it,
     bit-identical to a run never stopped. Returns `out`."""
     args = ["--data", os.fsdecode(data), "--out", os.fsdecode(out)]
-    for k, v in options.items():
-        if v is None:
-            continue
-        args += ["--" + k.replace("_", "-"), _opt_value(k, v)]
-    argv = (ctypes.c_char_p * len(args))(*[a.encode() for a in args])
-    stop = lib.dc_stop_flag_new()
-    result = {}
-    done = threading.Event()
-
-    def work():
-        try:
-            result["status"] = lib.dc_train_main(len(args), argv, stop)
-            # the library's error message is per thread: read it on this one
-            result["message"] = (lib.dc_last_error() or b"").decode("utf-8", "replace")
-        finally:
-            done.set()
-
-    interrupted = False
-    with _lib.callback(callback):
-        t = threading.Thread(target=work, name="deepercluster-train")
-        t.start()
-        # waiting on an Event, not on Thread.join: a KeyboardInterrupt inside
-        # join() can leave the thread marked finished while it still runs
-        while not done.is_set():
-            try:
-                done.wait(0.1)
-            except KeyboardInterrupt:
-                if not interrupted:
-                    _lib.log.warning("interrupted: stopping at the next step with a checkpoint")
-                    lib.dc_stop_flag_raise(stop, 2)  # SIGINT's number, as the program records it
-                    interrupted = True
-        t.join()
-    lib.dc_stop_flag_free(stop)
-    s = result.get("status", 8)
-    if s == _lib.INTERRUPTED or interrupted:
-        if s not in (0, _lib.INTERRUPTED):
-            name, cls = _lib._STATUS.get(s, ("internal", DeeperClusterError))
-            raise cls(result.get("message") or f"train: {name} error (status {s})", name)
-        raise KeyboardInterrupt(result.get("message") or "training stopped")
-    if s != 0:
-        name, cls = _lib._STATUS.get(s, ("internal", DeeperClusterError))
-        raise cls(result.get("message") or f"train: {name} error", name)
+    args += _option_args("train", options)
+    _stoppable("train", lambda argc, argv, stop: lib.dc_train_main(argc, argv, stop), args, callback)
     return out
 
 

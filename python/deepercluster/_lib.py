@@ -87,6 +87,12 @@ class ClusterScores(ctypes.Structure):
     _fields_ = [("nmi", c_dbl), ("ari", c_dbl), ("acc", c_dbl), ("purity", c_dbl)]
 
 
+class FinetuneResult(ctypes.Structure):
+    _fields_ = [("top1", c_dbl), ("top5", c_dbl), ("map", c_dbl), ("lr", c_dbl), ("val_top1", c_dbl),
+                ("loss", c_dbl), ("epochs", c_int), ("nclasses", c_int), ("batch", c_int), ("labelled", c_i64),
+                ("trained", c_i64), ("held_out", c_i64), ("tested", c_i64)]
+
+
 _SIGS = {
     "dc_version": (c_char_p, []),
     "dc_last_error": (c_char_p, []),
@@ -95,6 +101,7 @@ _SIGS = {
     "dc_log_set_hook": (None, [c_void_p, c_void_p]),
     "dc_log_set_level": (None, [c_int]),
     "dc_train_main": (c_int, [c_int, P(c_char_p), c_void_p]),
+    "dc_finetune_main": (c_int, [c_int, P(c_char_p), c_void_p, P(FinetuneResult)]),
     "dc_stop_flag_new": (c_void_p, []),
     "dc_stop_flag_raise": (None, [c_void_p, c_int]),
     "dc_stop_flag_free": (None, [c_void_p]),

@@ -8,6 +8,7 @@
 #include "dc/data.h"
 #include "dc/eval.h"
 #include "dc/finetune.h"
+#include "eval/finetune_options.h"
 #include "dc/io.h"
 #include "dc/train.h"
 
@@ -392,50 +393,21 @@ static dc_status eval_save(const eval_job *e, cJSON *res)
 /* `eval finetune`: the network trained with labels (dc/finetune.h). */
 static int eval_finetune(int argc, char **argv)
 {
-    dc_finetune_config c;
-    dc_finetune_config_defaults(&c);
-    const char *mode = "classifier", *json = NULL, *record = NULL;
-    int threads = 0;
-    int64_t seed = 0;
-    const dc_opt opts[] = {
-        {"weights", NULL, DC_OPT_STRING, &c.weights, 0, 0, NULL, 1, "W", "RUN directory, weights .safetensors, or random:<preset> (the scratch baseline)"},
-        {"train", NULL, DC_OPT_STRING, &c.train, 0, 0, NULL, 1, "SRC", "labelled training images (IDX with labels, CIFAR, class folders, pack)"},
-        {"test", NULL, DC_OPT_STRING, &c.test, 0, 0, NULL, 1, "SRC", "labelled test images (as --train)"},
-        {"train-labels", NULL, DC_OPT_STRING, &c.train_labels, 0, 0, NULL, 0, "Y.npy",
-         "multi-label data: (N, C) targets of --train's images, 1 present, 0 absent, -1 or 255 ignored; the loss is "
-         "then binary cross-entropy and the score mAP (with --test-labels)"},
-        {"test-labels", NULL, DC_OPT_STRING, &c.test_labels, 0, 0, NULL, 0, "Y.npy", "the same for --test's images"},
-        {"mode", NULL, DC_OPT_CHOICE, &mode, 0, 0, "classifier|all", 0, "M",
-         "classifier: the body frozen, the classifier MLP re-initialised and trained (eval_voc_classif.py --fc6_8); "
-         "all: every layer (eval_pretrain.py)"},
-        {"labels-per-class", NULL, DC_OPT_INT, &c.labels_per_class, 0, 1e9, NULL, 0, "N",
-         "train on N labelled images per class, a seeded balanced subset (0: all)"},
-        {"label-fraction", NULL, DC_OPT_DOUBLE, &c.label_fraction, 0, 1, NULL, 0, "F", "or on that share of each class"},
-        {"epochs", NULL, DC_OPT_INT, &c.epochs, 0, 1e6, NULL, 0, "E",
-         "passes over the labelled set (0: 50,000 images' worth, 10 to 200 epochs)"},
-        {"lr", NULL, DC_OPT_DOUBLE, &c.lr, 0, 100, NULL, 0, "LR",
-         "learning rate (0: the mode's, 0.003 or 0.05, times 0.1, 1 or 10, chosen on 10% of the labelled images held out)"},
-        {"crops", NULL, DC_OPT_INT, &c.crops, 1, 10, NULL, 0, "1|10", "test views averaged: TenCrop, or the centre crop"},
-        {"out", NULL, DC_OPT_STRING, &c.out, 0, 0, NULL, 0, "DIR",
-         "write the state after every epoch (finetune.safetensors, finetune.jsonl); the same command resumes"},
-        {"json", NULL, DC_OPT_STRING, &json, 0, 0, NULL, 0, "F.json", "also write the results as JSON"},
-        {"record", NULL, DC_OPT_STRING, &record, 0, 0, NULL, 0, "RUN", "also append the results to RUN/eval.jsonl"},
-        {"sobel", NULL, DC_OPT_INT, &c.sobel, 0, 1, NULL, 0, "0|1", "Sobel stage for random:<preset>"},
-        {"seed", NULL, DC_OPT_I64, &seed, 0, 9.2e18, NULL, 0, "S", "seed (labelled subset, initialisation, crops, dropout)"},
-        {"batch-size", NULL, DC_OPT_INT, &c.batch, 0, 4096, NULL, 0, "B", "images per step (0: 128, or the labelled set when smaller)"},
-        {"threads", NULL, DC_OPT_INT, &threads, 0, 4096, NULL, 0, "T", "threads (0: all cores)"},
-        {"device", NULL, DC_OPT_STRING, &c.device, 0, 0, NULL, 0, "D", "cpu (fine-tuning does not run on the GPU yet)"},
-    };
+    dc_finetune_args fa;
+    dc_finetune_args_defaults(&fa);
+    dc_opt opts[DC_FINETUNE_MAX_OPTS];
+    int nopts = dc_finetune_option_table(&fa, opts, 1);
     dc_args a;
     int code;
     if (!dc_cli_parse(&a, "eval finetune", "--weights W --train SRC --test SRC [options]",
                       "Fine-tuning: the network trained with labels on a classification task, starting from W;\n"
                       "top-1/top-5 (multi-label: mAP) on the test set, logits summed over ten crops.",
-                      opts, (int)(sizeof opts / sizeof opts[0]), 0, argc, argv, &code))
+                      opts, nopts, 0, argc, argv, &code))
         return code;
-    dc_cli_set_threads(threads);
-    c.mode = strcmp(mode, "all") == 0 ? DC_FINETUNE_ALL : DC_FINETUNE_CLASSIFIER;
-    c.seed = (uint64_t)seed;
+    dc_cli_set_threads(fa.threads);
+    dc_finetune_args_finish(&fa);
+    dc_finetune_config c = fa.c;
+    const char *mode = fa.mode, *json = fa.json, *record = fa.record;
     c.stop = dc_cli_stop_flag();
     dc_finetune_result r;
     dc_status s = dc_finetune_run(&c, &r);

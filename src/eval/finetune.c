@@ -441,7 +441,7 @@ static dc_status load_batch(ft_job *j, dc_dataset *d, const int32_t *idx, int n,
         dc_image im;
         dc_status si = dc_dataset_get(d, idx[i], &j->bufs[t], &im);
         if (si != DC_OK) {
-#pragma omp critical(ft_batch)
+#pragma omp critical
             if (s == DC_OK) s = si;
             continue;
         }

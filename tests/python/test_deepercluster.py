@@ -1,7 +1,8 @@
 """The Python package against the program: the same bytes from the same
 inputs (features, k-means, PCA, evaluations, training), runs resumed across
 the two, bad inputs raising the library's message, Ctrl-C leaving a
-checkpoint, and the PyTorch module computing the same features.
+checkpoint, fine-tuning giving the program's figures, and the PyTorch module
+computing the same features.
 
 Run by tests/test_python.sh (DC_TEST_BIN: the program; the package's
 library is the one beside it, through DEEPERCLUSTER_LIB)."""
@@ -326,3 +327,35 @@ def test_pytorch_module_computes_the_same_features(run, test_images):
         with torch.no_grad():
             y = net(torch.from_numpy(dc.inputs(r, test_images[:6]))).numpy()
         assert np.linalg.norm(y - x) / np.linalg.norm(x) < 1e-4
+
+
+@pytest.fixture(scope="session")
+def labelled_folders(tmp_path_factory):
+    """Class folders of Fashion-MNIST test images (PNG): 6 per class to train, 4 to test."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+    import make_corpora
+    x = make_corpora.read_idx(TEST)
+    y = make_corpora.read_idx(f"{FM}/t10k-labels-idx1-ubyte.gz")
+    d = tmp_path_factory.mktemp("folders")
+    tr = np.concatenate([np.flatnonzero(y == c)[:6] for c in range(10)])
+    te = np.concatenate([np.flatnonzero(y == c)[6:10] for c in range(10)])
+    make_corpora.write_folder(str(d / "train"), x[tr], y[tr])
+    make_corpora.write_folder(str(d / "test"), x[te], y[te])
+    return str(d / "train"), str(d / "test")
+
+
+def test_finetune_is_the_programs(labelled_folders, tmp_path):
+    tr, te = labelled_folders
+    opts = dict(labels_per_class=5, epochs=2, crops=1, seed=3, mode="all")
+    j = tmp_path / "f.json"
+    run_cli("eval", "finetune", "--weights", "random:vgg-s32", "--train", tr, "--test", te, *cli_args(opts),
+            "--json", str(j))
+    with open(j) as f:
+        want = json.load(f)
+    got = dc.finetune("random:vgg-s32", tr, te, **opts)
+    for k in ("top1", "top5", "lr", "held_out_top1", "labelled", "held_out", "classes", "epochs", "batch", "loss"):
+        assert got[k] == (pytest.approx(want[k], rel=1e-13) if isinstance(want[k], float) else want[k]), k
+    with pytest.raises(ValueError, match="--labels-per-class 7: class 0 has only 6 training images"):
+        dc.finetune("random:vgg-s32", tr, te, labels_per_class=7)
+    with pytest.raises(ValueError, match="--crops"):
+        dc.finetune("random:vgg-s32", tr, te, crops=11)
