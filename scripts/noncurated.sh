@@ -45,20 +45,16 @@ if [ "$(cat "$D/settings" 2>/dev/null)" != "$want" ]; then
 fi
 size() { $PY -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['n'])" "$D/corpora.json" "$1"; }
 
-# scores of one network into $2.clusters.json (a row per layer) and $2.probe.json
+# scores of one network into $2.clusters.json (eval clusters --layer all)
+# and $2.probe.json (eval linear --layer all)
 score() {
-  local weights=$1 out=$2 seed=$3 l layers
+  local weights=$1 out=$2 seed=$3
   [ -s "$out.probe.json" ] && return 0
   echo "== scoring $weights (seed $seed)" >&2
-  layers=$("$BIN" eval linear --weights "$weights" --train "$D/probe" --test "$D/test" --seed "$seed" \
-             --layer all --json "$out.probe.tmp" 2>"$out.log" | awk '$1 ~ /^conv[0-9]+$/ {print $1}') ||
-    { tail -3 "$out.log" >&2; exit 1; }
-  : >"$out.clusters.tmp"
-  for l in final $layers; do
-    "$BIN" eval clusters --weights "$weights" --data "$D/test" --layer "$l" --seed "$seed" --json "$out.c.json" \
-      >>"$out.log" 2>&1 || { tail -3 "$out.log" >&2; exit 1; }
-    $PY -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$out.c.json" >>"$out.clusters.tmp"
-  done
+  "$BIN" eval clusters --weights "$weights" --data "$D/test" --layer all --seed "$seed" --json "$out.clusters.tmp" \
+    >"$out.log" 2>&1 || { tail -3 "$out.log" >&2; exit 1; }
+  "$BIN" eval linear --weights "$weights" --train "$D/probe" --test "$D/test" --seed "$seed" --layer all \
+    --json "$out.probe.tmp" >>"$out.log" 2>&1 || { tail -3 "$out.log" >&2; exit 1; }
   mv "$out.clusters.tmp" "$out.clusters.json"
   mv "$out.probe.tmp" "$out.probe.json"
 }
@@ -89,7 +85,7 @@ out, epochs, seeds, corpora, methods = sys.argv[1], sys.argv[2], sys.argv[3].spl
 info = json.load(open(os.path.join(out, "data", "corpora.json")))
 
 def load(prefix):
-    rows = [json.loads(l) for l in open(prefix + ".clusters.json") if l.strip()]
+    rows = json.load(open(prefix + ".clusters.json"))["results"]
     final = next(r for r in rows if r["layer"] == "final")
     conv = [r for r in rows if r["layer"] != "final"]
     best = max(conv, key=lambda r: r["nmi"]) if conv else None

@@ -148,6 +148,14 @@ grep -qE "\"pca\":[[:space:]]*$want([,}]|\$)" "$TMP/ec.json" && ok || bad "eval 
   && grep -qE '"pca":[[:space:]]*0([,}]|$)' "$TMP/ep.json" && ok || bad "pixels: raw features expected: $(cat "$TMP/ep.json")"
 "$BIN" eval clusters --weights random:vgg-s32 --data "$TEST" "${EV[@]}" --pca 8 --restarts 3 --json "$TMP/e8.json" >/dev/null 2>&1 \
   && grep -qE '"pca":[[:space:]]*8([,}]|$)' "$TMP/e8.json" && ok || bad "--pca 8: $(cat "$TMP/e8.json")"
+# --layer all: every layer's clusters from one pass, the rows of the one-layer runs
+"$BIN" eval clusters --weights random:vgg-s32 --data "$TEST" "${EV[@]}" --pca 8 --restarts 3 --layer all \
+  --json "$TMP/eall.json" >"$TMP/eall.out" 2>&1 && ok || bad "eval clusters --layer all: $(tail -2 "$TMP/eall.out")"
+[ "$(grep -cE '^(conv[0-9]|final) ' "$TMP/eall.out")" -eq 7 ] && ok || bad "clusters, all: expected 7 rows: $(cat "$TMP/eall.out")"
+"$BIN" eval clusters --weights random:vgg-s32 --data "$TEST" "${EV[@]}" --pca 8 --restarts 3 --layer conv3 >"$TMP/e3.out" 2>&1
+grep -x "$(grep '^conv3 ' "$TMP/e3.out")" "$TMP/eall.out" >/dev/null && grep -x "$(grep '^final ' "$TMP/eall.out")" <(grep '^final ' \
+  <("$BIN" eval clusters --weights random:vgg-s32 --data "$TEST" "${EV[@]}" --pca 8 --restarts 3 2>/dev/null)) >/dev/null \
+  && ok || bad "clusters, all: conv3 or final differ from their own runs"
 "$BIN" eval clusters --weights random:vgg-s32 --data "$TEST" --restarts 0 >"$TMP/r0.out" 2>&1; rc=$?
 [ $rc -eq 2 ] && grep -q -- "--restarts" "$TMP/r0.out" && ok || bad "--restarts 0: exit $rc: $(cat "$TMP/r0.out")"
 grep -q '"protocol":"clusters"' "$TMP/full/eval.jsonl" && ok || bad "no line in RUN/eval.jsonl"

@@ -175,14 +175,15 @@ static int eval_options(eval_job *e, dc_opt *opts)
         opts[no++] = (dc_opt){"k", NULL, DC_OPT_INT, &e->k, 1, 4096, NULL, 0, "K", "neighbours (default 20)"};
         opts[no++] = (dc_opt){"temperature", NULL, DC_OPT_DOUBLE, &e->T, 1e-4, 100, NULL, 0, "T", "vote temperature"};
     }
-    if (e->is_linear) {
+    if (e->is_linear)
         opts[no++] = (dc_opt){"epochs", NULL, DC_OPT_INT, &e->epochs, 1, 1e4, NULL, 0, "E", "probe training epochs"};
+    if (!e->is_knn) {
         opts[no++] = (dc_opt){"memory-mb", NULL, DC_OPT_I64, &e->memory_mb, 0, 1e12, NULL, 0, "MB",
                               "--layer all: features of layers extracted in one pass take at most MB "
                               "(0: half the available memory)"};
     }
     opts[no++] = (dc_opt){"layer", NULL, DC_OPT_STRING, &e->layer, 0, 0, NULL, 0, "NAME",
-                          e->is_linear ? "convN, final or all" : "final or convN"};
+                          e->is_knn ? "final or convN" : "convN, final or all (every layer from one pass over the images)"};
     opts[no++] = (dc_opt){"json", NULL, DC_OPT_STRING, &e->json, 0, 0, NULL, 0, "F.json", "also write the results as JSON"};
     opts[no++] = (dc_opt){"record", NULL, DC_OPT_STRING, &e->record, 0, 0, NULL, 0, "RUN",
                           "also append the results to RUN/eval.jsonl (e.g. a random baseline beside a run)"};
@@ -300,7 +301,7 @@ static int64_t feature_budget(int64_t memory_mb)
  * array of *n (caller frees). */
 static dc_status eval_resolve(eval_job *e, eval_layer **out, int *n)
 {
-    int all = e->is_linear && !e->pixels && strcmp(e->layer, "all") == 0, nconv = all ? dc_model_nconv(&e->m) : 0;
+    int all = !e->is_knn && !e->pixels && strcmp(e->layer, "all") == 0, nconv = all ? dc_model_nconv(&e->m) : 0;
     *n = all ? nconv + 1 : 1;
     eval_layer *l = *out = dc_xcalloc((size_t)*n, sizeof *l);
     for (int q = 0; q < *n; q++) {
