@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Transfer with few labels (issue 28): Fashion-MNIST test accuracy after
+# fine-tuning (eval finetune) from a network pre-trained without labels
+# against the same network trained from scratch (random:vgg-s32), at
+# LABELS labelled images per class, in each of MODES (classifier: the body
+# frozen; all: every layer), for every seed — the pre-training, the labelled
+# subset and the fine-tuning all seeded by it. Prints a Markdown table of
+# mean ± sd; runs and results stay in $OUT (re-running reuses them).
+#
+#   bash scripts/fewlabels.sh                                 # the default run (60,000 images, 6 epochs) per seed
+#   IMAGES=12000 EPOCHS=4 LR=0.02 bash scripts/fewlabels.sh   # the main job's pre-training
+# Other settings: METHOD (deepercluster; or deepcluster, rotnet), LABELS
+# ("10 100"), MODES ("classifier all"), SEEDS ("31 7 11"), CROPS (10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-./build/release/deepercluster}
+PY=${PY:-/usr/bin/python3}
+OUT=${OUT:-runs/fewlabels}
+SEEDS=${SEEDS:-31 7 11}
+LABELS=${LABELS:-10 100}
+MODES=${MODES:-classifier all}
+METHOD=${METHOD:-deepercluster}
+IMAGES=${IMAGES:-0}
+EPOCHS=${EPOCHS:-0}
+LR=${LR:-}
+CROPS=${CROPS:-10}
+[ -x "$BIN" ] || make -j2
+D=/usr/share/datasets/fashion-mnist
+TRAIN=$D/train-images-idx3-ubyte.gz
+TEST=$D/t10k-images-idx3-ubyte.gz
+[ -e "$TRAIN" ] || { echo "fewlabels.sh: Fashion-MNIST missing (bash scripts/setup.sh installs it)" >&2; exit 1; }
+mkdir -p "$OUT"
+for s in $SEEDS; do
+  run=$OUT/$METHOD-$s
+  if ! grep -q '"type":"done"\|done:' "$run/log.txt" 2>/dev/null; then
+    echo "== pre-training $METHOD, seed $s" >&2
+    "$BIN" train --data "$TRAIN" --out "$run" --method "$METHOD" --seed "$s" --max-images "$IMAGES" \
+      --epochs "$EPOCHS" ${LR:+--lr "$LR"} >"$run.log" 2>&1 || { tail -3 "$run.log" >&2; exit 1; }
+  fi
+  for n in $LABELS; do
+    for mode in $MODES; do
+      for w in "$run" random:vgg-s32; do
+        tag=$([ "$w" = "$run" ] && echo pre || echo scratch)
+        j=$OUT/ft-$tag-$mode-$n-$s.json
+        [ -s "$j" ] && continue
+        echo "== fine-tuning ($mode, $n labels per class) from $w, seed $s" >&2
+        "$BIN" eval finetune --weights "$w" --train "$TRAIN" --test "$TEST" --mode "$mode" --labels-per-class "$n" \
+          --seed "$s" --crops "$CROPS" --out "$OUT/ft-$tag-$mode-$n-$s" --json "$j.tmp" >"$j.log" 2>&1 \
+          || { tail -3 "$j.log" >&2; exit 1; }
+        mv "$j.tmp" "$j"
+      done
+    done
+  done
+done
+$PY - "$OUT" "$SEEDS" "$LABELS" "$MODES" "$METHOD" "$IMAGES" "$EPOCHS" "$CROPS" <<'PYEOF'
+import json, os, sys
+import numpy as np
+out, seeds, labels, modes, method, images, epochs, crops = sys.argv[1:]
+seeds, labels, modes = seeds.split(), labels.split(), modes.split()
+def ms(v):
+    v = np.asarray(v, float)
+    return f"{v.mean():.4f} ± {v.std(ddof=1):.4f}" if len(v) > 1 else f"{v.mean():.4f}"
+print(f"\nFine-tuning on Fashion-MNIST ({crops} test crops); pre-training: {method}, "
+      f"{images if images != '0' else 'all 60,000'} images, {epochs if epochs != '0' else 'the default'} epochs; "
+      f"seeds {' '.join(seeds)} (mean ± sd of top-1 on the 10,000 test images).\n")
+print("| labels per class | mode | pre-trained | scratch | difference | epochs | rates chosen (pre / scratch) |")
+print("|---|---|---|---|---|---|---|")
+for n in labels:
+    for mode in modes:
+        get = lambda tag: [json.load(open(os.path.join(out, f"ft-{tag}-{mode}-{n}-{s}.json"))) for s in seeds]
+        pre, scr = get("pre"), get("scratch")
+        diff = [a["top1"] - b["top1"] for a, b in zip(pre, scr)]
+        rates = lambda rs: ",".join(f"{r['lr']:g}" for r in rs)
+        print(f"| {n} | {mode} | {ms([r['top1'] for r in pre])} | {ms([r['top1'] for r in scr])} | {ms(diff)} | "
+              f"{pre[0]['epochs']} | {rates(pre)} / {rates(scr)} |")
+PYEOF
