@@ -116,7 +116,8 @@ dc_status dc_finetuner_init(dc_finetuner *f, dc_model *m, int nclasses, dc_finet
 void dc_finetuner_reset(dc_finetuner *f, uint64_t seed);
 void dc_finetuner_free(dc_finetuner *f);
 /// One SGD step on the batch x (N, in_c, input, input) with labels y:
-/// forward (the mode's batch norm; dropout unless dropout = 0), ReLU, the
+/// forward (the mode's batch norm; in classifier mode dropout unless
+/// dropout = 0, the whole network always with dropout), ReLU, the
 /// top layer, mean cross-entropy, backward, gradient-norm clipping
 /// (f->clip > 0), momentum SGD with weight decay. *loss: the batch's mean
 /// loss; *correct: top-1 hits.
