@@ -155,7 +155,7 @@ static void head_forward(dc_finetuner *f, const float *body, int N)
 {
     int F = f->m->feat_dim, C = f->nclasses;
     /* the original's model_factory(relu=True): a ReLU between the body and the top layer */
-    for (int64_t i = 0; i < (int64_t)N * F; i++) f->feat[i] = body[i] > 0 ? body[i] : 0;
+    dc_relu_forward(f->feat, body, (int64_t)N * F);
     dc_linear_forward(f->logits, f->feat, f->hw, f->hb, N, F, C);
 }
 
