@@ -80,6 +80,29 @@ expect 1 "absent.npy: cannot open" -- kmeans --in "$TMP/absent.npy" --out "$TMP/
 expect 0 'non-finite 1' -- inspect "$TMP/nan.npy"
 expect 1 "NaN or infinite value at row 0, column 1" -- kmeans --in "$TMP/nan.npy" --out "$TMP/z.npy" --k 2
 [ ! -e "$TMP/z.npy" ] && ok || bad "kmeans wrote an output after an error"
+# features over --memory-mb: read from the file a block at a time, the
+# whitened rows and the super-clusters' members through scratch files
+# (removed after): the same bytes as in memory. The blobs repeated 2^11
+# times: 245,760 x 8 float32, 7.5 MB.
+tail -c +129 "$F/blobs_x.npy" > "$TMP/d.bin"
+for _ in $(seq 11); do cat "$TMP/d.bin" "$TMP/d.bin" > "$TMP/d2.bin"; mv "$TMP/d2.bin" "$TMP/d.bin"; done
+{ printf '\x93NUMPY\x01\x00\x76\x00'; printf "%-117s\n" "{'descr': '<f4', 'fortran_order': False, 'shape': (245760, 8), }";
+  cat "$TMP/d.bin"; } > "$TMP/big.npy"
+mkdir -p "$TMP/scratch"
+for args in "--k 6 --super-clusters 3 --pca 8" "--k 5 --pca 6" "--k 9 --super-clusters 3"; do
+  "$BIN" kmeans --in "$TMP/big.npy" $args --out "$TMP/m0.npy" --centroids "$TMP/c0.npy" >/dev/null 2>&1 && ok || bad "kmeans $args in memory"
+  "$BIN" kmeans --in "$TMP/big.npy" $args --out "$TMP/m1.npy" --centroids "$TMP/c1.npy" --memory-mb 1 --scratch "$TMP/scratch" \
+    >/dev/null 2>"$TMP/ooc.err" && ok || bad "kmeans $args --memory-mb 1: $(tail -2 "$TMP/ooc.err")"
+  grep -q "over the memory budget of 1 MB: read a block at a time" "$TMP/ooc.err" && ok || bad "kmeans $args: not streamed"
+  cmp -s "$TMP/m0.npy" "$TMP/m1.npy" && cmp -s "$TMP/c0.npy" "$TMP/c1.npy" && ok || bad "kmeans $args: --memory-mb 1 changed the result"
+  [ -z "$(ls -A "$TMP/scratch")" ] && ok || bad "kmeans $args: scratch files left: $(ls "$TMP/scratch")"
+done
+grep -q "level-2 k-means 1/3: .* members, over the memory budget: in the scratch file $TMP/scratch/level2" "$TMP/ooc.err" \
+  && ok || bad "level 2 did not go through a scratch file: $(cat "$TMP/ooc.err")"
+"$BIN" kmeans --in "$TMP/big.npy" --k 5 --pca 6 --out "$TMP/m1.npy" --memory-mb 1 --scratch "$TMP/scratch" 2>&1 | grep -q "whitened features: .* in the scratch file" \
+  && ok || bad "the whitened features did not go through a scratch file"
+expect 1 "absent/whitened\..*: cannot" -- kmeans --in "$TMP/big.npy" --k 5 --pca 6 --out "$TMP/m2.npy" --memory-mb 1 --scratch "$TMP/absent"
+[ ! -e "$TMP/m2.npy" ] && ok || bad "kmeans wrote an output after a scratch error"
 expect 1 "labels must be integers" -- metrics --pred "$TMP/a1.npy" --labels "$F/blobs_x.npy"
 { printf '\x93NUMPY\x01\x00\x76\x00'; printf "%-117s\n" "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }";
   printf '\x01\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00'; } > "$TMP/three.npy"

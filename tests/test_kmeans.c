@@ -2,12 +2,15 @@
  * determinism across thread counts, empty-cluster splitting (SPEC §4.4),
  * corner cases (n == k, n < k, k == 1, identical points, NaN input), and
  * NMI on Fashion-MNIST raw pixels against scikit-learn's. */
+#define _POSIX_C_SOURCE 200809L
 #include "dc/cluster.h"
 #include "dc/io.h"
 #include "test.h"
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -385,6 +388,145 @@ static void test_fashion_mnist(void)
     dc_free(y);
 }
 
+/* ---- features larger than memory: row sources read from a file ---- */
+
+static int same_kmeans(const dc_kmeans_result *a, const dc_kmeans_result *b)
+{
+    if (a->k != b->k || a->n != b->n || a->npasses != b->npasses) return 0;
+    for (int p = 0; p < a->npasses; p++)
+        if (a->passes[p].obj != b->passes[p].obj) return 0;
+    return !memcmp(a->assign, b->assign, (size_t)a->n * 4) && !memcmp(a->counts, b->counts, (size_t)a->k * 8) &&
+           !memcmp(a->centroids, b->centroids, (size_t)a->k * a->d * 4);
+}
+
+static int same_pca(const dc_pca *a, const dc_pca *b)
+{
+    return a->d_in == b->d_in && a->d_out == b->d_out && a->energy == b->energy &&
+           !memcmp(a->mean, b->mean, (size_t)a->d_in * 4) && !memcmp(a->eigvals, b->eigvals, (size_t)a->d_out * 4) &&
+           !memcmp(a->proj, b->proj, (size_t)a->d_out * a->d_in * 4);
+}
+
+/* Features streamed from a file through a small buffer give the in-memory
+ * results bit for bit: flat k-means (an E-step block of 699 rows that does
+ * not divide the buffer, and one larger than it), two-level k-means with
+ * super-clusters over the budget (their members through a scratch file,
+ * removed after) and with one super-cluster, the PCA (all rows, a sample,
+ * the Gram path) and its application into a file; a NaN past the first
+ * block, a truncated file and a file shortened under the reader are errors
+ * that name the row or the file. */
+static void test_out_of_core(void)
+{
+    int64_t n = 5000;
+    int d = 24;
+    float *x = blobs(n, d, 12, 7);
+    char path[512];
+    snprintf(path, sizeof path, "%s", test_path("ooc.npy"));
+    CHECK(dc_npy_write(path, DC_DTYPE_F32, 2, (int64_t[]){n, d}, x) == DC_OK);
+    dc_rows f;
+    CHECK(dc_rows_open_npy(&f, path, 1000) == DC_OK);
+    CHECK(dc_rows_is_file(&f) && f.n == n && f.d == d);
+    int ks[2] = {3000, 16};
+    for (int t = 0; t < 2; t++) {
+        dc_kmeans_params p = dc_kmeans_params_default();
+        p.k = ks[t];
+        p.niter = 3;
+        p.seed = 11;
+        dc_kmeans_result a, b;
+        CHECK(dc_kmeans_train(&a, x, n, d, &p, NULL) == DC_OK);
+        CHECK(dc_kmeans_train_rows(&b, &f, &p, NULL) == DC_OK);
+        CHECK_MSG(same_kmeans(&a, &b), "k = %d: the file's k-means differs from the in-memory one", ks[t]);
+        dc_kmeans_result_free(&a);
+        dc_kmeans_result_free(&b);
+    }
+    char dir[512], scratch[600];
+    snprintf(dir, sizeof dir, "%s", path);
+    *strrchr(dir, '/') = 0;
+    snprintf(scratch, sizeof scratch, "%s/level2.%ld.npy", dir, (long)getpid());
+    int ms[2] = {4, 1};
+    for (int t = 0; t < 2; t++) {
+        dc_kmeans_params p = dc_kmeans_params_default();
+        p.k = 32;
+        p.niter = 4;
+        p.seed = 5;
+        dc_cluster_memory mem = {1000 * d * 4, dir}; /* 1,000 rows: each super-cluster is larger */
+        dc_hkmeans_result a, b;
+        CHECK(dc_hkmeans_train(&a, x, n, d, ms[t], &p, NULL, NULL) == DC_OK);
+        CHECK(dc_hkmeans_train_rows(&b, &f, ms[t], &p, NULL, NULL, &mem) == DC_OK);
+        int same = a.obj1 == b.obj1 && a.obj2 == b.obj2 && !memcmp(a.super, b.super, (size_t)n * 4) &&
+                   !memcmp(a.sub, b.sub, (size_t)n * 4) && !memcmp(a.sub_centroids, b.sub_centroids, (size_t)32 * d * 4) &&
+                   !memcmp(a.super_centroids, b.super_centroids, (size_t)ms[t] * d * 4) &&
+                   !memcmp(a.sub_counts, b.sub_counts, 32 * 8);
+        CHECK_MSG(same, "m = %d: the file's two-level k-means differs from the in-memory one", ms[t]);
+        CHECK_MSG(access(scratch, F_OK) != 0, "the level-2 scratch file %s was left behind", scratch);
+        dc_hkmeans_result_free(&a);
+        dc_hkmeans_result_free(&b);
+    }
+    int64_t samples[2] = {0, 1234};
+    for (int t = 0; t < 2; t++) {
+        dc_pca a, b;
+        CHECK(dc_pca_fit_sample(&a, x, n, d, 8, samples[t], 3) == DC_OK);
+        CHECK(dc_pca_fit_rows(&b, &f, 8, samples[t], 3) == DC_OK);
+        CHECK_MSG(same_pca(&a, &b), "PCA on %lld rows: the file's fit differs", (long long)samples[t]);
+        if (t == 1) { /* applied a block at a time into a file */
+            float *wa = dc_xmalloc((size_t)n * 8 * 4);
+            dc_pca_apply(&a, wa, x, n, 1);
+            const char *wp = test_path("ooc-white.npy");
+            dc_npy_writer w;
+            CHECK(dc_npy_writer_open(&w, wp, DC_DTYPE_F32, 2, (int64_t[]){n, 8}) == DC_OK);
+            CHECK(dc_pca_apply_rows(&b, &f, NULL, &w, 1) == DC_OK);
+            CHECK(dc_npy_writer_commit(&w) == DC_OK);
+            dc_array wb;
+            CHECK(dc_npy_read(wp, &wb) == DC_OK);
+            CHECK_MSG(wb.nbytes == (size_t)n * 8 * 4 && !memcmp(wa, wb.data, wb.nbytes),
+                      "whitened a block at a time differs from at once");
+            dc_array_free(&wb);
+            remove(wp);
+            dc_free(wa);
+        }
+        dc_pca_free(&a);
+        dc_pca_free(&b);
+    }
+    dc_rows_close(&f);
+    /* the Gram path: fewer rows than columns, a wide input */
+    {
+        int64_t gn = 40;
+        int gd = 4100;
+        float *g = test_blobs(gn, gd, 3, 9, 2.0);
+        const char *gp = test_path("ooc-gram.npy");
+        CHECK(dc_npy_write(gp, DC_DTYPE_F32, 2, (int64_t[]){gn, gd}, g) == DC_OK);
+        dc_rows gf;
+        CHECK(dc_rows_open_npy(&gf, gp, 7) == DC_OK);
+        dc_pca a, b;
+        CHECK(dc_pca_fit_sample(&a, g, gn, gd, 6, 0, 1) == DC_OK);
+        CHECK(dc_pca_fit_rows(&b, &gf, 6, 0, 1) == DC_OK);
+        CHECK_MSG(same_pca(&a, &b), "Gram-path PCA: the file's fit differs");
+        dc_pca_free(&a);
+        dc_pca_free(&b);
+        dc_rows_close(&gf);
+        remove(gp);
+        dc_free(g);
+    }
+    /* errors */
+    x[(int64_t)4321 * d + 5] = NAN;
+    CHECK(dc_npy_write(path, DC_DTYPE_F32, 2, (int64_t[]){n, d}, x) == DC_OK);
+    CHECK(dc_rows_open_npy(&f, path, 1000) == DC_OK);
+    dc_kmeans_params p = dc_kmeans_params_default();
+    p.k = 4;
+    dc_kmeans_result r;
+    CHECK(dc_kmeans_train_rows(&r, &f, &p, NULL) == DC_STATUS_ARG);
+    CHECK_STR_CONTAINS(dc_last_error(), "NaN or infinite value at row 4321, column 5");
+    CHECK(truncate(path, (off_t)f.off + (off_t)n * d * 4 - 4) == 0); /* shortened under the open reader */
+    const float *rows;
+    CHECK(dc_rows_read(&f, n - 10, 10, &rows) == DC_STATUS_IO);
+    CHECK_STR_CONTAINS(dc_last_error(), "shorter than its header says");
+    CHECK_STR_CONTAINS(dc_last_error(), path);
+    dc_rows_close(&f);
+    CHECK(dc_rows_open_npy(&f, path, 1000) == DC_STATUS_FORMAT);
+    CHECK_STR_CONTAINS(dc_last_error(), "truncated");
+    remove(path);
+    dc_free(x);
+}
+
 int main(void)
 {
     dc_log_set_level(DC_LOG_WARN);
@@ -394,6 +536,7 @@ int main(void)
     test_assign_ties();
     test_corner_cases();
     test_hierarchical();
+    test_out_of_core();
     test_fashion_mnist();
     return TEST_SUMMARY();
 }

@@ -10,6 +10,7 @@
 #define DC_CLUSTER_H
 
 #include "dc/core.h"
+#include "dc/io.h"
 
 #include <stdint.h>
 
@@ -43,6 +44,13 @@ dc_status dc_pca_fit_sample(dc_pca *p, const float *x, int64_t n, int d,
 /// row L2-normalised. Processes blocks; out must not alias x.
 void dc_pca_apply(const dc_pca *p, float *out, const float *x, int64_t n,
                   int l2);
+/// dc_pca_fit_sample on a row source (dc/io.h): from a file, the sampled
+/// rows are read a block at a time (never all at once, but for the Gram
+/// path: fewer rows than columns), giving the in-memory fit bit for bit.
+dc_status dc_pca_fit_rows(dc_pca *p, dc_rows *x, int d_out, int64_t max_rows, uint64_t seed);
+/// dc_pca_apply on a row source, a block at a time, into out (x->n ×
+/// d_out) or, when out is NULL, appended to the open writer w.
+dc_status dc_pca_apply_rows(const dc_pca *p, dc_rows *x, float *out, dc_npy_writer *w, int l2);
 /// safetensors with tensors "mean", "proj", "eigvals" and metadata.
 dc_status dc_pca_save(const dc_pca *p, const char *path);
 dc_status dc_pca_load(dc_pca *p, const char *path);
@@ -100,6 +108,16 @@ typedef struct dc_kmeans_result {
 dc_status dc_kmeans_train(dc_kmeans_result *r, const float *x, int64_t n,
                           int d, const dc_kmeans_params *p,
                           const float *init);
+/// As dc_kmeans_train on a row source (dc/io.h): a file is read chunk by
+/// chunk of whole E-step blocks, so the result equals the in-memory one bit
+/// for bit whatever the source's buffer size.
+dc_status dc_kmeans_train_rows(dc_kmeans_result *r, dc_rows *x, const dc_kmeans_params *p,
+                               const float *init);
+/// An error naming `label`, the row and the column of the first NaN or
+/// infinity of x; DC_OK when there is none.
+dc_status dc_rows_check_finite(dc_rows *x, const char *label);
+/// out (x->n) = each row's squared norm.
+dc_status dc_rows_sqnorms(float *out, dc_rows *x);
 void dc_kmeans_result_free(dc_kmeans_result *r);
 /// Sets r's sizes and allocates its arrays (centroids zeroed) for k
 /// clusters of dimension d, n points and niter + 1 passes; on failure r is
@@ -197,6 +215,17 @@ typedef struct dc_hkmeans_result {
 dc_status dc_hkmeans_train(dc_hkmeans_result *r, const float *x, int64_t n,
                            int d, int m, const dc_kmeans_params *p,
                            const float *warm_super, const float *warm_sub);
+/// Where clustering keeps what does not fit in memory.
+typedef struct dc_cluster_memory {
+    int64_t budget;      /* bytes of features held at once; 0: no limit   */
+    const char *scratch; /* folder for scratch files (NULL: the current)  */
+} dc_cluster_memory;
+/// As dc_hkmeans_train on a row source (dc/io.h). From a file, each
+/// super-cluster's members are read into memory when they fit mem->budget,
+/// else copied to a scratch .npy in mem->scratch that level 2 streams over
+/// (removed after); the result equals the in-memory one bit for bit.
+dc_status dc_hkmeans_train_rows(dc_hkmeans_result *r, dc_rows *x, int m, const dc_kmeans_params *p,
+                                const float *warm_super, const float *warm_sub, const dc_cluster_memory *mem);
 /// c (d) = mean of the rows idx[0 … cnt) of x (n×d) — all of the first
 /// cnt rows when idx is NULL — summed in double.
 void dc_mean_rows(float *c, const float *x, const int64_t *idx, int64_t cnt, int d);

@@ -97,13 +97,13 @@ void dc_kmeans_work_free(dc_kmeans_work *w)
     memset(w, 0, sizeof *w);
 }
 
-/* sums/counts of the points in [0, n) per cluster; thread t owns clusters
- * [k·t/T, k·(t+1)/T), so no two threads write the same row. */
-static void accumulate(double *sums, int64_t *counts, const int32_t *assign,
-                       const float *x, int64_t n, int d, int k)
+/* Adds the points [0, n) to their clusters' sums/counts; thread t owns
+ * clusters [k·t/T, k·(t+1)/T), so no two threads write the same row and
+ * each cluster's sum runs over its points in index order (blocks of rows
+ * added one after another give the sums of one call over all of them). */
+static void accumulate_add(double *sums, int64_t *counts, const int32_t *assign,
+                           const float *x, int64_t n, int d, int k)
 {
-    memset(sums, 0, (size_t)k * (size_t)d * sizeof *sums);
-    memset(counts, 0, (size_t)k * sizeof *counts);
 #pragma omp parallel if (n * d > 100000)
     {
         int t = 0, nt = 1;
@@ -167,13 +167,12 @@ static inline int32_t argmin_row(const float *row, const float *cn, int k, float
     return arg;
 }
 
-double dc_kmeans_assign(int32_t *assign, double *sums, int64_t *counts,
-                        const float *x, const float *xnorm, int64_t n, int d,
-                        const float *centroids, int k, dc_kmeans_work *w)
+/* The nearest centroid of each of the n points of x, by blocks of
+ * w->block rows (one GEMM each; w->cnorm already set), each block's
+ * objective added to *obj in turn. */
+static void assign_blocks(int32_t *assign, const float *x, const float *xnorm, int64_t n, int d,
+                          const float *centroids, int k, dc_kmeans_work *w, double *obj)
 {
-    DC_ASSERT(w->k == k);
-    dc_row_sqnorms(w->cnorm, centroids, k, d);
-    double obj = 0;
     for (int64_t b0 = 0; b0 < n; b0 += w->block) {
         int64_t nb = n - b0 < w->block ? n - b0 : w->block;
         const float *xb = x + b0 * d;
@@ -191,10 +190,51 @@ double dc_kmeans_assign(int32_t *assign, double *sums, int64_t *counts,
             float dist = xn[i] + best;
             bobj += dist > 0 ? dist : 0;
         }
-        obj += bobj;
+        *obj += bobj;
     }
-    accumulate(sums, counts, assign, x, n, d, k);
+}
+
+double dc_kmeans_assign(int32_t *assign, double *sums, int64_t *counts,
+                        const float *x, const float *xnorm, int64_t n, int d,
+                        const float *centroids, int k, dc_kmeans_work *w)
+{
+    DC_ASSERT(w->k == k);
+    dc_row_sqnorms(w->cnorm, centroids, k, d);
+    double obj = 0;
+    assign_blocks(assign, x, xnorm, n, d, centroids, k, w, &obj);
+    memset(sums, 0, (size_t)k * (size_t)d * sizeof *sums);
+    memset(counts, 0, (size_t)k * sizeof *counts);
+    accumulate_add(sums, counts, assign, x, n, d, k);
     return obj;
+}
+
+/* The E-step over a row source: in memory, dc_kmeans_assign; from a file,
+ * chunk by chunk of a whole number of w->block rows, with the same blocks,
+ * the same order of additions and so the same bits. */
+static dc_status assign_rows(double *obj, int32_t *assign, double *sums, int64_t *counts, dc_rows *x,
+                             const float *xnorm, const float *centroids, int k, dc_kmeans_work *w)
+{
+    int64_t n = x->n;
+    int d = x->d;
+    if (!dc_rows_is_file(x)) {
+        *obj = dc_kmeans_assign(assign, sums, counts, x->mem, xnorm, n, d, centroids, k, w);
+        return DC_OK;
+    }
+    dc_row_sqnorms(w->cnorm, centroids, k, d);
+    memset(sums, 0, (size_t)k * (size_t)d * sizeof *sums);
+    memset(counts, 0, (size_t)k * sizeof *counts);
+    *obj = 0;
+    int64_t chunk = x->cap / w->block * w->block;
+    if (chunk < w->block) chunk = w->block;
+    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+        int64_t cn = n - c0 < chunk ? n - c0 : chunk;
+        const float *xc;
+        dc_status s = dc_rows_read(x, c0, cn, &xc);
+        if (s) return s;
+        assign_blocks(assign + c0, xc, xnorm + c0, cn, d, centroids, k, w, obj);
+        accumulate_add(sums, counts, assign + c0, xc, cn, d, k);
+    }
+    return DC_OK;
 }
 
 void dc_kmeans_update(float *centroids, const double *sums,
@@ -355,52 +395,102 @@ static void log_splits(const char *label, int pass, const dc_kmeans_split *s, in
                 buf, n > 8 ? ", ..." : "");
 }
 
+/* The first row of x with a NaN or infinity, its column in *col; -1 if
+ * none (or the read failed: *s). */
+static int64_t find_nonfinite_rows(dc_rows *x, int *col, dc_status *s)
+{
+    int64_t chunk = dc_rows_is_file(x) ? (x->cap > 0 ? x->cap : 1) : x->n;
+    *s = DC_OK;
+    for (int64_t c0 = 0; c0 < x->n; c0 += chunk) {
+        int64_t cn = x->n - c0 < chunk ? x->n - c0 : chunk;
+        const float *xc;
+        if ((*s = dc_rows_read(x, c0, cn, &xc))) return -1;
+        int64_t bad = dc_find_nonfinite(xc, cn * x->d);
+        if (bad >= 0) {
+            *col = (int)(bad % x->d);
+            return c0 + bad / x->d;
+        }
+    }
+    return -1;
+}
+
+dc_status dc_rows_check_finite(dc_rows *x, const char *label)
+{
+    int col = 0;
+    dc_status s;
+    int64_t bad = find_nonfinite_rows(x, &col, &s);
+    if (s) return s;
+    if (bad >= 0)
+        return dc_set_error(DC_STATUS_ARG, "%s: input has a NaN or infinite value at row %lld, column %d", label,
+                            (long long)bad, col);
+    return DC_OK;
+}
+
+dc_status dc_rows_sqnorms(float *out, dc_rows *x)
+{
+    int64_t chunk = dc_rows_is_file(x) ? x->cap : x->n;
+    for (int64_t c0 = 0; c0 < x->n; c0 += chunk) {
+        int64_t cn = x->n - c0 < chunk ? x->n - c0 : chunk;
+        const float *xc;
+        dc_status s = dc_rows_read(x, c0, cn, &xc);
+        if (s) return s;
+        dc_row_sqnorms(out + c0, xc, cn, x->d);
+    }
+    return DC_OK;
+}
+
 dc_status dc_kmeans_train(dc_kmeans_result *r, const float *x, int64_t n,
                           int d, const dc_kmeans_params *p,
                           const float *init)
 {
+    dc_rows src;
+    dc_rows_memory(&src, x, n, d);
+    return dc_kmeans_train_rows(r, &src, p, init);
+}
+
+dc_status dc_kmeans_train_rows(dc_kmeans_result *r, dc_rows *x, const dc_kmeans_params *p, const float *init)
+{
     memset(r, 0, sizeof *r);
+    int64_t n = x->n;
+    int d = x->d;
     const char *label = p->label ? p->label : "k-means";
     const char *why = dc_kmeans_params_check(p, n);
     if (why) return dc_set_error(DC_STATUS_ARG, "%s: %s", label, why);
     if (d < 1) return dc_set_error(DC_STATUS_ARG, "%s: dimension must be at least 1", label);
-    int64_t bad = dc_find_nonfinite(x, n * d);
-    if (bad >= 0)
-        return dc_set_error(DC_STATUS_ARG, "%s: input has a NaN or infinite value at row %lld, column %lld",
-                            label, (long long)(bad / d), (long long)(bad % d));
+    dc_status st = dc_rows_check_finite(x, label);
+    if (st) return st;
     int k = p->k;
     if (n < k)
         dc_log_warn("%s: %lld points for %d clusters: some clusters will stay empty", label,
                     (long long)n, k);
-    dc_status st = dc_kmeans_result_alloc(r, k, d, n, p->niter);
+    st = dc_kmeans_result_alloc(r, k, d, n, p->niter);
     if (st) return st;
     double *sums = dc_malloc((size_t)k * d * sizeof(double), "k-means sums");
     dc_kmeans_split *splits = dc_malloc((size_t)k * sizeof *splits, "k-means splits");
+    int64_t *rows = dc_malloc((size_t)k * sizeof *rows, "k-means initial rows");
     dc_kmeans_work w = {0};
-    if (!sums || !splits) st = DC_STATUS_NOMEM;
+    if (!sums || !splits || !rows) st = DC_STATUS_NOMEM;
     float *xnorm = st == DC_OK ? dc_malloc((size_t)n * sizeof(float), "k-means point norms") : NULL;
     if (st == DC_OK && !xnorm) st = DC_STATUS_NOMEM;
     if (st == DC_OK) st = dc_kmeans_work_init(&w, k, d);
-    if (st) {
-        dc_free(sums);
-        dc_free(splits);
-        dc_free(xnorm);
-        dc_kmeans_result_free(r);
-        return st;
+    if (st == DC_OK) st = dc_rows_sqnorms(xnorm, x); /* once: the points do not move */
+    if (st == DC_OK) {
+        if (init) {
+            memcpy(r->centroids, init, (size_t)k * d * sizeof(float));
+        } else {
+            dc_kmeans_init_rows(rows, n, k, p->seed, p->group);
+            st = dc_rows_gather(x, rows, k, r->centroids);
+        }
     }
-    dc_row_sqnorms(xnorm, x, n, d); /* once: the points do not move */
-    if (init) memcpy(r->centroids, init, (size_t)k * d * sizeof(float));
-    else dc_kmeans_init_centroids(r->centroids, x, n, d, k, p->seed, p->group);
-
     dc_progress *bar = NULL;
-    if (p->progress) {
+    if (st == DC_OK && p->progress) {
         dc_progress_opts o = dc_progress_opts_default();
         o.unit = "pass";
         bar = dc_progress_start(label, (uint64_t)r->npasses, &o);
     }
-    for (int pass = 0; pass <= p->niter; pass++) {
-        double t0 = dc_time_now();
-        double obj = dc_kmeans_assign(r->assign, sums, r->counts, x, xnorm, n, d, r->centroids, k, &w);
+    for (int pass = 0; pass <= p->niter && st == DC_OK; pass++) {
+        double t0 = dc_time_now(), obj;
+        if ((st = assign_rows(&obj, r->assign, sums, r->counts, x, xnorm, r->centroids, k, &w))) break;
         if (pass < p->niter) dc_kmeans_update(r->centroids, sums, r->counts, k, d);
         int ns = dc_kmeans_split_empty(r->centroids, r->counts, k, d, p->seed, p->group, pass, splits);
         dc_kmeans_apply_splits(r->assign, n, k, splits, ns, NULL);
@@ -421,6 +511,8 @@ dc_status dc_kmeans_train(dc_kmeans_result *r, const float *x, int64_t n,
     dc_kmeans_work_free(&w);
     dc_free(sums);
     dc_free(splits);
+    dc_free(rows);
     dc_free(xnorm);
-    return DC_OK;
+    if (st) dc_kmeans_result_free(r);
+    return st;
 }

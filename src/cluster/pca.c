@@ -50,26 +50,62 @@ static dc_status pca_alloc(dc_pca *p, int d, int d_out)
     return DC_OK;
 }
 
-/* mean (d) of the n rows of x: per-thread partial sums over row ranges,
- * combined in thread order (deterministic for a given thread count). */
-static dc_status column_mean(double *mean, const float *x, int64_t n, int d)
+/* The rows a fit reads: rows idx[0 … n) of x (all of its first n when idx
+ * is NULL), handed out a block at a time: a pointer into memory, or the
+ * block read (gathered) into tmp (PCA_BLOCK rows). */
+typedef struct pca_src {
+    dc_rows *x;
+    const int64_t *idx;
+    int64_t n;
+    float *tmp;
+} pca_src;
+
+static dc_status src_block(const pca_src *s, int64_t b0, int64_t nb, const float **out)
 {
+    if (s->idx) {
+        *out = s->tmp;
+        return dc_rows_gather(s->x, s->idx + b0, nb, s->tmp);
+    }
+    return dc_rows_read(s->x, b0, nb, out);
+}
+
+/* Rows per block handed out: all at once from memory, else PCA_BLOCK. */
+static int64_t src_chunk(const pca_src *s)
+{
+    return s->idx || dc_rows_is_file(s->x) ? PCA_BLOCK : (s->n > 0 ? s->n : 1);
+}
+
+/* mean (d) of the n rows of src: per-thread partial sums over row ranges,
+ * combined in thread order (deterministic for a given thread count; the
+ * same whether the rows come at once or block by block). */
+static dc_status column_mean(double *mean, const pca_src *src, int d)
+{
+    int64_t n = src->n;
     int nth = 1;
 #ifdef _OPENMP
     nth = omp_get_max_threads();
 #endif
     double *part = dc_calloc((size_t)nth * d, sizeof(double), "PCA partial means");
     if (!part) return DC_STATUS_NOMEM;
+    int64_t chunk = src_chunk(src);
+    dc_status st = DC_OK;
+    for (int64_t c0 = 0; c0 < n && st == DC_OK; c0 += chunk) {
+        int64_t cn = n - c0 < chunk ? n - c0 : chunk;
+        const float *x;
+        if ((st = src_block(src, c0, cn, &x))) break;
 #pragma omp parallel num_threads(nth)
-    {
-        int t = 0;
+        {
+            int t = 0;
 #ifdef _OPENMP
-        t = omp_get_thread_num();
+            t = omp_get_thread_num();
 #endif
-        double *acc = part + (size_t)t * d;
-        int64_t lo = n * t / nth, hi = n * (t + 1) / nth;
-        for (int64_t i = lo; i < hi; i++)
-            for (int j = 0; j < d; j++) acc[j] += x[i * d + j];
+            double *acc = part + (size_t)t * d;
+            int64_t lo = n * t / nth, hi = n * (t + 1) / nth;
+            if (lo < c0) lo = c0;
+            if (hi > c0 + cn) hi = c0 + cn;
+            for (int64_t i = lo; i < hi; i++)
+                for (int j = 0; j < d; j++) acc[j] += x[(i - c0) * d + j];
+        }
     }
     for (int j = 0; j < d; j++) {
         double s = 0;
@@ -77,20 +113,23 @@ static dc_status column_mean(double *mean, const float *x, int64_t n, int d)
         mean[j] = s / (double)n;
     }
     dc_free(part);
-    return DC_OK;
+    return st;
 }
 
 /* Upper triangle of (1/n)·Σ(x−μ)(x−μ)ᵀ into cov (d, d), block by block of
  * rows; within a block, one GEMM per tile pair (I <= J) of PCA_TILE
  * columns: half the work of the full product. */
-static void covariance(double *cov, float *blk, float *buf, const float *x, const float *mu,
-                       int64_t n, int d)
+static dc_status covariance(double *cov, float *blk, float *buf, const pca_src *src, const float *mu, int d)
 {
+    int64_t n = src->n;
     for (int64_t b0 = 0; b0 < n; b0 += PCA_BLOCK) {
         int64_t nb = n - b0 < PCA_BLOCK ? n - b0 : PCA_BLOCK;
+        const float *x;
+        dc_status st = src_block(src, b0, nb, &x);
+        if (st) return st;
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < nb; i++)
-            for (int j = 0; j < d; j++) buf[i * d + j] = x[(b0 + i) * d + j] - mu[j];
+            for (int j = 0; j < d; j++) buf[i * d + j] = x[i * d + j] - mu[j];
         for (int i0 = 0; i0 < d; i0 += PCA_TILE) {
             int ni = d - i0 < PCA_TILE ? d - i0 : PCA_TILE;
             for (int j0 = i0; j0 < d; j0 += PCA_TILE) {
@@ -105,6 +144,7 @@ static void covariance(double *cov, float *blk, float *buf, const float *x, cons
     }
     for (int i = 0; i < d; i++)
         for (int j = i; j < d; j++) cov[(size_t)i * d + j] /= (double)n;
+    return DC_OK;
 }
 
 /* The k largest eigenpairs of the symmetric matrix a (d x d, upper triangle
@@ -113,8 +153,8 @@ static void covariance(double *cov, float *blk, float *buf, const float *x, cons
  * multiplied by a and re-orthonormalised until every wanted Ritz pair's
  * residual |a v - theta v| is at most 1e-9 x max(theta, the whitening
  * floor); each pass costs 2·d²·b flops against dsyevr's tridiagonal
- * reduction's (4/3)·d³ in memory-bound BLAS2 (d = 9216, k = 32: 0.3 s
- * against 3 minutes on 2 cores). Converges as (lambda_{b+1}/lambda_k)^pass;
+ * reduction's (4/3)·d³ in memory-bound BLAS2 (d = 9216: the dsyevr path
+ * spent about 3 minutes in eval clusters --layer conv5 on 2 busy cores). Converges as (lambda_{b+1}/lambda_k)^pass;
  * returns 0 (the caller then uses dsyevr) if 300 passes do not suffice.
  * w: the k eigenvalues ascending; z: (d, k), eigenvector r in column r. */
 #define PCA_ITER_MAX 300
@@ -253,7 +293,10 @@ static dc_status fit_gram(dc_pca *p, const float *x, int64_t n, int d, int d_out
         st = DC_STATUS_NOMEM;
         goto done;
     }
-    if ((st = column_mean(mean, x, n, d))) goto done;
+    dc_rows rows;
+    dc_rows_memory(&rows, x, n, d);
+    pca_src src = {&rows, NULL, n, NULL};
+    if ((st = column_mean(mean, &src, d))) goto done;
     for (int j = 0; j < d; j++) p->mean[j] = (float)mean[j];
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++)
@@ -287,21 +330,56 @@ done:
     return st;
 }
 
-dc_status dc_pca_fit(dc_pca *p, const float *x, int64_t n, int d, int d_out)
+/* All rows of x into dst. */
+static dc_status read_all(dc_rows *x, float *dst)
 {
+    for (int64_t c0 = 0; c0 < x->n; c0 += x->cap) {
+        int64_t cn = x->n - c0 < x->cap ? x->n - c0 : x->cap;
+        const float *r;
+        dc_status st = dc_rows_read(x, c0, cn, &r);
+        if (st) return st;
+        memcpy(dst + c0 * x->d, r, (size_t)cn * x->d * sizeof(float));
+    }
+    return DC_OK;
+}
+
+/* The fit on the rows of src (n of them, d columns): the Gram path needs
+ * them in memory (read in when they come from a file: fewer rows than
+ * columns, so less than the d x d covariance). */
+static dc_status fit_src(dc_pca *p, const pca_src *src, int d, int d_out)
+{
+    int64_t n = src->n;
     memset(p, 0, sizeof *p);
     if (n < 2) return dc_set_error(DC_STATUS_ARG, "PCA: needs at least 2 points, got %lld", (long long)n);
     if (d < 1 || d_out < 1 || d_out > d)
         return dc_set_error(DC_STATUS_ARG, "PCA: output dimension %d must be between 1 and the input dimension %d",
                             d_out, d);
-    int64_t bad = dc_find_nonfinite(x, n * d);
-    if (bad >= 0)
-        return dc_set_error(DC_STATUS_ARG, "PCA: input has a NaN or infinite value at row %lld, column %lld",
-                            (long long)(bad / d), (long long)(bad % d));
-    dc_status st = pca_alloc(p, d, d_out);
+    dc_status st = DC_OK;
+    int64_t chunk = src_chunk(src);
+    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+        int64_t cn = n - c0 < chunk ? n - c0 : chunk;
+        const float *x;
+        if ((st = src_block(src, c0, cn, &x))) return st;
+        int64_t bad = dc_find_nonfinite(x, cn * d);
+        if (bad >= 0)
+            return dc_set_error(DC_STATUS_ARG, "PCA: input has a NaN or infinite value at row %lld, column %lld",
+                                (long long)((src->idx ? src->idx[c0 + bad / d] : c0 + bad / d)), (long long)(bad % d));
+    }
+    st = pca_alloc(p, d, d_out);
     if (st) return st;
     if (use_gram(n, d, d_out)) {
-        if ((st = fit_gram(p, x, n, d, d_out))) dc_pca_free(p);
+        float *all = NULL;
+        const float *x = src->x->mem;
+        if (src->idx || !x) {
+            all = dc_malloc((size_t)n * d * sizeof(float), "PCA rows");
+            if (!all) st = DC_STATUS_NOMEM;
+            else if (src->idx) st = dc_rows_gather(src->x, src->idx, n, all);
+            else st = read_all(src->x, all);
+            x = all;
+        }
+        if (st == DC_OK) st = fit_gram(p, x, n, d, d_out);
+        dc_free(all);
+        if (st) dc_pca_free(p);
         return st;
     }
 
@@ -317,9 +395,9 @@ dc_status dc_pca_fit(dc_pca *p, const float *x, int64_t n, int d, int d_out)
         goto done;
     }
     double t0 = dc_time_now();
-    if ((st = column_mean(mean, x, n, d))) goto done;
+    if ((st = column_mean(mean, src, d))) goto done;
     for (int j = 0; j < d; j++) p->mean[j] = (float)mean[j];
-    covariance(cov, blk, buf, x, p->mean, n, d);
+    if ((st = covariance(cov, blk, buf, src, p->mean, d))) goto done;
     double trace = 0;
     for (int i = 0; i < d; i++) trace += cov[(size_t)i * d + i];
     double t1 = dc_time_now();
@@ -340,6 +418,13 @@ done:
     dc_free(z);
     if (st) dc_pca_free(p);
     return st;
+}
+
+dc_status dc_pca_fit(dc_pca *p, const float *x, int64_t n, int d, int d_out)
+{
+    dc_rows rows;
+    dc_rows_memory(&rows, x, n, d);
+    return fit_src(p, &(pca_src){&rows, NULL, n, NULL}, d, d_out);
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -371,6 +456,56 @@ dc_status dc_pca_fit_sample(dc_pca *p, const float *x, int64_t n, int d,
     dc_free(rows);
     dc_free(sub);
     return s;
+}
+
+dc_status dc_pca_fit_rows(dc_pca *p, dc_rows *x, int d_out, int64_t max_rows, uint64_t seed)
+{
+    if (!dc_rows_is_file(x)) return dc_pca_fit_sample(p, x->mem, x->n, x->d, d_out, max_rows, seed);
+    memset(p, 0, sizeof *p);
+    int64_t n = x->n, ns = max_rows > 0 && n > max_rows ? max_rows : n;
+    int64_t *rows = NULL;
+    float *tmp = dc_malloc((size_t)PCA_BLOCK * x->d * sizeof(float), "PCA block");
+    if (!tmp) return DC_STATUS_NOMEM;
+    if (ns < n) { /* the rows dc_pca_fit_sample draws */
+        rows = dc_malloc((size_t)ns * sizeof *rows, "PCA sample indices");
+        if (!rows) {
+            dc_free(tmp);
+            return DC_STATUS_NOMEM;
+        }
+        dc_rng r;
+        dc_rng_init(&r, seed, DC_RNG_STREAM_PCA, 0, 0);
+        dc_rng_sample_distinct(&r, (uint64_t)n, (size_t)ns, rows);
+        qsort(rows, (size_t)ns, sizeof *rows, cmp_i64);
+        dc_log_info("PCA: fitting on %lld of %lld rows", (long long)ns, (long long)n);
+    }
+    dc_status st = fit_src(p, &(pca_src){x, rows, ns, tmp}, x->d, d_out);
+    dc_free(rows);
+    dc_free(tmp);
+    return st;
+}
+
+dc_status dc_pca_apply_rows(const dc_pca *p, dc_rows *x, float *out, dc_npy_writer *w, int l2)
+{
+    DC_ASSERT(x->d == p->d_in && (out != NULL) != (w != NULL));
+    int k = p->d_out;
+    if (!dc_rows_is_file(x) && out) {
+        dc_pca_apply(p, out, x->mem, x->n, l2);
+        return DC_OK;
+    }
+    int64_t chunk = dc_rows_is_file(x) ? x->cap : PCA_BLOCK;
+    float *tmp = w ? dc_malloc((size_t)chunk * k * sizeof(float), "whitened block") : NULL;
+    if (w && !tmp) return DC_STATUS_NOMEM;
+    dc_status st = DC_OK;
+    for (int64_t c0 = 0; c0 < x->n && st == DC_OK; c0 += chunk) {
+        int64_t cn = x->n - c0 < chunk ? x->n - c0 : chunk;
+        const float *xc;
+        if ((st = dc_rows_read(x, c0, cn, &xc))) break;
+        float *dst = w ? tmp : out + c0 * k;
+        dc_pca_apply(p, dst, xc, cn, l2);
+        if (w) st = dc_npy_writer_write(w, tmp, (size_t)cn * k * sizeof(float));
+    }
+    dc_free(tmp);
+    return st;
 }
 
 void dc_pca_apply(const dc_pca *p, float *out, const float *x, int64_t n, int l2)

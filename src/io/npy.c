@@ -5,14 +5,18 @@
  * C order. Only float32, int32, int64 and uint8 little-endian are accepted.
  * The header parser is strict and bounded: every read is checked against the
  * file size, so a malformed file gives an error, never an out-of-bounds read.
- * Includes: dc/io.h, libc. */
+ * Includes: dc/io.h, libc, POSIX (the header read by pread). */
+#define _POSIX_C_SOURCE 200809L
 #include "dc/io.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_MAGIC_LEN 6
@@ -262,6 +266,33 @@ dc_status dc_npy_map(const char *path, dc_array *out)
     out->map_ = m;
     out->data = (void *)(m.data + off);
     return DC_OK;
+}
+
+dc_status dc_npy_header(const char *path, dc_array *meta, size_t *data_off)
+{
+    memset(meta, 0, sizeof *meta);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return dc_set_error(DC_STATUS_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    uint8_t *head = NULL;
+    dc_status s = DC_OK;
+    if (fstat(fd, &st) != 0) {
+        s = dc_set_error(DC_STATUS_IO, "%s: %s", path, strerror(errno));
+    } else {
+        size_t size = (size_t)st.st_size, want = size < 12 + NPY_MAX_HEADER ? size : 12 + NPY_MAX_HEADER;
+        head = dc_malloc(want ? want : 1, "npy header");
+        if (!head) s = DC_STATUS_NOMEM;
+        size_t got = 0;
+        while (s == DC_OK && got < want) {
+            ssize_t k = pread(fd, head + got, want - got, (off_t)got);
+            if (k <= 0) s = dc_set_error(DC_STATUS_IO, "%s: %s", path, k < 0 ? strerror(errno) : "short read");
+            else got += (size_t)k;
+        }
+        if (s == DC_OK) s = parse_file(path, head, size, meta, data_off);
+    }
+    dc_free(head);
+    close(fd);
+    return s;
 }
 
 dc_status dc_npy_read(const char *path, dc_array *out)

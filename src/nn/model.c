@@ -280,11 +280,12 @@ void dc_model_backward_from(dc_model *m, const float *dout, int from)
     DC_ASSERT(m->train && m->batch > 0 && from >= 0 && from < m->nlayers);
     int first = 0; /* the first layer with trainable parameters */
     while (first < m->nlayers && !(m->layers[first].kind == DC_LAYER_CONV && !m->layers[first].fixed)) first++;
-    if (from > first) first = from;
+    int partial = from > first; /* stops above the first trainable layer */
+    if (partial) first = from;
     if (m->train != 1) /* batch norm ran on its running statistics: no backward through it */
         for (int i = first; i < m->nlayers; i++) DC_ASSERT(m->layers[i].kind != DC_LAYER_BN);
     if (m->gpu) {
-        if (m->gpu_status == DC_OK && first != from && from > 0)
+        if (m->gpu_status == DC_OK && partial)
             gpu_failed(m, dc_set_error(DC_STATUS_ARG, "a partial backward runs on the CPU only"));
         if (m->gpu_status == DC_OK) gpu_failed(m, dc_gpu_backward_host(m->gpu, m, dout));
         return;
