@@ -50,24 +50,34 @@ static void compare_kmeans(const dc_comm *c, const float *x, int64_t n, int d, i
     dc_kmeans_result_free(&single);
 }
 
-/* Two-level k-means across the ranks = on one process (m > 1 and the flat
- * DeepCluster case m = 1). */
-static void compare_hkmeans(const dc_comm *c, const float *x, int64_t n, int d, int m, int k)
+/* Two-level k-means across the ranks, each holding only its own rows
+ * (members moved by the all-to-all in rounds of `chunk` bytes), = on one
+ * process (m > 1 and the flat DeepCluster case m = 1). */
+static void compare_hkmeans(const dc_comm *c, const float *x, int64_t n, int d, int m, int k, int64_t chunk)
 {
     int W = dc_comm_size(c), me = dc_comm_rank(c);
+    int64_t lo = n * me / W, hi = n * (me + 1) / W;
     dc_kmeans_params p = dc_kmeans_params_default();
     p.k = k;
     p.niter = 6;
     p.seed = 9;
     dc_hkmeans_result a, b;
     CHECK(dc_hkmeans_train(&a, x, n, d, m, &p, NULL, NULL) == DC_OK);
-    CHECK(dc_hkmeans_train_dist(&b, c, x, n, n * me / W, n * (me + 1) / W, d, m, &p, NULL, NULL) == DC_OK);
-    CHECK(memcmp(a.super, b.super, (size_t)n * sizeof(int32_t)) == 0);
-    CHECK(memcmp(a.sub, b.sub, (size_t)n * sizeof(int32_t)) == 0);
+    /* only this rank's rows, in a buffer of their own */
+    float *mine = dc_xmalloc((size_t)(hi - lo + 1) * d * sizeof *mine);
+    memcpy(mine, x + lo * d, (size_t)(hi - lo) * d * sizeof *mine);
+    CHECK(dc_hkmeans_train_dist(&b, c, mine, n, lo, hi, d, m, &p, NULL, NULL, chunk) == DC_OK);
+    dc_free(mine);
+    CHECK_MSG(memcmp(a.super, b.super, (size_t)n * sizeof(int32_t)) == 0, "m=%d k=%d: super-clusters differ", m, k);
+    CHECK_MSG(memcmp(a.sub, b.sub, (size_t)n * sizeof(int32_t)) == 0, "m=%d k=%d: sub-clusters differ", m, k);
     CHECK(memcmp(a.sub_counts, b.sub_counts, (size_t)k * sizeof(int64_t)) == 0);
+    CHECK(memcmp(a.super_counts, b.super_counts, (size_t)m * sizeof(int64_t)) == 0);
     double e = 0;
     for (int64_t i = 0; i < (int64_t)k * d; i++) e = fmax(e, fabs(a.sub_centroids[i] - b.sub_centroids[i]));
-    CHECK(e < 1e-5);
+    CHECK_MSG(e < 1e-5, "m=%d k=%d: sub-centroids differ by %g", m, k, e);
+    if (m == 1 || k == m) /* means in index order: the same bits */
+        CHECK(memcmp(a.super_centroids, b.super_centroids, (size_t)m * d * sizeof(float)) == 0 &&
+              (k != m || memcmp(a.sub_centroids, b.sub_centroids, (size_t)k * d * sizeof(float)) == 0));
     CHECK_CLOSE(a.obj2, b.obj2, 1e-6 * a.obj2 + 1e-9);
     dc_hkmeans_result_free(&a);
     dc_hkmeans_result_free(&b);
@@ -197,11 +207,25 @@ int main(int argc, char **argv)
         for (int j = 0; j < D2; j++) dup[i * D2 + j] = i % 7 ? 1.0f : (float)(i * (j + 2));
     compare_kmeans(c, dup, N2, D2, 25, 5);
     float *hx = blobs(1500, 8, 12, 4);
-    compare_hkmeans(c, hx, 1500, 8, 2, 12); /* W = 4: clustering groups of 2 ranks */
-    compare_hkmeans(c, hx, 1500, 8, 3, 12);
-    compare_hkmeans(c, hx, 1500, 8, 5, 20);
-    compare_hkmeans(c, hx, 1500, 8, 1, 10);
+    compare_hkmeans(c, hx, 1500, 8, 2, 12, 0); /* W = 4: clustering groups of 2 ranks */
+    compare_hkmeans(c, hx, 1500, 8, 3, 12, 0);  /* W = 4: groups of 2, 1 and 1 */
+    compare_hkmeans(c, hx, 1500, 8, 5, 20, 0);  /* W < 5: super-clusters dealt to the ranks */
+    compare_hkmeans(c, hx, 1500, 8, 1, 10, 0);
+    compare_hkmeans(c, hx, 1500, 8, 3, 12, 1000); /* the all-to-all in rounds of 1,000 bytes */
+    compare_hkmeans(c, hx, 1500, 8, 5, 20, 1000);
+    compare_hkmeans(c, hx, 1500, 8, 3, 3, 0);   /* one sub-cluster each: means */
     dc_free(hx);
+    /* a super-cluster of 3 points, which some ranks hold none of and which
+     * is smaller than its clustering group at W = 4 (m = 2: groups of 2) */
+    {
+        enum { NS = 403, DS = 4 };
+        float *sk = blobs(NS, DS, 3, 5);
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < DS; j++) sk[(int64_t)(NS / 2 + i) * DS + j] = 1000.0f + (float)(i * j);
+        compare_hkmeans(c, sk, NS, DS, 2, 8, 0);
+        compare_hkmeans(c, sk, NS, DS, 2, 8, 64);
+        dc_free(sk);
+    }
 
     /* the training step over a global batch split across the ranks */
     compare_step(c);

@@ -424,7 +424,7 @@ static void test_out_of_core(void)
     CHECK(dc_npy_write(path, DC_DTYPE_F32, 2, (int64_t[]){n, d}, x) == DC_OK);
     dc_rows f;
     CHECK(dc_rows_open_npy(&f, path, 1000) == DC_OK);
-    CHECK(dc_rows_is_file(&f) && f.n == n && f.d == d);
+    CHECK(dc_rows_streamed(&f) && f.n == n && f.d == d);
     int ks[2] = {3000, 16};
     for (int t = 0; t < 2; t++) {
         dc_kmeans_params p = dc_kmeans_params_default();
@@ -481,6 +481,12 @@ static void test_out_of_core(void)
                       "whitened a block at a time differs from at once");
             dc_array_free(&wb);
             remove(wp);
+            /* in place: the features' buffer holds the whitened rows */
+            float *xi = dc_xmalloc((size_t)n * d * 4);
+            memcpy(xi, x, (size_t)n * d * 4);
+            CHECK(dc_pca_apply_inplace(&a, xi, n, 1) == DC_OK);
+            CHECK_MSG(!memcmp(wa, xi, (size_t)n * 8 * 4), "whitened in place differs from into a buffer");
+            dc_free(xi);
             dc_free(wa);
         }
         dc_pca_free(&a);

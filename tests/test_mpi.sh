@@ -53,6 +53,30 @@ if [ -e "$DATA" ]; then
     awk '$1 != "optimizer.body.momentum" && $4 == "max_abs" && $5 + 0 > 1e-4 {print; bad = 1} END {exit bad}' "$out.cmp" \
       && ok || bad "W=$np: weights differ from W=1: $(awk '$1 != "optimizer.body.momentum" && $5 + 0 > 1e-4' "$out.cmp" | head -3)"
   done
+  # the clustering sharded: each process extracts, whitens and keeps only its
+  # own images' features (the PCA reads the sampled rows gathered a block at
+  # a time, level 2 receives a super-cluster's members by all-to-all): with
+  # one thread everywhere, the assignments and the nearest members are the
+  # single process's bytes, and so is the PCA at W = 2 (at W = 3 the ranks'
+  # shares are not whole batches, so features and PCA differ by rounding, as
+  # before sharding) — 4 super-clusters on 3 processes (each clusters its
+  # own), one sub-cluster per super-cluster (exact means), and DeepCluster's
+  # flat k-means across both processes
+  for cfg in "3 --super-classes 16" "2 --super-classes 16 --k 4" "2 --method deepcluster --k 8"; do
+    read -r np extra <<<"$cfg"
+    OMP_NUM_THREADS=1 "$DC_TEST_BIN" train "${RUN[@]}" --epochs 1 $extra --out "$TMP/s1" >"$TMP/s1.log" 2>&1 \
+      || bad "W=1 $extra: $(tail -3 "$TMP/s1.log")"
+    timeout 300 mpirun --oversubscribe -np "$np" "$DC_TEST_BIN" train "${RUN[@]}" --epochs 1 $extra --out "$TMP/s$np" \
+      >"$TMP/s$np.log" 2>&1 && ok || bad "W=$np $extra: $(grep -v '^\[' "$TMP/s$np.log" | tail -5)"
+    for f in assignments/epoch-000.npy assignments/epoch-000-nearest.npy $([ "$np" = 2 ] && echo pca.safetensors); do
+      cmp -s "$TMP/s1/$f" "$TMP/s$np/$f" && ok || bad "W=$np $extra: $f differs from one process's"
+    done
+    "$DC_TEST_BIN" inspect "$TMP/s1/pca.safetensors" --compare "$TMP/s$np/pca.safetensors" | tail -1 \
+      | awk '/0 tensors absent or different/ && $4 + 0 < 1e-5 {ok = 1} END {exit !ok}' && ok \
+      || bad "W=$np $extra: the PCA differs: $("$DC_TEST_BIN" inspect "$TMP/s1/pca.safetensors" --compare "$TMP/s$np/pca.safetensors" | tail -1)"
+    grep -q "each clustering holds per process: features" "$TMP/s$np/log.txt" && ok || bad "W=$np: no clustering accounting line"
+    rm -rf "$TMP/s1" "$TMP/s$np"
+  done
   # every rank resumes: 1 epoch, then the same command for 2, equals 2 at once
   timeout 300 mpirun --oversubscribe -np 2 "$DC_TEST_BIN" train "${RUN[@]}" --epochs 1 --out "$TMP/r2" >"$TMP/r2.log" 2>&1 \
     && timeout 300 mpirun --oversubscribe -np 2 "$DC_TEST_BIN" train "${RUN[@]}" --out "$TMP/r2" >>"$TMP/r2.log" 2>&1 && ok \

@@ -255,5 +255,24 @@ done
 "$BIN" train "${RUN[@]}" --out "$TMP/full" --k 32 >"$TMP/o.log" 2>&1; rc=$?
 [ $rc -eq 2 ] && grep -q "holds a run with other settings" "$TMP/o.log" && ok || bad "other settings accepted (exit $rc)"
 
+# features over --memory-mb (1,200 images x 512 values = 2.3 MB > 1 MB): the
+# clustering's features and whitened rows go through scratch files in
+# --scratch, removed after; the assignments, nearest members, PCA and
+# weights are those of the run in memory
+OOC=(--data "$DATA" --max-images 1200 --batch-size 8 --epoch-size 16 --niter 3 --epochs 1 --k 16 --seed 5 --dim-pca 256)
+mkdir -p "$TMP/scr"
+"$BIN" train "${OOC[@]}" --out "$TMP/m0" >"$TMP/m0.log" 2>&1 && ok || bad "train in memory: $(tail -3 "$TMP/m0.log")"
+"$BIN" train "${OOC[@]}" --out "$TMP/m1" --memory-mb 1 --scratch "$TMP/scr" >"$TMP/m1.log" 2>&1 && ok \
+  || bad "train --memory-mb 1: $(tail -3 "$TMP/m1.log")"
+grep -q "2 MB of features, over the memory budget of 1 MB: in the scratch file $TMP/scr/features.scratch.npy" "$TMP/m1.log" \
+  && ok || bad "train --memory-mb 1: the features were not streamed: $(grep -i clustering "$TMP/m1.log")"
+grep -q "of whitened features: in the scratch file $TMP/scr/whitened.scratch.npy" "$TMP/m1.log" && ok \
+  || bad "train --memory-mb 1: the whitened rows were not streamed"
+for f in assignments/epoch-000.npy assignments/epoch-000-nearest.npy pca.safetensors checkpoint.safetensors; do
+  cmp -s "$TMP/m0/$f" "$TMP/m1/$f" && ok || bad "train --memory-mb 1: $f differs from the run in memory"
+done
+[ -z "$(ls -A "$TMP/scr")" ] && ok || bad "scratch files left: $(ls "$TMP/scr")"
+expect_fail 1 "absent/features.scratch.npy" "${OOC[@]}" --out "$TMP/m2" --memory-mb 1 --scratch "$TMP/absent"
+
 rm -rf "$TMP"
 summary

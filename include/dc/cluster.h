@@ -51,6 +51,10 @@ dc_status dc_pca_fit_rows(dc_pca *p, dc_rows *x, int d_out, int64_t max_rows, ui
 /// dc_pca_apply on a row source, a block at a time, into out (x->n ×
 /// d_out) or, when out is NULL, appended to the open writer w.
 dc_status dc_pca_apply_rows(const dc_pca *p, dc_rows *x, float *out, dc_npy_writer *w, int l2);
+/// dc_pca_apply in place, a block of rows at a time: x (n × d_in) then
+/// holds the n × d_out results from its start (d_out ≤ d_in; the same
+/// values as dc_pca_apply), so features need no second buffer.
+dc_status dc_pca_apply_inplace(const dc_pca *p, float *x, int64_t n, int l2);
 /// safetensors with tensors "mean", "proj", "eigvals" and metadata.
 dc_status dc_pca_save(const dc_pca *p, const char *path);
 dc_status dc_pca_load(dc_pca *p, const char *path);
@@ -235,6 +239,12 @@ void dc_mean_rows(float *c, const float *x, const int64_t *idx, int64_t cnt, int
 /// splits to *obj and *splits. idx (r->n) and buf (members × d) are scratch.
 dc_status dc_hkmeans_level2(dc_hkmeans_result *r, const float *x, int c, const dc_kmeans_params *p,
                             const float *warm_sub, int64_t *idx, float *buf, double *obj, int *splits);
+/// Level 2 of super-cluster c from its members' rows already gathered
+/// (members: rows idx[0 … members->n) of the data, in that order; k/m > 1):
+/// their k-means into r->sub of idx, r->sub_centroids and r->sub_counts of
+/// c; its objective and splits to *obj and *splits.
+dc_status dc_hkmeans_level2_rows(dc_hkmeans_result *r, int c, dc_rows *members, const int64_t *idx,
+                                 const dc_kmeans_params *p, const float *warm_sub, double *obj, int *splits);
 /// Checks k, m and n and allocates every array of r for n points of
 /// dimension d; on failure r is left empty. (The start of
 /// dc_hkmeans_train, shared with the distributed version.)

@@ -47,6 +47,12 @@ dc_status dc_comm_bcast(const dc_comm *c, void *buf, size_t bytes, int root);
 /// same counts).
 dc_status dc_comm_allgatherv(const dc_comm *c, const void *send, size_t bytes, void *recv,
                              const size_t *counts);
+/// Every rank's send_counts[r] bytes to rank r (in rank order, packed in
+/// send), every rank's bytes for this one into recv in rank order
+/// (recv_counts[r] from rank r, which must be what r sends here). At most
+/// 2^31 - 1 bytes in all each way: callers exchange in chunks.
+dc_status dc_comm_alltoallv(const dc_comm *c, const void *send, const size_t *send_counts, void *recv,
+                            const size_t *recv_counts);
 dc_status dc_comm_barrier(const dc_comm *c);
 /// Prints "deepercluster: rank R: <message>" and stops every rank.
 DC_NORETURN void dc_comm_abort(const dc_comm *c, const char *message);

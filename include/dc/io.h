@@ -138,17 +138,23 @@ dc_status dc_npy_header(const char *path, dc_array *meta, size_t *data_off);
 /* ------------------------------------------------------------------------ */
 
 /* n rows of d floats read a block of consecutive rows at a time, from
- * memory (a view: nothing is copied) or from a file (a .npy's data) with
- * pread into one buffer: the file is never mapped, so what it adds to the
- * resident set is that buffer. Not for several threads at once. */
+ * memory (a view: nothing is copied), from a file (a .npy's data) with
+ * pread into one buffer — the file is never mapped, so what it adds to the
+ * resident set is that buffer — or from a function that fetches rows
+ * (e.g. from other processes). Not for several threads at once. */
+/// Fetches rows idx[0 … count) (ascending) or, when idx is NULL, rows
+/// [first, first + count) into dst (count × d).
+typedef dc_status (*dc_rows_fetch)(void *ctx, const int64_t *idx, int64_t first, int64_t count, float *dst);
 typedef struct dc_rows {
     int64_t n;
     int d;
-    const float *mem;  /* in memory; NULL for a file           */
-    int fd;            /* file: its descriptor (-1 in memory)  */
-    int64_t off;       /* file: byte offset of row 0           */
-    char *path;        /* file: for messages                   */
-    float *buf;        /* file: cap rows, grown on demand      */
+    const float *mem;    /* in memory; NULL otherwise                */
+    int fd;              /* file: its descriptor (-1 otherwise)      */
+    int64_t off;         /* file: byte offset of row 0               */
+    char *path;          /* file: for messages                       */
+    dc_rows_fetch fetch; /* a function's rows (NULL otherwise)       */
+    void *ctx;
+    float *buf;          /* file, function: cap rows, grown on demand */
     int64_t cap;
 } dc_rows;
 
@@ -157,18 +163,23 @@ void dc_rows_memory(dc_rows *r, const float *x, int64_t n, int d);
 /// A float32 2-D .npy as a row source with a buffer of `cap` rows (at
 /// least 1); dc_rows_close.
 dc_status dc_rows_open_npy(dc_rows *r, const char *path, int64_t cap);
+/// The rows `fetch` gives (with ctx), n of d floats, read `cap` at a time;
+/// dc_rows_close.
+dc_status dc_rows_function(dc_rows *r, int64_t n, int d, dc_rows_fetch fetch, void *ctx, int64_t cap);
 /// Rows [lo, hi) of `src` as a row source of their own (a file source gets
-/// its own descriptor and buffer of `cap` rows); dc_rows_close.
+/// its own descriptor and buffer of `cap` rows); not for function sources.
 dc_status dc_rows_slice(dc_rows *out, const dc_rows *src, int64_t lo, int64_t hi, int64_t cap);
 /// Rows [row, row + count) into *out, valid until the next call on r (the
 /// buffer grows to count rows when smaller). Fails with the file's name on
 /// a read error.
 dc_status dc_rows_read(dc_rows *r, int64_t row, int64_t count, const float **out);
-/// Rows idx[0 … cnt) of r (any order, repeats allowed) copied into dst
-/// (cnt×d); runs of consecutive indices are read at once.
+/// Rows idx[0 … cnt) of r copied into dst (cnt×d): any order, repeats
+/// allowed, but ascending for a function source; runs of consecutive
+/// indices are read at once.
 dc_status dc_rows_gather(dc_rows *r, const int64_t *idx, int64_t cnt, float *dst);
-/// Whether r is read from a file.
-int dc_rows_is_file(const dc_rows *r);
+/// Whether r is read a block at a time (a file or a function), not a view
+/// of memory.
+int dc_rows_streamed(const dc_rows *r);
 void dc_rows_close(dc_rows *r);
 
 /* ------------------------------------------------------------------------ */

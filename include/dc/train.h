@@ -139,16 +139,50 @@ dc_status dc_kmeans_train_dist(dc_kmeans_result *r, const dc_comm *comm, const f
                                int64_t offset, int64_t n_total, int d, const dc_kmeans_params *p,
                                const float *init);
 
-/// Two-level k-means (as dc_hkmeans_train) across the ranks of `comm`:
-/// every rank holds all n rows of x and owns rows [lo, hi) (rank r: n·r/W
-/// to n·(r+1)/W); level 1 runs across the ranks on the owned rows. Level 2:
-/// with W ≥ m, in m clustering groups (ranks ≡ c mod m for super-cluster
-/// c), across the group's ranks on slices of the members; with W < m, the
-/// super-clusters c ≡ r (mod W) on rank r alone. Every rank gets the whole
-/// result, equal to dc_hkmeans_train's.
+/// Two-level k-means (as dc_hkmeans_train) across the ranks of `comm`, the
+/// n rows sharded: this rank holds rows [lo, hi) in x (rank r: n·r/W to
+/// n·(r+1)/W), never the others'. Level 1 runs across the ranks on their
+/// rows. Level 2: with W ≥ m, in m clustering groups (ranks ≡ c mod m for
+/// super-cluster c), each group rank receiving its slice of c's members by
+/// an all-to-all (in rounds of at most `chunk_bytes` per rank, 0: 16 MB) and
+/// the group's k-means running across them; with W < m, the super-clusters
+/// c ≡ r (mod W) on rank r alone, their members sent there. Only the labels
+/// come back (n × 2 int32). Every rank gets the whole result, equal to
+/// dc_hkmeans_train's on the concatenation.
 dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const float *x, int64_t n,
                                 int64_t lo, int64_t hi, int d, int m, const dc_kmeans_params *p,
-                                const float *warm_super, const float *warm_sub);
+                                const float *warm_super, const float *warm_sub, int64_t chunk_bytes);
+
+/// What one process of W holds and moves in a clustering of n images
+/// (features of D values, whitened to dim_pca, k clusters in m
+/// super-clusters), in bytes, by the code's own layout, super-clusters
+/// taken as equal in size.
+typedef struct dc_cluster_volume {
+    int64_t features;   /* its images' features: n/W × D floats               */
+    int64_t whitened;   /* their whitened rows: n/W × dim_pca                  */
+    int64_t level2;     /* the members it clusters at level 2: n/W rows (W ≥ m)
+                           or a super-cluster, n/m rows (W < m)                */
+    int64_t labels;     /* every image's (super, sub) and k-means labels: 3n int32 */
+    int64_t centroids;  /* centroids and the pass's sums: k × dim_pca × 12     */
+    int64_t pca_in;     /* the PCA's sample rows it receives per pass over them
+                           (min(n, D(D−1)/2) × D floats, a block at a time; 3 passes) */
+    int64_t alltoall;   /* level 2: rows it sends (≤ its whitened rows)         */
+    int64_t pass1, pass2; /* all-reduced per k-means pass at level 1 (all
+                           processes) and level 2 (a clustering group)     */
+} dc_cluster_volume;
+void dc_cluster_volume_compute(dc_cluster_volume *v, int64_t n, int W, int D, int dim_pca, int k, int m);
+
+/// A matrix of n rows sharded over `comm` as above (x: this rank's rows)
+/// as a row source (dc/io.h) that hands every rank the same rows, gathered
+/// from their owners: a collective — every rank reads the same rows in the
+/// same order (idx ascending). What the PCA fit and exact means read.
+typedef struct dc_shard {
+    const dc_comm *comm;
+    const float *x;
+    int64_t n;
+    int d;
+} dc_shard;
+dc_status dc_rows_shard(dc_rows *r, dc_shard *s, int64_t cap);
 
 /// The epoch's E samples of one super-class (SPEC §5): ⌊E/nonempty⌋ + 1
 /// from every non-empty sub-cluster (without replacement unless it is
@@ -195,6 +229,11 @@ typedef struct dc_train_config {
                                 network computes (dc_device_parse)       */
     const char *precision;   /* fp32 | tf32 (NULL: tf32) on a GPU         */
     int autotune;            /* GPU: time the convolution algorithms       */
+    int64_t memory_mb;       /* the clustering's features held in memory at
+                                once (0: half the available memory); on one
+                                process, larger ones go through scratch
+                                files, with the same result                */
+    const char *scratch;     /* folder for those files (NULL: the run's)   */
     const struct dc_comm *comm; /* the processes sharing the run (NULL:
                                 this one alone): each takes a share of every
                                 global batch and of the feature extraction;

@@ -198,7 +198,7 @@ int dc_cmd_kmeans(int argc, char **argv)
     rc = DC_EXIT_OK;
 done:
     if (rc != DC_EXIT_OK) dc_cli_fail();
-    if (dc_rows_is_file(&white)) remove(scratch);
+    if (dc_rows_streamed(&white)) remove(scratch);
     dc_rows_close(&white);
     dc_rows_close(&src);
     dc_free(owned);

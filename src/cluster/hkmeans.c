@@ -36,11 +36,8 @@ void dc_mean_rows(float *c, const float *x, const int64_t *idx, int64_t cnt, int
     dc_free(acc);
 }
 
-/* The k-means of super-cluster c's members (rows idx[0 … members->n) of
- * the data, in that order) into r's sub-clusters; its objective and splits
- * to *obj and *splits. */
-static dc_status run_level2(dc_hkmeans_result *r, int c, dc_rows *members, const int64_t *idx,
-                            const dc_kmeans_params *p, const float *warm_sub, double *obj, int *splits)
+dc_status dc_hkmeans_level2_rows(dc_hkmeans_result *r, int c, dc_rows *members, const int64_t *idx,
+                                 const dc_kmeans_params *p, const float *warm_sub, double *obj, int *splits)
 {
     int d = r->d, k_sub = r->k_sub;
     char label[64];
@@ -81,7 +78,7 @@ dc_status dc_hkmeans_level2(dc_hkmeans_result *r, const float *x, int c, const d
     for (int64_t i = 0; i < cnt; i++) memcpy(buf + i * d, x + idx[i] * d, (size_t)d * sizeof(float));
     dc_rows members;
     dc_rows_memory(&members, buf, cnt, d);
-    return run_level2(r, c, &members, idx, p, warm_sub, obj, splits);
+    return dc_hkmeans_level2_rows(r, c, &members, idx, p, warm_sub, obj, splits);
 }
 
 dc_status dc_hkmeans_result_init(dc_hkmeans_result *r, int64_t n, int d, int m, const dc_kmeans_params *p)
@@ -205,7 +202,7 @@ static dc_status level2_file(dc_hkmeans_result *r, dc_rows *x, int c, const dc_k
         if (st) path[0] ? (void)remove(path) : (void)0;
     }
     if (st) return st;
-    st = run_level2(r, c, &members, idx, p, warm_sub, obj, splits);
+    st = dc_hkmeans_level2_rows(r, c, &members, idx, p, warm_sub, obj, splits);
     dc_rows_close(&members);
     if (path[0]) remove(path);
     return st;
@@ -224,7 +221,7 @@ dc_status dc_hkmeans_train_rows(dc_hkmeans_result *r, dc_rows *x, int m, const d
                                 const float *warm_super, const float *warm_sub, const dc_cluster_memory *mem)
 {
     int64_t n = x->n;
-    int d = x->d, file = dc_rows_is_file(x);
+    int d = x->d, file = dc_rows_streamed(x);
     dc_status st = dc_hkmeans_result_init(r, n, d, m, p);
     if (st) return st;
     int k_sub = r->k_sub;

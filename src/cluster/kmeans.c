@@ -216,7 +216,7 @@ static dc_status assign_rows(double *obj, int32_t *assign, double *sums, int64_t
 {
     int64_t n = x->n;
     int d = x->d;
-    if (!dc_rows_is_file(x)) {
+    if (!dc_rows_streamed(x)) {
         *obj = dc_kmeans_assign(assign, sums, counts, x->mem, xnorm, n, d, centroids, k, w);
         return DC_OK;
     }
@@ -399,7 +399,7 @@ static void log_splits(const char *label, int pass, const dc_kmeans_split *s, in
  * none (or the read failed: *s). */
 static int64_t find_nonfinite_rows(dc_rows *x, int *col, dc_status *s)
 {
-    int64_t chunk = dc_rows_is_file(x) ? (x->cap > 0 ? x->cap : 1) : x->n;
+    int64_t chunk = dc_rows_streamed(x) ? (x->cap > 0 ? x->cap : 1) : x->n;
     *s = DC_OK;
     for (int64_t c0 = 0; c0 < x->n; c0 += chunk) {
         int64_t cn = x->n - c0 < chunk ? x->n - c0 : chunk;
@@ -428,7 +428,7 @@ dc_status dc_rows_check_finite(dc_rows *x, const char *label)
 
 dc_status dc_rows_sqnorms(float *out, dc_rows *x)
 {
-    int64_t chunk = dc_rows_is_file(x) ? x->cap : x->n;
+    int64_t chunk = dc_rows_streamed(x) ? x->cap : x->n;
     for (int64_t c0 = 0; c0 < x->n; c0 += chunk) {
         int64_t cn = x->n - c0 < chunk ? x->n - c0 : chunk;
         const float *xc;

@@ -72,7 +72,7 @@ static dc_status src_block(const pca_src *s, int64_t b0, int64_t nb, const float
 /* Rows per block handed out: all at once from memory, else PCA_BLOCK. */
 static int64_t src_chunk(const pca_src *s)
 {
-    return s->idx || dc_rows_is_file(s->x) ? PCA_BLOCK : (s->n > 0 ? s->n : 1);
+    return s->idx || dc_rows_streamed(s->x) ? PCA_BLOCK : (s->n > 0 ? s->n : 1);
 }
 
 /* mean (d) of the n rows of src: per-thread partial sums over row ranges,
@@ -460,7 +460,7 @@ dc_status dc_pca_fit_sample(dc_pca *p, const float *x, int64_t n, int d,
 
 dc_status dc_pca_fit_rows(dc_pca *p, dc_rows *x, int d_out, int64_t max_rows, uint64_t seed)
 {
-    if (!dc_rows_is_file(x)) return dc_pca_fit_sample(p, x->mem, x->n, x->d, d_out, max_rows, seed);
+    if (!dc_rows_streamed(x)) return dc_pca_fit_sample(p, x->mem, x->n, x->d, d_out, max_rows, seed);
     memset(p, 0, sizeof *p);
     int64_t n = x->n, ns = max_rows > 0 && n > max_rows ? max_rows : n;
     int64_t *rows = NULL;
@@ -488,11 +488,11 @@ dc_status dc_pca_apply_rows(const dc_pca *p, dc_rows *x, float *out, dc_npy_writ
 {
     DC_ASSERT(x->d == p->d_in && (out != NULL) != (w != NULL));
     int k = p->d_out;
-    if (!dc_rows_is_file(x) && out) {
+    if (!dc_rows_streamed(x) && out) {
         dc_pca_apply(p, out, x->mem, x->n, l2);
         return DC_OK;
     }
-    int64_t chunk = dc_rows_is_file(x) ? x->cap : PCA_BLOCK;
+    int64_t chunk = dc_rows_streamed(x) ? x->cap : PCA_BLOCK;
     float *tmp = w ? dc_malloc((size_t)chunk * k * sizeof(float), "whitened block") : NULL;
     if (w && !tmp) return DC_STATUS_NOMEM;
     dc_status st = DC_OK;
@@ -524,6 +524,23 @@ void dc_pca_apply(const dc_pca *p, float *out, const float *x, int64_t n, int l2
         for (int r = 0; r < k; r++) out[i * k + r] -= pm[r];
     dc_free(pm);
     if (l2) dc_l2_normalize_rows(out, n, k);
+}
+
+dc_status dc_pca_apply_inplace(const dc_pca *p, float *x, int64_t n, int l2)
+{
+    DC_ASSERT(p->d_out <= p->d_in);
+    int d = p->d_in, k = p->d_out;
+    float *tmp = dc_malloc((size_t)PCA_BLOCK * k * sizeof(float), "whitened block");
+    if (!tmp) return DC_STATUS_NOMEM;
+    /* block b's outputs end at (b0 + nb)·k <= (b0 + nb)·d: past the rows
+     * still to read never */
+    for (int64_t b0 = 0; b0 < n; b0 += PCA_BLOCK) {
+        int64_t nb = n - b0 < PCA_BLOCK ? n - b0 : PCA_BLOCK;
+        dc_pca_apply(p, tmp, x + b0 * d, nb, l2);
+        memcpy(x + b0 * k, tmp, (size_t)nb * k * sizeof(float));
+    }
+    dc_free(tmp);
+    return DC_OK;
 }
 
 dc_status dc_pca_save(const dc_pca *p, const char *path)

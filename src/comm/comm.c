@@ -212,6 +212,35 @@ dc_status dc_comm_allgatherv(const dc_comm *c, const void *send, size_t bytes, v
     return DC_OK;
 }
 
+dc_status dc_comm_alltoallv(const dc_comm *c, const void *send, const size_t *send_counts, void *recv,
+                            const size_t *recv_counts)
+{
+#ifdef DC_HAVE_MPI
+    if (c->mpi) {
+        int W = c->size;
+        int *sc = dc_xmalloc((size_t)W * 4 * sizeof *sc), *sd = sc + W, *rc = sc + 2 * W, *rd = sc + 3 * W;
+        size_t so = 0, ro = 0;
+        for (int r = 0; r < W; r++) {
+            DC_ASSERT(send_counts[r] <= (size_t)INT32_MAX && so <= (size_t)INT32_MAX);
+            DC_ASSERT(recv_counts[r] <= (size_t)INT32_MAX && ro <= (size_t)INT32_MAX);
+            sc[r] = (int)send_counts[r];
+            sd[r] = (int)so;
+            rc[r] = (int)recv_counts[r];
+            rd[r] = (int)ro;
+            so += send_counts[r];
+            ro += recv_counts[r];
+        }
+        dc_status s = mpi_check(MPI_Alltoallv(send, sc, sd, MPI_BYTE, recv, rc, rd, MPI_BYTE, c->mc), "MPI_Alltoallv");
+        dc_free(sc);
+        return s;
+    }
+#endif
+    (void)c;
+    DC_ASSERT(send_counts[0] == recv_counts[0]);
+    if (send_counts[0] && recv != send) memmove(recv, send, send_counts[0]);
+    return DC_OK;
+}
+
 dc_status dc_comm_barrier(const dc_comm *c)
 {
 #ifdef DC_HAVE_MPI

@@ -21,7 +21,20 @@ void dc_rows_memory(dc_rows *r, const float *x, int64_t n, int d)
     r->cap = n;
 }
 
-int dc_rows_is_file(const dc_rows *r) { return r->mem == NULL && r->fd >= 0; }
+int dc_rows_streamed(const dc_rows *r) { return r->mem == NULL && (r->fd >= 0 || r->fetch); }
+
+dc_status dc_rows_function(dc_rows *r, int64_t n, int d, dc_rows_fetch fetch, void *ctx, int64_t cap)
+{
+    memset(r, 0, sizeof *r);
+    r->fd = -1;
+    r->n = n;
+    r->d = d;
+    r->fetch = fetch;
+    r->ctx = ctx;
+    r->cap = cap < 1 ? 1 : cap;
+    r->buf = dc_malloc((size_t)r->cap * (size_t)d * sizeof(float), "row buffer");
+    return r->buf ? DC_OK : DC_STATUS_NOMEM;
+}
 
 void dc_rows_close(dc_rows *r)
 {
@@ -70,7 +83,7 @@ dc_status dc_rows_open_npy(dc_rows *r, const char *path, int64_t cap)
 
 dc_status dc_rows_slice(dc_rows *out, const dc_rows *src, int64_t lo, int64_t hi, int64_t cap)
 {
-    DC_ASSERT(lo >= 0 && lo <= hi && hi <= src->n);
+    DC_ASSERT(lo >= 0 && lo <= hi && hi <= src->n && !src->fetch);
     if (src->mem) {
         dc_rows_memory(out, src->mem + lo * src->d, hi - lo, src->d);
         return DC_OK;
@@ -109,11 +122,13 @@ dc_status dc_rows_read(dc_rows *r, int64_t row, int64_t count, const float **out
         r->cap = count;
     }
     *out = r->buf;
+    if (r->fetch) return r->fetch(r->ctx, NULL, row, count, r->buf);
     return pread_rows(r, row, count, r->buf);
 }
 
 dc_status dc_rows_gather(dc_rows *r, const int64_t *idx, int64_t cnt, float *dst)
 {
+    if (r->fetch) return r->fetch(r->ctx, idx, 0, cnt, dst);
     size_t row = (size_t)r->d * sizeof(float);
     for (int64_t i = 0; i < cnt;) {
         int64_t run = 1;

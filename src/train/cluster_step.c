@@ -18,6 +18,8 @@
 #include <omp.h>
 #endif
 
+#define STREAM_ROWS 4096 /* rows per read from a scratch file or the other processes */
+
 /* Image i's cluster as one index over all k: super · k/m + sub. */
 int32_t dc_run_flat_cluster(const run_state *r, int64_t i)
 {
@@ -47,62 +49,116 @@ static int cmp_i64(const void *a, const void *b)
  * (super · k_sub + sub) the images nearest its centroid in the whitened
  * space, nearest first, -1 past its size: what the report shows. */
 #define NEAREST 16
-static dc_status write_nearest(run_state *r, int epoch, const float *x, const dc_hkmeans_result *h)
+typedef struct nearest_cand {
+    float dist;
+    int64_t idx;
+} nearest_cand;
+
+static int cmp_cand(const void *a, const void *b)
+{
+    const nearest_cand *x = a, *y = b;
+    if (x->dist != y->dist) return x->dist < y->dist ? -1 : 1;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* This rank's rows (global indices lo + i of x's rows) nearest each
+ * cluster's centroid: at most NEAREST per cluster, by (distance, index) —
+ * what one pass over every image in index order keeps. */
+static dc_status local_nearest(run_state *r, dc_rows *x, int64_t lo, const dc_hkmeans_result *h, int64_t *best,
+                               float *dist, int *cnt)
 {
     int k = r->c->k, d = r->c->dim_pca;
-    int64_t *best = dc_malloc((size_t)k * NEAREST * sizeof(int64_t), "nearest members");
-    float *dist = dc_malloc((size_t)k * NEAREST * sizeof(float), "nearest distances");
-    int *cnt = dc_calloc((size_t)k, sizeof(int), "nearest counts");
-    if (!best || !dist || !cnt) {
-        dc_free(best);
-        dc_free(dist);
-        dc_free(cnt);
-        return DC_STATUS_NOMEM;
-    }
     for (int64_t i = 0; i < (int64_t)k * NEAREST; i++) best[i] = -1;
-    for (int64_t i = 0; i < r->n; i++) {
-        int c = h->super[i] * r->k_sub + h->sub[i];
-        const float *cen = h->sub_centroids + (size_t)c * d, *xi = x + i * d;
-        float dd = 0;
-        for (int j = 0; j < d; j++) dd += (xi[j] - cen[j]) * (xi[j] - cen[j]);
-        /* insertion into the cluster's sorted list of at most NEAREST */
-        int64_t *bi = best + (size_t)c * NEAREST;
-        float *di = dist + (size_t)c * NEAREST;
-        int m = cnt[c];
-        if (m == NEAREST && dd >= di[m - 1]) continue;
-        int pos = m < NEAREST ? m : NEAREST - 1;
-        while (pos > 0 && di[pos - 1] > dd) {
-            di[pos] = di[pos - 1];
-            bi[pos] = bi[pos - 1];
-            pos--;
+    int64_t chunk = dc_rows_streamed(x) ? x->cap : (x->n > 0 ? x->n : 1);
+    dc_status s = DC_OK;
+    for (int64_t c0 = 0; c0 < x->n && s == DC_OK; c0 += chunk) {
+        int64_t cn = x->n - c0 < chunk ? x->n - c0 : chunk;
+        const float *xc;
+        if ((s = dc_rows_read(x, c0, cn, &xc))) break;
+        for (int64_t i = lo + c0; i < lo + c0 + cn; i++) {
+            int c = h->super[i] * r->k_sub + h->sub[i];
+            const float *cen = h->sub_centroids + (size_t)c * d, *xi = xc + (i - lo - c0) * d;
+            float dd = 0;
+            for (int j = 0; j < d; j++) dd += (xi[j] - cen[j]) * (xi[j] - cen[j]);
+            /* insertion into the cluster's sorted list of at most NEAREST */
+            int64_t *bi = best + (size_t)c * NEAREST;
+            float *di = dist + (size_t)c * NEAREST;
+            int m = cnt[c];
+            if (m == NEAREST && dd >= di[m - 1]) continue;
+            int pos = m < NEAREST ? m : NEAREST - 1;
+            while (pos > 0 && di[pos - 1] > dd) {
+                di[pos] = di[pos - 1];
+                bi[pos] = bi[pos - 1];
+                pos--;
+            }
+            di[pos] = dd;
+            bi[pos] = i;
+            if (m < NEAREST) cnt[c] = m + 1;
         }
-        di[pos] = dd;
-        bi[pos] = i;
-        if (m < NEAREST) cnt[c] = m + 1;
     }
-    char name[64];
-    snprintf(name, sizeof name, "assignments/epoch-%03d-nearest.npy", epoch);
-    dc_status s = dc_npy_write(dc_run_path(r, name), DC_DTYPE_I64, 2, (int64_t[]){k, NEAREST}, best);
-    dc_free(best);
-    dc_free(dist);
-    dc_free(cnt);
     return s;
 }
 
-/* Every rank's rows [n·q/W, n·(q+1)/W) of feat (n, D), to every rank. */
-static dc_status gather_rows(run_state *r, float *feat, int D)
+/* Every rank's lists merged (all-gathered a range of clusters at a time):
+ * the NEAREST smallest (distance, index) of each cluster, as one process
+ * finds them. */
+static dc_status merge_nearest(run_state *r, int64_t *best, float *dist)
 {
-    size_t *cnt = dc_xmalloc((size_t)r->W * sizeof *cnt);
-    for (int q = 0; q < r->W; q++)
-        cnt[q] = (size_t)(r->n * (q + 1) / r->W - r->n * q / r->W) * D * sizeof(float);
-    int64_t lo = r->n * r->rank / r->W;
-    float *mine = dc_malloc(cnt[r->rank] ? cnt[r->rank] : 1, "feature share");
-    dc_status s = mine ? DC_OK : DC_STATUS_NOMEM;
-    if (s == DC_OK) {
-        memcpy(mine, feat + lo * D, cnt[r->rank]);
-        s = dc_comm_allgatherv(r->c->comm, mine, cnt[r->rank], feat, cnt);
+    int k = r->c->k, W = r->W;
+    int64_t per = (int64_t)NEAREST * (sizeof(int64_t) + sizeof(float)) * W, kc = ((int64_t)64 << 20) / per;
+    if (kc < 1) kc = 1;
+    if (kc > k) kc = k;
+    size_t *cnt = dc_xmalloc((size_t)W * sizeof *cnt);
+    int64_t *ball = dc_malloc((size_t)(kc * NEAREST * W) * sizeof *ball, "nearest members");
+    float *dall = dc_malloc((size_t)(kc * NEAREST * W) * sizeof *dall, "nearest distances");
+    nearest_cand *cand = dc_malloc((size_t)NEAREST * W * sizeof *cand, "nearest candidates");
+    dc_status s = ball && dall && cand ? DC_OK : DC_STATUS_NOMEM;
+    for (int64_t c0 = 0; c0 < k && s == DC_OK; c0 += kc) {
+        int64_t nc = k - c0 < kc ? k - c0 : kc;
+        for (int q = 0; q < W; q++) cnt[q] = (size_t)(nc * NEAREST) * sizeof(int64_t);
+        if ((s = dc_comm_allgatherv(r->c->comm, best + c0 * NEAREST, cnt[0], ball, cnt))) break;
+        for (int q = 0; q < W; q++) cnt[q] = (size_t)(nc * NEAREST) * sizeof(float);
+        if ((s = dc_comm_allgatherv(r->c->comm, dist + c0 * NEAREST, cnt[0], dall, cnt))) break;
+        for (int64_t c = 0; c < nc; c++) {
+            int nn = 0;
+            for (int q = 0; q < W; q++)
+                for (int t = 0; t < NEAREST; t++) {
+                    int64_t at = ((int64_t)q * nc + c) * NEAREST + t;
+                    if (ball[at] >= 0) cand[nn++] = (nearest_cand){dall[at], ball[at]};
+                }
+            qsort(cand, (size_t)nn, sizeof *cand, cmp_cand);
+            for (int t = 0; t < NEAREST; t++) {
+                best[(c0 + c) * NEAREST + t] = t < nn ? cand[t].idx : -1;
+                dist[(c0 + c) * NEAREST + t] = t < nn ? cand[t].dist : 0;
+            }
+        }
     }
-    dc_free(mine);
+    dc_free(cnt);
+    dc_free(ball);
+    dc_free(dall);
+    dc_free(cand);
+    return s;
+}
+
+/* assignments/epoch-NNN-nearest.npy, int64 (k, NEAREST): for each cluster
+ * (super · k_sub + sub) the images nearest its centroid in the whitened
+ * space, nearest first, -1 past its size: what the report shows. x: this
+ * rank's rows (from lo); every rank takes part, rank 0 writes. */
+static dc_status write_nearest(run_state *r, int epoch, dc_rows *x, int64_t lo, const dc_hkmeans_result *h)
+{
+    int k = r->c->k;
+    int64_t *best = dc_malloc((size_t)k * NEAREST * sizeof(int64_t), "nearest members");
+    float *dist = dc_malloc((size_t)k * NEAREST * sizeof(float), "nearest distances");
+    int *cnt = dc_calloc((size_t)k, sizeof(int), "nearest counts");
+    dc_status s = best && dist && cnt ? DC_OK : DC_STATUS_NOMEM;
+    if (s == DC_OK) s = local_nearest(r, x, lo, h, best, dist, cnt);
+    if (s == DC_OK && r->W > 1) s = merge_nearest(r, best, dist);
+    char name[64];
+    snprintf(name, sizeof name, "assignments/epoch-%03d-nearest.npy", epoch);
+    if (s == DC_OK && r->rank == 0)
+        s = dc_npy_write(dc_run_path(r, name), DC_DTYPE_I64, 2, (int64_t[]){k, NEAREST}, best);
+    dc_free(best);
+    dc_free(dist);
     dc_free(cnt);
     return s;
 }
@@ -161,32 +217,44 @@ static dc_status write_assignments(run_state *r, int epoch)
     return dc_afile_commit(&af);
 }
 
-/* The features of every image under the clustering transform, whitened
- * by a PCA fitted on a sample of them (rank 0 fits, saves and shares it),
- * L2-normalised, into x (n × dim_pca). */
-static dc_status whiten_features(run_state *r, int epoch, float *x, cJSON *j)
+/* The features of this rank's images [lo, hi) under the clustering
+ * transform (every image's on one process; no rank holds another's),
+ * whitened by a PCA fitted on a sample of all of them — on several
+ * processes every rank reads the sampled rows a block at a time, gathered
+ * from their owners, and fits; rank 0's fit, saved, is the one all use —
+ * L2-normalised in place, into *x ((hi − lo) × dim_pca; the features'
+ * buffer shrunk: one buffer of features at any time). */
+static dc_status whiten_features(run_state *r, int epoch, float **x, cJSON *j)
 {
     dc_train_config *c = r->c;
     int D = r->model.feat_dim;
-    float *feat = dc_malloc((size_t)r->n * D * sizeof(float), "features");
+    int64_t lo = r->n * r->rank / r->W, hi = r->n * (r->rank + 1) / r->W, rows = hi - lo > 0 ? hi - lo : 1;
+    float *feat = dc_malloc((size_t)rows * D * sizeof(float), "features");
     if (!feat) return DC_STATUS_NOMEM;
-    /* each rank its share of the images, then all of them everywhere */
-    int64_t flo = r->n * r->rank / r->W, fhi = r->n * (r->rank + 1) / r->W;
-    dc_status s = dc_extract_features_range(feat + flo * D, &r->model, r->d, flo, fhi - flo, r->model.nlayers - 1, 0,
-                                            "features");
-    if (r->W > 1 && s == DC_OK) s = gather_rows(r, feat, D);
+    dc_status s = dc_extract_features_range(feat, &r->model, r->d, lo, hi - lo, r->model.nlayers - 1, 0, "features");
     dc_pca pca = {0};
-    if (r->rank == 0 && s == DC_OK)
-        s = dc_pca_fit_sample(&pca, feat, r->n, D, c->dim_pca, (int64_t)D * (D - 1) / 2,
-                              (uint64_t)c->seed * 1000003u + (uint64_t)epoch);
-    if (r->W > 1) s = share_pca(r, &pca, s, D, c->dim_pca);
+    int64_t sample = (int64_t)D * (D - 1) / 2;
+    uint64_t seed = (uint64_t)c->seed * 1000003u + (uint64_t)epoch;
+    if (r->W == 1 && s == DC_OK) {
+        s = dc_pca_fit_sample(&pca, feat, r->n, D, c->dim_pca, sample, seed);
+    } else if (s == DC_OK) {
+        dc_shard sh = {c->comm, feat, r->n, D};
+        dc_rows src;
+        s = dc_rows_shard(&src, &sh, STREAM_ROWS);
+        if (s == DC_OK) s = dc_pca_fit_rows(&pca, &src, c->dim_pca, sample, seed);
+        dc_rows_close(&src);
+        if (r->rank != 0) dc_pca_free(&pca);
+        s = share_pca(r, &pca, s, D, c->dim_pca);
+    }
+    if (s == DC_OK) s = dc_pca_apply_inplace(&pca, feat, hi - lo, 1);
     if (s == DC_OK) {
-        dc_pca_apply(&pca, x, feat, r->n, 1);
         if (r->rank == 0) s = dc_pca_save(&pca, dc_run_path(r, "pca.safetensors"));
         cJSON_AddNumberToObject(j, "pca_energy", pca.energy);
     }
     dc_pca_free(&pca);
-    dc_free(feat);
+    if (s == DC_OK && c->dim_pca < D) feat = dc_xrealloc(feat, (size_t)rows * c->dim_pca * sizeof(float));
+    if (s == DC_OK) *x = feat;
+    else dc_free(feat);
     return s;
 }
 
@@ -210,14 +278,79 @@ static void record_sizes(run_state *r, int epoch, const dc_hkmeans_result *h, cJ
     dc_free(sz);
 }
 
+int64_t dc_run_feature_budget(const dc_train_config *c)
+{
+    if (c->memory_mb > 0) return c->memory_mb << 20;
+    int64_t avail = dc_memory_available();
+    return avail > 0 ? avail / 2 : (int64_t)4 << 30;
+}
+
+/* "<--scratch or the run>/<what>.scratch.npy" into buf. */
+static void scratch_file(const run_state *r, const char *what, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%s.scratch.npy", r->c->scratch ? r->c->scratch : r->c->out, what);
+}
+
+
+/* whiten_features for features over the budget (one process): written to
+ * a scratch file as they are extracted, the PCA fitted and applied a block
+ * at a time (the bits of whiten_features), the whitened rows into memory
+ * (*x) when they fit, else into a second scratch file (wpath); xr reads
+ * them either way. The features' file is removed here. */
+static dc_status whiten_streamed(run_state *r, int epoch, int64_t budget, float **x, dc_rows *xr, char *wpath,
+                                 size_t wlen, cJSON *j)
+{
+    dc_train_config *c = r->c;
+    int D = r->model.feat_dim;
+    char fpath[4200];
+    scratch_file(r, "features", fpath, sizeof fpath);
+    dc_log_info("clustering: %lld MB of features, over the memory budget of %lld MB: in the scratch file %s, read "
+                "a block at a time", (long long)((r->n * D * 4) >> 20), (long long)(budget >> 20), fpath);
+    dc_status s = dc_extract_features_npy(fpath, &r->model, r->d, r->n, r->model.nlayers - 1, 0, 0, "features");
+    dc_rows f = {.fd = -1};
+    if (s == DC_OK) s = dc_rows_open_npy(&f, fpath, STREAM_ROWS);
+    dc_pca pca = {0};
+    if (s == DC_OK)
+        s = dc_pca_fit_rows(&pca, &f, c->dim_pca, (int64_t)D * (D - 1) / 2, (uint64_t)c->seed * 1000003u + (uint64_t)epoch);
+    if (s == DC_OK) s = dc_pca_save(&pca, dc_run_path(r, "pca.safetensors"));
+    int64_t bytes = r->n * (int64_t)c->dim_pca * (int64_t)sizeof(float);
+    if (s == DC_OK && bytes <= budget) {
+        *x = dc_malloc((size_t)bytes, "whitened features");
+        s = *x ? dc_pca_apply_rows(&pca, &f, *x, NULL, 1) : DC_STATUS_NOMEM;
+        if (s == DC_OK) dc_rows_memory(xr, *x, r->n, c->dim_pca);
+    } else if (s == DC_OK) {
+        scratch_file(r, "whitened", wpath, wlen);
+        dc_log_info("clustering: %lld MB of whitened features: in the scratch file %s", (long long)(bytes >> 20), wpath);
+        dc_npy_writer w;
+        s = dc_npy_writer_open(&w, wpath, DC_DTYPE_F32, 2, (int64_t[]){r->n, c->dim_pca});
+        if (s == DC_OK) s = dc_pca_apply_rows(&pca, &f, NULL, &w, 1);
+        if (s == DC_OK) s = dc_npy_writer_commit(&w);
+        else dc_npy_writer_abort(&w);
+        if (s == DC_OK) s = dc_rows_open_npy(xr, wpath, STREAM_ROWS);
+    }
+    if (s == DC_OK) cJSON_AddNumberToObject(j, "pca_energy", pca.energy);
+    dc_pca_free(&pca);
+    dc_rows_close(&f);
+    remove(fpath);
+    return s;
+}
+
 /* SPEC §4.1–4.5: whitened features, then two-level k-means into r->assign
  * (and the centroids, for --warm-restart). */
 static dc_status cluster_images(run_state *r, int epoch, cJSON *j)
 {
     dc_train_config *c = r->c;
-    float *x = dc_malloc((size_t)r->n * c->dim_pca * sizeof(float), "whitened features");
-    if (!x) return DC_STATUS_NOMEM;
-    dc_status s = whiten_features(r, epoch, x, j);
+    int64_t budget = dc_run_feature_budget(c), lo = r->n * r->rank / r->W, hi = r->n * (r->rank + 1) / r->W;
+    char wpath[4200] = "";
+    float *x = NULL;
+    dc_rows xr = {.fd = -1};
+    dc_status s;
+    if (r->W == 1 && r->n * (int64_t)r->model.feat_dim * (int64_t)sizeof(float) > budget) {
+        s = whiten_streamed(r, epoch, budget, &x, &xr, wpath, sizeof wpath, j);
+    } else { /* this rank's rows */
+        s = whiten_features(r, epoch, &x, j);
+        dc_rows_memory(&xr, x, hi - lo, c->dim_pca);
+    }
     dc_hkmeans_result h = {0};
     if (s == DC_OK) {
         dc_kmeans_params kp = dc_kmeans_params_default();
@@ -226,10 +359,15 @@ static dc_status cluster_images(run_state *r, int epoch, cJSON *j)
         kp.seed = (uint64_t)c->seed * 1000003u + (uint64_t)epoch;
         kp.progress = 1;
         int warm = c->warm_restart && r->have_cent;
-        if (!c->comm && !r->self) r->self = dc_comm_self();
-        s = dc_hkmeans_train_dist(&h, c->comm ? c->comm : r->self, x, r->n, r->n * r->rank / r->W,
-                                  r->n * (r->rank + 1) / r->W, c->dim_pca, r->m, &kp, warm ? r->cent_super : NULL,
-                                  warm ? r->cent_sub : NULL);
+        if (r->W == 1) {
+            char dir[4200];
+            snprintf(dir, sizeof dir, "%s", c->scratch ? c->scratch : c->out);
+            dc_cluster_memory mem = {budget, dir};
+            s = dc_hkmeans_train_rows(&h, &xr, r->m, &kp, warm ? r->cent_super : NULL, warm ? r->cent_sub : NULL, &mem);
+        } else {
+            s = dc_hkmeans_train_dist(&h, c->comm, x, r->n, lo, hi, c->dim_pca, r->m, &kp, warm ? r->cent_super : NULL,
+                                      warm ? r->cent_sub : NULL, 0);
+        }
     }
     if (s == DC_OK) {
         for (int64_t i = 0; i < r->n; i++) {
@@ -244,8 +382,10 @@ static dc_status cluster_images(run_state *r, int epoch, cJSON *j)
         cJSON_AddNumberToObject(j, "empty_splits", h.splits1 + h.splits2);
         record_sizes(r, epoch, &h, j);
     }
-    if (s == DC_OK && r->rank == 0) s = write_nearest(r, epoch, x, &h);
+    if (s == DC_OK) s = write_nearest(r, epoch, &xr, lo, &h);
     dc_hkmeans_result_free(&h);
+    dc_rows_close(&xr);
+    if (wpath[0]) remove(wpath);
     dc_free(x);
     return s;
 }

@@ -91,6 +91,161 @@ dc_status dc_kmeans_train_dist(dc_kmeans_result *r, const dc_comm *comm, const f
     return s;
 }
 
+void dc_cluster_volume_compute(dc_cluster_volume *v, int64_t n, int W, int D, int dim_pca, int k, int m)
+{
+    int64_t mine = (n + W - 1) / W, f = (int64_t)sizeof(float), sample = (int64_t)D * (D - 1) / 2;
+    v->features = mine * D * f;
+    v->whitened = mine * dim_pca * f;
+    v->level2 = (W >= m ? mine : (n + m - 1) / m) * dim_pca * f;
+    v->labels = 3 * n * (int64_t)sizeof(int32_t);
+    v->centroids = (int64_t)k * dim_pca * (f + (int64_t)sizeof(double));
+    v->pca_in = (n < sample ? n : sample) * D * f;
+    v->alltoall = v->whitened;
+    v->pass1 = (int64_t)m * dim_pca * 8 + (int64_t)m * 8 + 8;
+    v->pass2 = (int64_t)(k / m) * dim_pca * 8 + (int64_t)(k / m) * 8 + 8;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A sharded matrix                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Rank q's rows of n: [n·q/W, n·(q+1)/W). */
+static int64_t share_lo(int64_t n, int q, int W) { return n * q / W; }
+
+/* The requested rows (idx ascending, or [first, first + count)) each rank
+ * owns are a run of the request; every rank sends its run, and the runs
+ * arrive in rank order, which is index order. */
+static dc_status shard_fetch(void *ctx, const int64_t *idx, int64_t first, int64_t count, float *dst)
+{
+    const dc_shard *sh = ctx;
+    int W = dc_comm_size(sh->comm), me = dc_comm_rank(sh->comm), d = sh->d;
+    size_t *cnt = dc_xmalloc((size_t)W * sizeof *cnt);
+    int64_t at = 0, mine_at = 0;
+    for (int q = 0; q < W; q++) {
+        int64_t lo = share_lo(sh->n, q, W), hi = share_lo(sh->n, q + 1, W), k = 0;
+        if (idx) {
+            while (at + k < count && idx[at + k] < hi) {
+                DC_ASSERT(idx[at + k] >= lo && (at + k == 0 || idx[at + k] > idx[at + k - 1]));
+                k++;
+            }
+        } else {
+            int64_t a = first > lo ? first : lo, b = first + count < hi ? first + count : hi;
+            k = b > a ? b - a : 0;
+        }
+        if (q == me) mine_at = at;
+        cnt[q] = (size_t)k * d * sizeof(float);
+        at += k;
+    }
+    DC_ASSERT(at == count);
+    int64_t k = (int64_t)(cnt[me] / (d * sizeof(float))), lo = share_lo(sh->n, me, W);
+    float *mine = dc_malloc(cnt[me] ? cnt[me] : 1, "rows sent");
+    dc_status s = mine ? DC_OK : DC_STATUS_NOMEM;
+    if (s == DC_OK) {
+        for (int64_t i = 0; i < k; i++) {
+            int64_t row = idx ? idx[mine_at + i] : first + mine_at + i;
+            memcpy(mine + i * d, sh->x + (row - lo) * d, (size_t)d * sizeof(float));
+        }
+        s = dc_comm_allgatherv(sh->comm, mine, cnt[me], dst, cnt);
+    }
+    dc_free(mine);
+    dc_free(cnt);
+    return s;
+}
+
+dc_status dc_rows_shard(dc_rows *r, dc_shard *s, int64_t cap)
+{
+    return dc_rows_function(r, s->n, s->d, shard_fetch, s, cap);
+}
+
+/* c (d) = the mean of rows idx[0 … cnt) (all n when idx is NULL) of the
+ * sharded matrix, summed in index order as dc_mean_rows does (the same
+ * bits on every rank and at any W); a collective. */
+#define SHARD_BLOCK 4096
+static dc_status shard_mean(float *c, dc_shard *sh, const int64_t *idx, int64_t cnt)
+{
+    int d = sh->d;
+    dc_rows src;
+    dc_status s = dc_rows_shard(&src, sh, SHARD_BLOCK);
+    double *acc = dc_xcalloc((size_t)d, sizeof *acc);
+    float *blk = s == DC_OK ? dc_malloc((size_t)SHARD_BLOCK * d * sizeof(float), "rows") : NULL;
+    if (s == DC_OK && !blk) s = DC_STATUS_NOMEM;
+    for (int64_t b0 = 0; b0 < cnt && s == DC_OK; b0 += SHARD_BLOCK) {
+        int64_t nb = cnt - b0 < SHARD_BLOCK ? cnt - b0 : SHARD_BLOCK;
+        const float *rows = blk;
+        s = idx ? dc_rows_gather(&src, idx + b0, nb, blk) : dc_rows_read(&src, b0, nb, &rows);
+        for (int64_t i = 0; i < nb && s == DC_OK; i++)
+            for (int j = 0; j < d; j++) acc[j] += rows[i * d + j];
+    }
+    for (int j = 0; j < d; j++) c[j] = cnt ? (float)(acc[j] / (double)cnt) : 0.0f;
+    dc_free(acc);
+    dc_free(blk);
+    dc_rows_close(&src);
+    return s;
+}
+
+/* Moves rows of the sharded matrix to the ranks that need them: dest[i]
+ * (every row's, known to every rank) is the rank that receives row i, or
+ * -1; this rank's rows arrive in recv in index order. In rounds of at most
+ * R rows per pair of ranks (R·W·d floats sent per rank per round), so no
+ * call exceeds MPI's 2^31-byte counts and the buffers stay bounded. */
+static dc_status exchange_rows(const dc_comm *comm, const float *x, int64_t n, int d, const int32_t *dest,
+                               float *recv, int64_t R)
+{
+    int W = dc_comm_size(comm), me = dc_comm_rank(comm);
+    int64_t *pair = dc_xcalloc((size_t)W * W, sizeof *pair); /* pair[s·W + q]: rows s sends q */
+    for (int s = 0; s < W; s++) {
+        for (int64_t i = share_lo(n, s, W); i < share_lo(n, s + 1, W); i++)
+            if (dest[i] >= 0) pair[(size_t)s * W + dest[i]]++;
+    }
+    int64_t rounds = 0, lo = share_lo(n, me, W), hi = share_lo(n, me + 1, W);
+    for (int64_t k = 0; k < (int64_t)W * W; k++)
+        if ((pair[k] + R - 1) / R > rounds) rounds = (pair[k] + R - 1) / R;
+    /* my rows for each destination, in index order */
+    int64_t *start = dc_xcalloc((size_t)W + 1, sizeof *start), *list = dc_xmalloc((size_t)(hi - lo + 1) * sizeof *list);
+    for (int q = 0; q < W; q++) start[q + 1] = start[q] + pair[(size_t)me * W + q];
+    int64_t *fill = dc_xmalloc((size_t)W * sizeof *fill);
+    memcpy(fill, start, (size_t)W * sizeof *fill);
+    for (int64_t i = lo; i < hi; i++)
+        if (dest[i] >= 0) list[fill[dest[i]]++] = i;
+    /* where each source's rows go in recv */
+    int64_t *base = dc_xcalloc((size_t)W + 1, sizeof *base);
+    for (int s = 0; s < W; s++) base[s + 1] = base[s] + pair[(size_t)s * W + me];
+    size_t *sc = dc_xmalloc((size_t)W * sizeof *sc), *rc = dc_xmalloc((size_t)W * sizeof *rc);
+    float *sbuf = dc_malloc((size_t)(R * W > 0 ? R * W : 1) * d * sizeof(float), "rows sent");
+    float *rbuf = dc_malloc((size_t)(R * W > 0 ? R * W : 1) * d * sizeof(float), "rows received");
+    dc_status st = sbuf && rbuf ? DC_OK : DC_STATUS_NOMEM;
+    for (int64_t t = 0; t < rounds && st == DC_OK; t++) {
+        int64_t at = 0;
+        for (int q = 0; q < W; q++) {
+            int64_t have = pair[(size_t)me * W + q], a = t * R < have ? t * R : have, b = (t + 1) * R < have ? (t + 1) * R : have;
+            for (int64_t j = a; j < b; j++)
+                memcpy(sbuf + (at + j - a) * d, x + (list[start[q] + j] - lo) * d, (size_t)d * sizeof(float));
+            at += b - a;
+            sc[q] = (size_t)(b - a) * d * sizeof(float);
+            int64_t from = pair[(size_t)q * W + me], fa = t * R < from ? t * R : from,
+                    fb = (t + 1) * R < from ? (t + 1) * R : from;
+            rc[q] = (size_t)(fb - fa) * d * sizeof(float);
+        }
+        if ((st = dc_comm_alltoallv(comm, sbuf, sc, rbuf, rc)) != DC_OK) break;
+        int64_t off = 0;
+        for (int q = 0; q < W; q++) {
+            int64_t rows = (int64_t)(rc[q] / (d * sizeof(float)));
+            memcpy(recv + (base[q] + t * R) * d, rbuf + off * d, (size_t)rows * d * sizeof(float));
+            off += rows;
+        }
+    }
+    dc_free(pair);
+    dc_free(start);
+    dc_free(list);
+    dc_free(fill);
+    dc_free(base);
+    dc_free(sc);
+    dc_free(rc);
+    dc_free(sbuf);
+    dc_free(rbuf);
+    return st;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Two-level k-means across processes                                       */
 /* ------------------------------------------------------------------------ */
@@ -112,42 +267,58 @@ static dc_status kmeans_gather(dc_kmeans_result *k, const dc_comm *comm, const f
     return s;
 }
 
-/* Level 2 of super-cluster c = rank mod m inside its clustering group; the
- * group's first rank keeps the result (the others' stay zero, for the
- * sums over all ranks that follow). */
-static dc_status level2_group(dc_hkmeans_result *r, const dc_comm *comm, const float *x, const dc_kmeans_params *p,
-                              const float *warm_sub, int64_t *idx, float *buf, double agg[2])
+/* The level-2 parameters of super-cluster c (the single-process run's). */
+static dc_kmeans_params level2_params(const dc_kmeans_params *p, int c, int m, int k_sub, char *label, size_t len)
 {
-    int m = r->m, k_sub = r->k_sub, d = r->d, me = dc_comm_rank(comm), c = me % m;
-    dc_comm *grp;
-    dc_status s = dc_comm_split(comm, c, me, &grp);
-    if (s) return s;
-    int G = dc_comm_size(grp), g = dc_comm_rank(grp);
-    int64_t nc = 0;
-    for (int64_t i = 0; i < r->n; i++)
-        if (r->super[i] == c) idx[nc++] = i;
-    float *sub_c = r->sub_centroids + (size_t)c * k_sub * d;
-    if (nc > 0 && k_sub == 1) {
-        if (g == 0) {
-            dc_mean_rows(sub_c, x, idx, nc, d);
-            r->sub_counts[(size_t)c * k_sub] = nc;
-        }
-    } else if (nc > 0) {
-        int64_t lo = nc * g / G, hi = nc * (g + 1) / G;
-        for (int64_t i = lo; i < hi; i++) memcpy(buf + (i - lo) * d, x + idx[i] * d, (size_t)d * sizeof(float));
+    snprintf(label, len, "level-2 k-means %d/%d", c + 1, m);
+    dc_kmeans_params p2 = *p;
+    p2.k = k_sub;
+    p2.group = 1u + (uint32_t)c;
+    p2.label = label;
+    return p2;
+}
+
+/* Level 2 with W ≥ m: super-cluster c = rank mod m in its clustering group
+ * (ranks ≡ c mod m, group rank g = rank / m), group rank g holding the
+ * members at positions [nc·g/G, nc·(g+1)/G) of c's members in index order,
+ * received from their owners by exchange_rows; the group's first rank keeps
+ * the result (the others' stay zero, for the sums over all ranks that
+ * follow). */
+static dc_status level2_groups(dc_hkmeans_result *r, const dc_comm *comm, const float *x, const dc_kmeans_params *p,
+                               const float *warm_sub, int64_t R, double agg[2])
+{
+    int m = r->m, k_sub = r->k_sub, d = r->d, W = dc_comm_size(comm), me = dc_comm_rank(comm), c = me % m;
+    int64_t n = r->n;
+    /* every row's destination: its super-cluster's group rank whose slice holds its position */
+    int32_t *dest = dc_xmalloc((size_t)(n ? n : 1) * sizeof *dest);
+    int64_t *seen = dc_xcalloc((size_t)m, sizeof *seen);
+    for (int64_t i = 0; i < n; i++) {
+        int cc = r->super[i], G = W / m + (cc < W % m);
+        int64_t nc = r->super_counts[cc], pos = seen[cc]++;
+        int g = 0;
+        while (nc * (g + 1) / G <= pos) g++;
+        dest[i] = cc + g * m;
+    }
+    dc_free(seen);
+    int G = W / m + (c < W % m), g = me / m;
+    int64_t nc = r->super_counts[c], lo = nc * g / G, hi = nc * (g + 1) / G;
+    float *buf = dc_malloc((size_t)(hi - lo > 0 ? hi - lo : 1) * d * sizeof(float), "member features");
+    dc_status s = buf ? DC_OK : DC_STATUS_NOMEM;
+    if (s == DC_OK) s = exchange_rows(comm, x, n, d, dest, buf, R);
+    dc_free(dest);
+    dc_comm *grp = NULL;
+    if (s == DC_OK) s = dc_comm_split(comm, c, me, &grp);
+    if (s == DC_OK && nc > 0) {
         char label[64];
-        snprintf(label, sizeof label, "level-2 k-means %d/%d", c + 1, m);
-        dc_kmeans_params p2 = *p;
-        p2.k = k_sub;
-        p2.group = 1u + (uint32_t)c; /* the seeds of the single-process run */
-        p2.label = label;
+        dc_kmeans_params p2 = level2_params(p, c, m, k_sub, label, sizeof label);
         dc_kmeans_result k2;
         int32_t *all = dc_xmalloc((size_t)nc * sizeof *all);
         s = kmeans_gather(&k2, grp, buf, lo, hi, nc, d, &p2, warm_sub ? warm_sub + (size_t)c * k_sub * d : NULL, all);
         if (s == DC_OK) {
             if (g == 0) {
-                for (int64_t i = 0; i < nc; i++) r->sub[idx[i]] = all[i];
-                memcpy(sub_c, k2.centroids, (size_t)k_sub * d * sizeof(float));
+                for (int64_t i = 0, j = 0; i < n; i++)
+                    if (r->super[i] == c) r->sub[i] = all[j++];
+                memcpy(r->sub_centroids + (size_t)c * k_sub * d, k2.centroids, (size_t)k_sub * d * sizeof(float));
                 memcpy(r->sub_counts + (size_t)c * k_sub, k2.counts, (size_t)k_sub * sizeof(int64_t));
                 agg[0] += k2.passes[k2.npasses - 1].obj;
                 agg[1] += k2.total_splits;
@@ -157,76 +328,114 @@ static dc_status level2_group(dc_hkmeans_result *r, const dc_comm *comm, const f
         dc_free(all);
     }
     dc_comm_free(grp);
+    dc_free(buf);
+    return s;
+}
+
+/* Level 2 with W < m: in round t, rank q clusters super-cluster q + t·W
+ * alone, its members sent to it by their owners. */
+static dc_status level2_rounds(dc_hkmeans_result *r, const dc_comm *comm, const float *x, const dc_kmeans_params *p,
+                               const float *warm_sub, int64_t R, double agg[2])
+{
+    int m = r->m, d = r->d, W = dc_comm_size(comm), me = dc_comm_rank(comm);
+    int64_t n = r->n, maxcnt = 1;
+    for (int c = me; c < m; c += W)
+        if (r->super_counts[c] > maxcnt) maxcnt = r->super_counts[c];
+    int32_t *dest = dc_xmalloc((size_t)(n ? n : 1) * sizeof *dest);
+    int64_t *idx = dc_xmalloc((size_t)maxcnt * sizeof *idx);
+    float *buf = dc_malloc((size_t)maxcnt * d * sizeof(float), "member features");
+    dc_status s = buf ? DC_OK : DC_STATUS_NOMEM;
+    for (int t = 0; t * W < m && s == DC_OK; t++) {
+        for (int64_t i = 0; i < n; i++) {
+            int q = r->super[i] - t * W;
+            dest[i] = q >= 0 && q < W ? q : -1;
+        }
+        if ((s = exchange_rows(comm, x, n, d, dest, buf, R)) != DC_OK) break;
+        int c = me + t * W;
+        if (c >= m) continue;
+        int64_t nc = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (r->super[i] == c) idx[nc++] = i;
+        if (nc == 0) continue;
+        dc_rows members;
+        dc_rows_memory(&members, buf, nc, d);
+        double obj;
+        int splits;
+        s = dc_hkmeans_level2_rows(r, c, &members, idx, p, warm_sub, &obj, &splits);
+        agg[0] += obj;
+        agg[1] += splits;
+    }
+    dc_free(dest);
+    dc_free(idx);
+    dc_free(buf);
     return s;
 }
 
 dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const float *x, int64_t n,
                                 int64_t lo, int64_t hi, int d, int m, const dc_kmeans_params *p,
-                                const float *warm_super, const float *warm_sub)
+                                const float *warm_super, const float *warm_sub, int64_t chunk_bytes)
 {
-    int W = dc_comm_size(comm), me = dc_comm_rank(comm);
+    int W = dc_comm_size(comm);
     if (W == 1) return dc_hkmeans_train(r, x, n, d, m, p, warm_super, warm_sub);
     dc_status s = dc_hkmeans_result_init(r, n, d, m, p);
     if (s) return s;
     int k_sub = r->k_sub;
-    int64_t *sub64 = dc_calloc((size_t)n, sizeof(int64_t), "sub-cluster assignments");
-    if (!sub64) {
-        dc_hkmeans_result_free(r);
-        return DC_STATUS_NOMEM;
-    }
+    dc_shard sh = {comm, x, n, d};
     /* Level 1 over every rank's rows [lo, hi), then the assignments gathered. */
     if (m > 1) {
         dc_kmeans_params p1 = dc_hkmeans_level1_params(p, m);
         dc_kmeans_result k1;
-        s = kmeans_gather(&k1, comm, x + lo * d, lo, hi, n, d, &p1, warm_super, r->super);
+        s = kmeans_gather(&k1, comm, x, lo, hi, n, d, &p1, warm_super, r->super);
         if (s == DC_OK) {
-            dc_hkmeans_set_level1(r, &k1, x);
+            dc_hkmeans_set_level1(r, &k1, NULL);
             dc_kmeans_result_free(&k1);
         }
-    } else {
-        dc_hkmeans_set_level1(r, NULL, x);
+    } else { /* one super-cluster of every point, centred on their mean */
+        for (int64_t i = 0; i < n; i++) r->super[i] = 0;
+        r->super_counts[0] = n;
+        s = shard_mean(r->super_centroids, &sh, NULL, n);
     }
-    /* Level 2, on the members' rows every rank holds; the results are summed
-     * over the ranks, each written by its owner only. (m = 1, DeepCluster:
-     * one group of every rank, a flat k-means across all of them.) */
-    int64_t maxcnt = 1;
-    for (int c = 0; c < m; c++)
-        if (r->super_counts[c] > maxcnt) maxcnt = r->super_counts[c];
-    int64_t *idx = dc_malloc((size_t)maxcnt * sizeof *idx, "member indices");
-    float *buf = dc_malloc((size_t)maxcnt * d * sizeof(float), "member features");
-    if (s == DC_OK && (!idx || !buf)) s = DC_STATUS_NOMEM;
-    double agg[2] = {0, 0};
     for (int64_t i = 0; i < n; i++) r->sub[i] = 0;
-    if (W >= m && s == DC_OK) {
-        /* m clustering groups, ranks ≡ c (mod m) for super-cluster c: the
-         * group's k-means runs across its ranks on slices of the members */
-        s = level2_group(r, comm, x, p, warm_sub, idx, buf, agg);
-    } else {
-        for (int c = me; c < m && s == DC_OK; c += W) {
-            double obj;
-            int splits;
-            s = dc_hkmeans_level2(r, x, c, p, warm_sub, idx, buf, &obj, &splits);
-            agg[0] += obj;
-            agg[1] += splits;
+    double agg[2] = {0, 0};
+    int64_t R = (chunk_bytes > 0 ? chunk_bytes : (int64_t)16 << 20) / ((int64_t)W * d * (int64_t)sizeof(float));
+    if (R < 1) R = 1;
+    if (s == DC_OK && k_sub == 1) {
+        /* each super-cluster's one sub-cluster: its mean, in index order */
+        int64_t *idx = dc_xmalloc((size_t)(n ? n : 1) * sizeof *idx);
+        for (int c = 0; c < m && s == DC_OK; c++) {
+            int64_t nc = 0;
+            for (int64_t i = 0; i < n; i++)
+                if (r->super[i] == c) idx[nc++] = i;
+            r->sub_counts[c] = nc;
+            if (nc > 0) s = shard_mean(r->sub_centroids + (size_t)c * d, &sh, idx, nc);
         }
+        dc_free(idx);
+        if (s == DC_OK) {
+            r->obj2 = r->obj1;
+            return DC_OK;
+        }
+    } else if (s == DC_OK) {
+        s = W >= m ? level2_groups(r, comm, x, p, warm_sub, R, agg) : level2_rounds(r, comm, x, p, warm_sub, R, agg);
     }
-    for (int64_t i = 0; i < n; i++) sub64[i] = r->sub[i]; /* 0 where another rank owns the point */
     /* every rank reaches the reductions, so a failure stops none of them halfway */
     int64_t failed = s != DC_OK;
     dc_status cs = dc_comm_allreduce_i64(comm, &failed, 1);
     if (cs == DC_OK && failed && s == DC_OK) s = dc_set_error(DC_STATUS_INTERNAL, "level-2 k-means failed on another rank");
     if (s == DC_OK) s = cs;
-    if (s == DC_OK) s = dc_comm_allreduce_i64(comm, sub64, (size_t)n);
+    int64_t *sub64 = s == DC_OK ? dc_malloc((size_t)(n ? n : 1) * sizeof *sub64, "sub-cluster assignments") : NULL;
+    if (s == DC_OK && !sub64) s = DC_STATUS_NOMEM;
+    if (s == DC_OK) {
+        for (int64_t i = 0; i < n; i++) sub64[i] = r->sub[i]; /* 0 where another rank owns the point */
+        s = dc_comm_allreduce_i64(comm, sub64, (size_t)n);
+    }
     if (s == DC_OK) s = dc_comm_allreduce_f32(comm, r->sub_centroids, (size_t)p->k * d);
     if (s == DC_OK) s = dc_comm_allreduce_i64(comm, r->sub_counts, (size_t)p->k);
     if (s == DC_OK) s = dc_comm_allreduce_f64(comm, agg, 2);
     if (s == DC_OK) {
         for (int64_t i = 0; i < n; i++) r->sub[i] = (int32_t)sub64[i];
-        r->obj2 = k_sub == 1 ? r->obj1 : agg[0];
+        r->obj2 = agg[0];
         r->splits2 = (int)agg[1];
     }
-    dc_free(idx);
-    dc_free(buf);
     dc_free(sub64);
     if (s) dc_hkmeans_result_free(r);
     return s;

@@ -105,7 +105,9 @@ static dc_status run_init(run_state *r, dc_train_config *c, dc_dataset *d, int64
 
 /* Refuses, before any buffer is filled, a run this machine cannot hold:
  * the network for this rank's share of the global batch, and the
- * clustering's features of every image (raw and whitened). */
+ * clustering's features (raw and whitened) of this rank's images that it
+ * keeps in memory (on one process, those over dc_run_feature_budget go to
+ * scratch files). */
 static dc_status check_memory(const run_state *r)
 {
     const dc_train_config *c = r->c;
@@ -121,7 +123,15 @@ static dc_status check_memory(const run_state *r)
     }
     s = dc_model_memory(p, c->sobel, r->C, &fixed, &per);
     if (s || have <= 0) return s;
-    int64_t feats = r->n * ((int64_t)p->hidden + c->dim_pca) * (int64_t)sizeof(float);
+    /* each process holds its own images' features only */
+    int64_t mine = r->n * (r->rank + 1) / r->W - r->n * r->rank / r->W;
+    int64_t raw = mine * (int64_t)p->hidden * (int64_t)sizeof(float), white = mine * (int64_t)c->dim_pca * 4;
+    if (r->W == 1) { /* over the budget, they go through scratch files */
+        int64_t b = dc_run_feature_budget(c);
+        if (raw > b) raw = 0;
+        if (white > b) white = 0;
+    }
+    int64_t feats = raw + white;
     int64_t net = r->dev.gpu >= 0 ? 0 : fixed + per * rows; /* on a GPU, its memory: just checked */
     if (net + feats <= have) return DC_OK;
     int64_t fit = (int64_t)dc_model_fit_batch(fixed + feats, per, have) * r->W / r->S;
@@ -137,7 +147,7 @@ static dc_status check_memory(const run_state *r)
                         "the network, %.1f for the clustering's features of %lld images), more than the %.1f GiB "
                         "this machine allows: %s",
                         c->arch, r->B, rows, r->W > 1 ? " in this process" : "", (net + feats) / G, net / G,
-                        feats / G, (long long)r->n, have / G, advice);
+                        feats / G, (long long)mine, have / G, advice);
 }
 
 /* Network, heads, optimiser and the step's buffers, sized for this rank's
@@ -168,9 +178,16 @@ static dc_status build_network(run_state *r, dc_dataset *d)
         int64_t bn, all = dc_step_comm_bytes(&r->st, &r->model, &bn);
         dc_log_info("%d processes: this one takes rows %d..%d of each global batch of %d", r->W, r->lo, r->hi - 1,
                     r->S * r->B);
-        dc_log_info("each step all-reduces %.2f MB per process (batch norm %.1f KB in %d small reductions); "
-                    "each k-means pass %.1f KB",
-                    all / 1e6, bn / 1e3, 3 * r->model.nbn, ((double)c->k * c->dim_pca * 8 + c->k * 8 + 8) / 1e3);
+        dc_log_info("each step all-reduces %.2f MB per process (batch norm %.1f KB in %d small reductions)",
+                    all / 1e6, bn / 1e3, 3 * r->model.nbn);
+        dc_cluster_volume v;
+        dc_cluster_volume_compute(&v, r->n, r->W, D, c->dim_pca, c->k, r->m);
+        dc_log_info("each clustering holds per process: features %.1f MB, whitened %.1f MB, level-2 members %.1f MB, "
+                    "labels %.1f MB, centroids %.1f MB; receives %.1f MB of PCA sample rows per pass over them, "
+                    "sends at most %.1f MB in the level-2 all-to-all; each k-means pass all-reduces %.1f KB "
+                    "(level 1) / %.1f KB (level 2)",
+                    v.features / 1e6, v.whitened / 1e6, v.level2 / 1e6, v.labels / 1e6, v.centroids / 1e6,
+                    v.pca_in / 1e6, v.alltoall / 1e6, v.pass1 / 1e3, v.pass2 / 1e3);
     }
     if (s == DC_OK) {
         dc_dataset_set_decode_hint(d, r->model.preset->eval_resize);
@@ -272,7 +289,6 @@ static dc_status train_run(dc_train_config *c)
     dc_log_set_tee(NULL);
     if (log) fclose(log);
     run_free(&r);
-    dc_comm_free(r.self);
     dc_dataset_close(d);
     return s;
 }

@@ -46,7 +46,6 @@ typedef struct {
     int have_cent;
     double nmi_prev;      /* of the last clustering, NAN before a second */
     int rank, W;          /* this process among the run's                  */
-    dc_comm *self;        /* a one-rank communicator when c->comm is NULL */
     int lo, hi;           /* its rows of each global batch (S·B)           */
     dc_device dev;        /* where the network computes                     */
     char path[4096];
@@ -83,6 +82,10 @@ int32_t dc_run_flat_cluster(const run_state *r, int64_t i);
 /// Groups images by (super, sub) cluster for the sampler.
 void dc_run_build_groups(run_state *r);
 /// Features, PCA-whitening, two-level k-means, assignments; heads reset.
+/// What the clustering's features may hold in memory (one process; more
+/// go through scratch files): --memory-mb, else half the memory available
+/// now, else 4 GB.
+int64_t dc_run_feature_budget(const dc_train_config *c);
 dc_status dc_run_cluster_step(run_state *r, int epoch);
 
 /* epoch.c */
