@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # mpi_scaling.sh — the same training run on this machine's 2 cores as one
 # process with 2 threads and as 2 MPI processes with 1 thread each: training
-# and feature-extraction throughput, and the bytes each step all-reduces.
+# and feature-extraction throughput, and the bytes each step all-reduces;
+# then the gradient sums started while the backward runs (the default)
+# against after it (--grad-overlap 0) at W = 2 and W = 4 (4 processes
+# oversubscribe the 2 cores: their times are for the comparison only).
 # Usage: bash bench/mpi_scaling.sh [BIN] (default build/release/deepercluster)
 set -eu
 BIN=${1:-build/release/deepercluster}
@@ -20,3 +23,12 @@ printf '%-28s %10.1f %14s\n' "1 process x 2 threads" "$a" "$(feat "$TMP/w1.log")
 printf '%-28s %10.1f %14s\n' "2 processes x 1 thread" "$b" "$(feat "$TMP/w2.log")"
 awk -v a="$a" -v b="$b" 'BEGIN{printf "ratio (2 processes / 1 process): %.2f\n", b / a}'
 grep -h "each step all-reduces" "$TMP/w2/log.txt" | sed 's/^\[[^]]*\] /vgg-s32: /'
+printf '\n%-28s %12s %12s %8s\n' "gradient sums" "overlap img/s" "after img/s" "ratio"
+for np in 2 4; do
+  for ov in 1 0; do
+    OMP_NUM_THREADS=1 mpirun --oversubscribe -np $np --bind-to none "$BIN" train "${RUN[@]}" --grad-overlap $ov \
+      --out "$TMP/o$np-$ov" >"$TMP/o$np-$ov.log" 2>&1
+  done
+  a=$(rate "$TMP/o$np-1"); b=$(rate "$TMP/o$np-0")
+  printf '%-28s %12.1f %12.1f %8.2f\n' "$np processes x 1 thread" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN{print a / b}')"
+done

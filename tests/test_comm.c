@@ -134,6 +134,8 @@ static void compare_step(const dc_comm *c)
         dc_step_sgd(&fst, &full, &fs, fsub, 0.05f, 1e-4f);
         dc_step_sgd(&pst, &part, &ps, psub, 0.05f, 1e-4f);
     }
+    /* the gradient sums started inside the backward (the body's bucket) */
+    CHECK_MSG(W == 1 || pst.early >= 3, "%lld buckets started during 3 backward passes", (long long)pst.early);
     CHECK(worst_loss < 1e-5);
     CHECK(worst_out < 1e-4);
     CHECK(worst_g < 1e-5);

@@ -53,6 +53,13 @@ if [ -e "$DATA" ]; then
     awk '$1 != "optimizer.body.momentum" && $4 == "max_abs" && $5 + 0 > 1e-4 {print; bad = 1} END {exit bad}' "$out.cmp" \
       && ok || bad "W=$np: weights differ from W=1: $(awk '$1 != "optimizer.body.momentum" && $5 + 0 > 1e-4' "$out.cmp" | head -3)"
   done
+  # the gradients summed after the backward instead of during it: the same
+  # reductions (buckets), so the same weights, bit for bit
+  timeout 300 mpirun --oversubscribe -np 4 "$DC_TEST_BIN" train "${RUN[@]}" --epochs 1 --grad-overlap 0 --out "$TMP/o4" \
+    >"$TMP/o4.log" 2>&1 && ok || bad "W=4 --grad-overlap 0: $(grep -v '^\[' "$TMP/o4.log" | tail -5)"
+  "$DC_TEST_BIN" inspect --hash "$TMP/w4/checkpoint.safetensors" | grep ' hash ' >"$TMP/a.hash"
+  "$DC_TEST_BIN" inspect --hash "$TMP/o4/checkpoint.safetensors" | grep ' hash ' >"$TMP/b.hash"
+  [ -s "$TMP/a.hash" ] && cmp -s "$TMP/a.hash" "$TMP/b.hash" && ok || bad "W=4: --grad-overlap 0 gives other weights"
   # the clustering sharded: each process extracts, whitens and keeps only its
   # own images' features (the PCA reads the sampled rows gathered a block at
   # a time, level 2 receives a super-cluster's members by all-to-all): with

@@ -53,6 +53,18 @@ dc_status dc_comm_allgatherv(const dc_comm *c, const void *send, size_t bytes, v
 /// 2^31 - 1 bytes in all each way: callers exchange in chunks.
 dc_status dc_comm_alltoallv(const dc_comm *c, const void *send, const size_t *send_counts, void *recv,
                             const size_t *recv_counts);
+/// A reduction started and not yet waited for.
+typedef struct dc_comm_req dc_comm_req;
+/// Starts the in-place sum of buf (n floats) over all ranks and returns at
+/// once (*req: for dc_comm_wait, which every start needs); buf must not be
+/// touched until then. Ranks start their reductions in the same order. One
+/// process: done at once.
+dc_status dc_comm_iallreduce_f32(const dc_comm *c, float *buf, size_t n, dc_comm_req **req);
+/// Lets started reductions advance (MPI progresses them only inside its
+/// calls): call now and then while computing.
+void dc_comm_progress(dc_comm_req *const *reqs, int n);
+/// Waits for req to finish and frees it (NULL: nothing).
+dc_status dc_comm_wait(dc_comm_req *req);
 dc_status dc_comm_barrier(const dc_comm *c);
 /// Prints "deepercluster: rank R: <message>" and stops every rank.
 DC_NORETURN void dc_comm_abort(const dc_comm *c, const char *message);

@@ -155,6 +155,12 @@ typedef struct dc_model {
      * first. Parameter gradients stay local (the caller sums them). */
     void (*reduce)(void *ctx, double *buf, int n);
     void *reduce_ctx;
+    /* Called (when set) during the CPU backward each time the gradients of
+     * the parameters [first, nparams) are final — after each layer with
+     * parameters, first decreasing — so that a caller can start summing them
+     * over the processes while the rest of the backward runs. */
+    void (*grad_ready)(void *ctx, int64_t first);
+    void *grad_ctx;
     int64_t sample_offset;
     int64_t global_batch;    /* N over all processes, last forward      */
     /* The GPU engine (NULL: the CPU). Then the device owns the parameters

@@ -57,6 +57,18 @@ typedef struct dc_stepper {
     const struct dc_comm *comm;
     int64_t *gcount;         /* (S + 1) samples per super-class, then N, global */
     dc_status comm_status;   /* first communication failure, or DC_OK    */
+    /* The gradient sums, non-blocking, in buckets of about
+     * DC_GRAD_BUCKET_FLOATS: the heads', then the body's from its last
+     * layer down — started as the backward finishes them (overlap = 1, the
+     * default) or all after it (0); the same reductions either way, so the
+     * same bits. */
+    int overlap;
+    struct dc_comm_req **reqs;
+    int nreq, maxreq;
+    int64_t issued;          /* the body's gradients [issued, nparams) started */
+    float *body_grads;       /* the model's gradients, this step           */
+    int in_backward;
+    int64_t early;           /* buckets started inside a backward, in all  */
     /* The GPU engine's step when the model is on a GPU (else NULL): the
      * heads' weights and momentum and the body's momentum live there; the
      * host's copies are current after dc_step_sync(…, 1) only. */
@@ -70,6 +82,10 @@ dc_status dc_stepper_init(dc_stepper *st, const dc_model *m, int S, int k_sub, i
 /// comm (batch norm synchronised, gradients summed); this rank's rows start
 /// at global index sample_offset. comm NULL or of one rank: no effect.
 void dc_step_use_comm(dc_stepper *st, dc_model *m, const struct dc_comm *comm, int64_t sample_offset);
+/// Gradients summed while the backward runs (1, the default) or after it
+/// (0): the same sums; for measuring what the overlap hides.
+void dc_step_set_overlap(dc_stepper *st, int overlap);
+enum { DC_GRAD_BUCKET_FLOATS = 1 << 20 };
 /// Bytes one distributed step all-reduces (each rank's payload: gradients
 /// of body and heads, batch-norm sums — also to *bn_bytes when non-NULL —
 /// class counts, statistics and the stop vote).
@@ -234,6 +250,9 @@ typedef struct dc_train_config {
                                 process, larger ones go through scratch
                                 files, with the same result                */
     const char *scratch;     /* folder for those files (NULL: the run's)   */
+    int grad_overlap;        /* several processes: gradients summed while
+                                the backward runs (1) or after it (0); the
+                                same result                                 */
     const struct dc_comm *comm; /* the processes sharing the run (NULL:
                                 this one alone): each takes a share of every
                                 global batch and of the feature extraction;

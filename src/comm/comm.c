@@ -241,6 +241,58 @@ dc_status dc_comm_alltoallv(const dc_comm *c, const void *send, const size_t *se
     return DC_OK;
 }
 
+struct dc_comm_req {
+#ifdef DC_HAVE_MPI
+    MPI_Request r;
+#endif
+    int done;
+};
+
+dc_status dc_comm_iallreduce_f32(const dc_comm *c, float *buf, size_t n, dc_comm_req **req)
+{
+    dc_comm_req *q = dc_xcalloc(1, sizeof *q);
+    *req = q;
+#ifdef DC_HAVE_MPI
+    if (c->mpi) {
+        DC_ASSERT(n <= (size_t)INT32_MAX);
+        dc_status s = mpi_check(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, c->mc, &q->r),
+                                "MPI_Iallreduce");
+        if (s) q->done = 1;
+        return s;
+    }
+#endif
+    (void)c;
+    (void)buf;
+    (void)n;
+    q->done = 1;
+    return DC_OK;
+}
+
+void dc_comm_progress(dc_comm_req *const *reqs, int n)
+{
+#ifdef DC_HAVE_MPI
+    for (int i = 0; i < n; i++)
+        if (reqs[i] && !reqs[i]->done) {
+            int flag = 0;
+            MPI_Test(&reqs[i]->r, &flag, MPI_STATUS_IGNORE);
+            if (flag) reqs[i]->done = 1;
+        }
+#else
+    (void)reqs;
+    (void)n;
+#endif
+}
+
+dc_status dc_comm_wait(dc_comm_req *req)
+{
+    dc_status s = DC_OK;
+#ifdef DC_HAVE_MPI
+    if (req && !req->done) s = mpi_check(MPI_Wait(&req->r, MPI_STATUS_IGNORE), "MPI_Wait");
+#endif
+    dc_free(req);
+    return s;
+}
+
 dc_status dc_comm_barrier(const dc_comm *c)
 {
 #ifdef DC_HAVE_MPI

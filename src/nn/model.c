@@ -351,6 +351,9 @@ void dc_model_backward_from(dc_model *m, const float *dout, int from)
             break;
         case DC_LAYER_FLATTEN: break;
         }
+        if (m->grad_ready && l->w_off >= 0 && !l->fixed &&
+            (l->kind == DC_LAYER_CONV || l->kind == DC_LAYER_BN || l->kind == DC_LAYER_LINEAR))
+            m->grad_ready(m->grad_ctx, l->w_off);
         float *t = g;
         g = dx;
         dx = t;

@@ -31,6 +31,7 @@ void dc_train_config_defaults(dc_train_config *c, const char *method)
     c->epochs = 0; /* from the preset */
     c->seed = 31;
     c->checkpoint_freq = 5;
+    c->grad_overlap = 1;
     if (strcmp(c->method, "deepcluster") == 0) {
         c->super_classes = 1;
         c->rotnet = 0;
@@ -75,7 +76,7 @@ const char *dc_run_check_ranges(const dc_train_config *c, char *buf, size_t len)
              {"epoch-size", (double)c->epoch_size, 0, 1e12}, {"workers", c->workers, 0, 256},
              {"threads", c->threads, 0, 4096}, {"seed", (double)c->seed, 0, 9.2e18},
              {"checkpoint-freq", c->checkpoint_freq, 0, 1e6}, {"max-images", c->max_images, 0, 2e9},
-             {"memory-mb", (double)c->memory_mb, 0, 1e12}};
+             {"memory-mb", (double)c->memory_mb, 0, 1e12}, {"grad-overlap", c->grad_overlap, 0, 1}};
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
         if (!(r[i].v >= r[i].lo && r[i].v <= r[i].hi)) { /* NaN fails too */
             snprintf(buf, len, "--%s: %.15g is out of range (must be between %.15g and %.15g)", r[i].name, r[i].v,

@@ -174,6 +174,7 @@ static dc_status build_network(run_state *r, dc_dataset *d)
         s = dc_head_init(&r->subs[q], D, r->k_sub, (uint64_t)c->seed, 999, 1u + (uint32_t)q);
     if (s == DC_OK) s = dc_stepper_init(&r->st, &r->model, r->S, r->k_sub, GB);
     if (s == DC_OK) dc_step_use_comm(&r->st, &r->model, c->comm, r->lo);
+    if (s == DC_OK) dc_step_set_overlap(&r->st, c->grad_overlap);
     if (r->W > 1 && s == DC_OK) {
         int64_t bn, all = dc_step_comm_bytes(&r->st, &r->model, &bn);
         dc_log_info("%d processes: this one takes rows %d..%d of each global batch of %d", r->W, r->lo, r->hi - 1,

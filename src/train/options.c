@@ -60,6 +60,8 @@ int dc_train_option_table(dc_train_config *c, dc_opt *opts)
          "to a scratch file and read a block at a time, with the same result (one process)"},
         {"scratch", NULL, DC_OPT_STRING, &c->scratch, 0, 0, NULL, 0, "DIR",
          "folder for the clustering's scratch files (default: the run directory); removed after"},
+        {"grad-overlap", NULL, DC_OPT_INT, &c->grad_overlap, 0, 1, NULL, 0, "0|1",
+         "several processes: sum the gradients while the backward runs (1) or after it (0); the same result"},
         {"autotune", NULL, DC_OPT_INT, &c->autotune, 0, 1, NULL, 0, "0|1",
          "GPU: choose convolution algorithms by timing them (faster; a resumed run may choose others, so its bits "
          "may differ)"},

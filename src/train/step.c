@@ -24,6 +24,8 @@ void dc_stepper_free(dc_stepper *st)
     dc_free(st->rows);
     dc_free(st->momentum);
     dc_free(st->gcount);
+    for (int i = 0; i < st->nreq; i++) dc_comm_wait(st->reqs[i]);
+    dc_free(st->reqs);
     memset(st, 0, sizeof *st);
 }
 
@@ -119,6 +121,35 @@ void dc_step_use_comm(dc_stepper *st, dc_model *m, const dc_comm *comm, int64_t 
     m->reduce = dist ? model_reduce : NULL;
     m->reduce_ctx = dist ? (void *)comm : NULL;
     m->sample_offset = dist ? sample_offset : 0;
+    if (dist && !st->reqs) {
+        st->maxreq = 2 * m->nlayers + 2 * st->S + 4;
+        st->reqs = dc_xcalloc((size_t)st->maxreq, sizeof *st->reqs);
+        st->overlap = 1;
+    }
+}
+
+void dc_step_set_overlap(dc_stepper *st, int overlap) { st->overlap = overlap; }
+
+/* Starts the sum of buf (n floats) over the ranks. */
+static void start_sum(dc_stepper *st, float *buf, int64_t n)
+{
+    DC_ASSERT(st->nreq < st->maxreq);
+    if (n <= 0) return;
+    dc_status s = dc_comm_iallreduce_f32(st->comm, buf, (size_t)n, &st->reqs[st->nreq++]);
+    if (s && st->comm_status == DC_OK) st->comm_status = s;
+}
+
+/* The body's gradients [first, nparams) are final: start the sum of those
+ * not started yet once they make a bucket, and let the started ones run. */
+static void body_grads_ready(void *ctx, int64_t first)
+{
+    dc_stepper *st = ctx;
+    if (st->issued - first >= DC_GRAD_BUCKET_FLOATS || first == 0) {
+        start_sum(st, st->body_grads + first, st->issued - first);
+        st->issued = first;
+        st->early += st->in_backward;
+    }
+    dc_comm_progress(st->reqs, st->nreq);
 }
 
 int64_t dc_step_comm_bytes(const dc_stepper *st, const dc_model *m, int64_t *bn_bytes)
@@ -129,11 +160,6 @@ int64_t dc_step_comm_bytes(const dc_stepper *st, const dc_model *m, int64_t *bn_
     int64_t heads = ((int64_t)st->S * st->D + st->S + (int64_t)st->S * (st->k_sub * (int64_t)st->D + st->k_sub)) * 4;
     if (bn_bytes) *bn_bytes = bn;
     return m->nparams * 4 + heads + bn + (int64_t)(st->S + 1) * 8 + 5 * 8 + 16;
-}
-
-static void reduce_f32(dc_stepper *st, float *buf, size_t n)
-{
-    if (st->comm_status == DC_OK) st->comm_status = dc_comm_allreduce_f32(st->comm, buf, n);
 }
 
 static void zero_head_grads(dc_head *h)
@@ -224,17 +250,38 @@ static void reduce_stats(dc_stepper *st, double *lsup, double *lsub, dc_step_sta
     stats->n = (int)st->gcount[st->S];
 }
 
-/* Every gradient: the sum of the ranks' parts. */
-static void reduce_grads(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs)
+/* The heads' gradients are final before the body's backward: their sums
+ * start first. */
+static void start_head_sums(dc_stepper *st, dc_head *super, dc_head *subs)
 {
-    reduce_f32(st, m->grads, (size_t)m->nparams);
-    reduce_f32(st, super->dw, (size_t)super->out * super->in);
-    reduce_f32(st, super->db, (size_t)super->out);
+    start_sum(st, super->dw, (int64_t)super->out * super->in);
+    start_sum(st, super->db, super->out);
     for (int s = 0; s < st->S; s++)
         if (st->gcount[s] > 0) {
-            reduce_f32(st, subs[s].dw, (size_t)subs[s].out * subs[s].in);
-            reduce_f32(st, subs[s].db, (size_t)subs[s].out);
+            start_sum(st, subs[s].dw, (int64_t)subs[s].out * subs[s].in);
+            start_sum(st, subs[s].db, subs[s].out);
         }
+}
+
+/* After the backward: the body's buckets not started yet (all of them
+ * without overlap, at the same boundaries: the layers' offsets from the last
+ * down), then every sum waited for. */
+static void finish_sums(dc_stepper *st, dc_model *m)
+{
+    if (!st->overlap)
+        for (int i = m->nlayers - 1; i >= 0; i--) {
+            const dc_layer *l = &m->layers[i];
+            if (l->w_off >= 0 && !l->fixed &&
+                (l->kind == DC_LAYER_CONV || l->kind == DC_LAYER_BN || l->kind == DC_LAYER_LINEAR))
+                body_grads_ready(st, l->w_off);
+        }
+    if (st->issued > 0) body_grads_ready(st, 0);
+    for (int i = 0; i < st->nreq; i++) {
+        dc_status s = dc_comm_wait(st->reqs[i]);
+        st->reqs[i] = NULL;
+        if (s && st->comm_status == DC_OK) st->comm_status = s;
+    }
+    st->nreq = 0;
 }
 
 void dc_step_compute(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs, const float *x,
@@ -286,8 +333,21 @@ void dc_step_compute(dc_stepper *st, dc_model *m, dc_head *super, dc_head *subs,
     float *dfeat = st->hs; /* free again: reuse as (N, D) */
     memset(dfeat, 0, (size_t)N * D * sizeof(float));
     dc_relu_backward(dfeat, st->dh, st->h, (int64_t)N * D);
+    if (st->comm) {
+        st->nreq = 0;
+        st->issued = m->nparams;
+        st->body_grads = m->grads;
+        start_head_sums(st, super, subs);
+        m->grad_ready = st->overlap ? body_grads_ready : NULL;
+        m->grad_ctx = st;
+        st->in_backward = 1;
+    }
     dc_model_backward(m, dfeat);
-    if (st->comm) reduce_grads(st, m, super, subs);
+    if (st->comm) {
+        st->in_backward = 0;
+        m->grad_ready = NULL;
+        finish_sums(st, m);
+    }
 }
 
 static void head_sgd(dc_head *h, float lr, float wd)
