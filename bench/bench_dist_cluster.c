@@ -53,7 +53,9 @@ int main(int argc, char **argv)
     }
     dc_free(centres);
     double t1 = dc_time_now();
-    dc_shard sh = {c, x, n, d};
+    dc_rows local;
+    dc_rows_memory(&local, x, hi - lo, d);
+    dc_shard sh = {c, &local, n, d};
     dc_rows src;
     dc_pca pca = {0};
     dc_status s = dc_rows_shard(&src, &sh, 4096);

@@ -84,6 +84,24 @@ if [ -e "$DATA" ]; then
     grep -q "each clustering holds per process: features" "$TMP/s$np/log.txt" && ok || bad "W=$np: no clustering accounting line"
     rm -rf "$TMP/s1" "$TMP/s$np"
   done
+  # each process's features over --memory-mb (600 images x 512 values =
+  # 1.2 MB > 1 MB): its own scratch files (features.<rank>, whitened.<rank>),
+  # the PCA gathering the sampled rows from them; the same bytes as in memory
+  OOC=(--data "$DATA" --max-images 1200 --batch-size 8 --epoch-size 16 --niter 3 --epochs 1 --k 16 --seed 5 --dim-pca 512)
+  mkdir -p "$TMP/scr"
+  timeout 300 mpirun --oversubscribe -np 2 "$DC_TEST_BIN" train "${OOC[@]}" --out "$TMP/q0" >"$TMP/q0.log" 2>&1 && ok \
+    || bad "W=2 in memory: $(grep -v '^\[' "$TMP/q0.log" | tail -3)"
+  timeout 300 mpirun --oversubscribe -np 2 "$DC_TEST_BIN" train "${OOC[@]}" --out "$TMP/q1" --memory-mb 1 --scratch "$TMP/scr" \
+    >"$TMP/q1.log" 2>&1 && ok || bad "W=2 --memory-mb 1: $(grep -v '^\[' "$TMP/q1.log" | tail -3)"
+  grep -q "over the memory budget of 1 MB: in the scratch file $TMP/scr/features.0.scratch.npy" "$TMP/q1/log.txt" && ok \
+    || bad "W=2 --memory-mb 1: features not streamed"
+  grep -q "of whitened features: in the scratch file $TMP/scr/whitened.0.scratch.npy" "$TMP/q1/log.txt" && ok \
+    || bad "W=2 --memory-mb 1: whitened rows not streamed"
+  for f in pca.safetensors assignments/epoch-000.npy assignments/epoch-000-nearest.npy checkpoint.safetensors; do
+    cmp -s "$TMP/q0/$f" "$TMP/q1/$f" && ok || bad "W=2 --memory-mb 1: $f differs from the run in memory"
+  done
+  [ -z "$(ls -A "$TMP/scr")" ] && ok || bad "W=2: scratch files left: $(ls "$TMP/scr")"
+  rm -rf "$TMP/q0" "$TMP/q1"
   # every rank resumes: 1 epoch, then the same command for 2, equals 2 at once
   timeout 300 mpirun --oversubscribe -np 2 "$DC_TEST_BIN" train "${RUN[@]}" --epochs 1 --out "$TMP/r2" >"$TMP/r2.log" 2>&1 \
     && timeout 300 mpirun --oversubscribe -np 2 "$DC_TEST_BIN" train "${RUN[@]}" --out "$TMP/r2" >>"$TMP/r2.log" 2>&1 && ok \

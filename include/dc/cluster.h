@@ -122,6 +122,9 @@ dc_status dc_kmeans_train_rows(dc_kmeans_result *r, dc_rows *x, const dc_kmeans_
 dc_status dc_rows_check_finite(dc_rows *x, const char *label);
 /// out (x->n) = each row's squared norm.
 dc_status dc_rows_sqnorms(float *out, dc_rows *x);
+/// The first row of x with a NaN or infinity (its column in *col), or -1;
+/// a read error in *s.
+int64_t dc_rows_find_nonfinite(dc_rows *x, int *col, dc_status *s);
 void dc_kmeans_result_free(dc_kmeans_result *r);
 /// Sets r's sizes and allocates its arrays (centroids zeroed) for k
 /// clusters of dimension d, n points and niter + 1 passes; on failure r is
@@ -162,6 +165,10 @@ double dc_kmeans_assign(int32_t *assign, double *sums, int64_t *counts,
                         const float *x, const float *xnorm, int64_t n, int d,
                         const float *centroids, int k, dc_kmeans_work *w);
 
+/// dc_kmeans_assign on a row source (*obj: the objective): from memory, the
+/// same call; else chunk by chunk of whole E-step blocks, the same bits.
+dc_status dc_kmeans_assign_rows(double *obj, int32_t *assign, double *sums, int64_t *counts, dc_rows *x,
+                                const float *xnorm, const float *centroids, int k, dc_kmeans_work *w);
 /// M-step from global sums and counts: centroid j = sums_j / counts_j for
 /// every non-empty j (empty ones keep their value until split).
 void dc_kmeans_update(float *centroids, const double *sums,

@@ -134,6 +134,9 @@ dc_status dc_extract_features_layers(float **out, dc_model *m, const dc_dataset 
 /// (atomically); on any error nothing is left.
 dc_status dc_extract_features_npy(const char *path, dc_model *m, const dc_dataset *d, int64_t n, int layer,
                                   int pool_side, int64_t chunk, const char *label);
+/// As dc_extract_features_npy for images [first, first + n) of d.
+dc_status dc_extract_features_npy_range(const char *path, dc_model *m, const dc_dataset *d, int64_t first, int64_t n,
+                                        int layer, int pool_side, int64_t chunk, const char *label);
 /// Values per image that dc_extract_features writes.
 int64_t dc_feature_dim(const dc_model *m, int layer, int pool_side);
 /// The pooling side that keeps a layer's output under max_dim values (the
@@ -154,6 +157,11 @@ typedef struct dc_comm dc_comm;
 dc_status dc_kmeans_train_dist(dc_kmeans_result *r, const dc_comm *comm, const float *x, int64_t n_local,
                                int64_t offset, int64_t n_total, int d, const dc_kmeans_params *p,
                                const float *init);
+/// As dc_kmeans_train_dist on this rank's rows as a row source (x->n of
+/// them, from global row offset): from a file a block at a time, the same
+/// result.
+dc_status dc_kmeans_train_dist_rows(dc_kmeans_result *r, const dc_comm *comm, dc_rows *x, int64_t offset,
+                                    int64_t n_total, const dc_kmeans_params *p, const float *init);
 
 /// Two-level k-means (as dc_hkmeans_train) across the ranks of `comm`, the
 /// n rows sharded: this rank holds rows [lo, hi) in x (rank r: n·r/W to
@@ -168,6 +176,12 @@ dc_status dc_kmeans_train_dist(dc_kmeans_result *r, const dc_comm *comm, const f
 dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const float *x, int64_t n,
                                 int64_t lo, int64_t hi, int d, int m, const dc_kmeans_params *p,
                                 const float *warm_super, const float *warm_sub, int64_t chunk_bytes);
+/// As dc_hkmeans_train_dist with this rank's rows [lo, lo + x->n) as a row
+/// source (memory or a file, read a block at a time; the members a process
+/// receives at level 2 are held in memory).
+dc_status dc_hkmeans_train_dist_rows(dc_hkmeans_result *r, const dc_comm *comm, dc_rows *x, int64_t n, int64_t lo,
+                                     int m, const dc_kmeans_params *p, const float *warm_super, const float *warm_sub,
+                                     int64_t chunk_bytes);
 
 /// What one process of W holds and moves in a clustering of n images
 /// (features of D values, whitened to dim_pca, k clusters in m
@@ -188,13 +202,13 @@ typedef struct dc_cluster_volume {
 } dc_cluster_volume;
 void dc_cluster_volume_compute(dc_cluster_volume *v, int64_t n, int W, int D, int dim_pca, int k, int m);
 
-/// A matrix of n rows sharded over `comm` as above (x: this rank's rows)
+/// A matrix of n rows sharded over `comm` as above (local: this rank's rows)
 /// as a row source (dc/io.h) that hands every rank the same rows, gathered
 /// from their owners: a collective — every rank reads the same rows in the
 /// same order (idx ascending). What the PCA fit and exact means read.
 typedef struct dc_shard {
     const dc_comm *comm;
-    const float *x;
+    dc_rows *local;          /* this rank's rows: memory or a file */
     int64_t n;
     int d;
 } dc_shard;

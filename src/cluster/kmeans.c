@@ -211,8 +211,8 @@ double dc_kmeans_assign(int32_t *assign, double *sums, int64_t *counts,
 /* The E-step over a row source: in memory, dc_kmeans_assign; from a file,
  * chunk by chunk of a whole number of w->block rows, with the same blocks,
  * the same order of additions and so the same bits. */
-static dc_status assign_rows(double *obj, int32_t *assign, double *sums, int64_t *counts, dc_rows *x,
-                             const float *xnorm, const float *centroids, int k, dc_kmeans_work *w)
+dc_status dc_kmeans_assign_rows(double *obj, int32_t *assign, double *sums, int64_t *counts, dc_rows *x,
+                                const float *xnorm, const float *centroids, int k, dc_kmeans_work *w)
 {
     int64_t n = x->n;
     int d = x->d;
@@ -397,7 +397,7 @@ static void log_splits(const char *label, int pass, const dc_kmeans_split *s, in
 
 /* The first row of x with a NaN or infinity, its column in *col; -1 if
  * none (or the read failed: *s). */
-static int64_t find_nonfinite_rows(dc_rows *x, int *col, dc_status *s)
+int64_t dc_rows_find_nonfinite(dc_rows *x, int *col, dc_status *s)
 {
     int64_t chunk = dc_rows_streamed(x) ? (x->cap > 0 ? x->cap : 1) : x->n;
     *s = DC_OK;
@@ -418,7 +418,7 @@ dc_status dc_rows_check_finite(dc_rows *x, const char *label)
 {
     int col = 0;
     dc_status s;
-    int64_t bad = find_nonfinite_rows(x, &col, &s);
+    int64_t bad = dc_rows_find_nonfinite(x, &col, &s);
     if (s) return s;
     if (bad >= 0)
         return dc_set_error(DC_STATUS_ARG, "%s: input has a NaN or infinite value at row %lld, column %d", label,
@@ -490,7 +490,7 @@ dc_status dc_kmeans_train_rows(dc_kmeans_result *r, dc_rows *x, const dc_kmeans_
     }
     for (int pass = 0; pass <= p->niter && st == DC_OK; pass++) {
         double t0 = dc_time_now(), obj;
-        if ((st = assign_rows(&obj, r->assign, sums, r->counts, x, xnorm, r->centroids, k, &w))) break;
+        if ((st = dc_kmeans_assign_rows(&obj, r->assign, sums, r->counts, x, xnorm, r->centroids, k, &w))) break;
         if (pass < p->niter) dc_kmeans_update(r->centroids, sums, r->counts, k, d);
         int ns = dc_kmeans_split_empty(r->centroids, r->counts, k, d, p->seed, p->group, pass, splits);
         dc_kmeans_apply_splits(r->assign, n, k, splits, ns, NULL);

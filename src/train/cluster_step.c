@@ -217,6 +217,31 @@ static dc_status write_assignments(run_state *r, int epoch)
     return dc_afile_commit(&af);
 }
 
+/* The clustering's PCA of every image's features, this process holding
+ * its own rows (local; s: how their extraction went): on one process the
+ * fit on them; on several, a failed extraction anywhere stops every process
+ * here, then each fits on the sampled rows gathered a block at a time from
+ * their owners and rank 0's fit is the one all use. */
+static dc_status fit_pca(run_state *r, int epoch, dc_rows *local, dc_status s, dc_pca *pca)
+{
+    dc_train_config *c = r->c;
+    int D = local->d;
+    int64_t sample = (int64_t)D * (D - 1) / 2;
+    uint64_t seed = (uint64_t)c->seed * 1000003u + (uint64_t)epoch;
+    if (r->W == 1) return s == DC_OK ? dc_pca_fit_rows(pca, local, c->dim_pca, sample, seed) : s;
+    int64_t failed = s != DC_OK;
+    dc_status cs = dc_comm_allreduce_i64(c->comm, &failed, 1);
+    if (s == DC_OK && (cs || failed)) s = cs ? cs : dc_set_error(DC_STATUS_INTERNAL, "feature extraction failed on another rank");
+    if (s) return s;
+    dc_shard sh = {c->comm, local, r->n, D};
+    dc_rows src;
+    s = dc_rows_shard(&src, &sh, STREAM_ROWS);
+    if (s == DC_OK) s = dc_pca_fit_rows(pca, &src, c->dim_pca, sample, seed);
+    dc_rows_close(&src);
+    if (r->rank != 0) dc_pca_free(pca);
+    return share_pca(r, pca, s, D, c->dim_pca);
+}
+
 /* The features of this rank's images [lo, hi) under the clustering
  * transform (every image's on one process; no rank holds another's),
  * whitened by a PCA fitted on a sample of all of them — on several
@@ -233,19 +258,9 @@ static dc_status whiten_features(run_state *r, int epoch, float **x, cJSON *j)
     if (!feat) return DC_STATUS_NOMEM;
     dc_status s = dc_extract_features_range(feat, &r->model, r->d, lo, hi - lo, r->model.nlayers - 1, 0, "features");
     dc_pca pca = {0};
-    int64_t sample = (int64_t)D * (D - 1) / 2;
-    uint64_t seed = (uint64_t)c->seed * 1000003u + (uint64_t)epoch;
-    if (r->W == 1 && s == DC_OK) {
-        s = dc_pca_fit_sample(&pca, feat, r->n, D, c->dim_pca, sample, seed);
-    } else if (s == DC_OK) {
-        dc_shard sh = {c->comm, feat, r->n, D};
-        dc_rows src;
-        s = dc_rows_shard(&src, &sh, STREAM_ROWS);
-        if (s == DC_OK) s = dc_pca_fit_rows(&pca, &src, c->dim_pca, sample, seed);
-        dc_rows_close(&src);
-        if (r->rank != 0) dc_pca_free(&pca);
-        s = share_pca(r, &pca, s, D, c->dim_pca);
-    }
+    dc_rows local;
+    dc_rows_memory(&local, feat, hi - lo, D);
+    s = fit_pca(r, epoch, &local, s, &pca);
     if (s == DC_OK) s = dc_pca_apply_inplace(&pca, feat, hi - lo, 1);
     if (s == DC_OK) {
         if (r->rank == 0) s = dc_pca_save(&pca, dc_run_path(r, "pca.safetensors"));
@@ -292,37 +307,42 @@ static void scratch_file(const run_state *r, const char *what, char *buf, size_t
 }
 
 
-/* whiten_features for features over the budget (one process): written to
- * a scratch file as they are extracted, the PCA fitted and applied a block
- * at a time (the bits of whiten_features), the whitened rows into memory
- * (*x) when they fit, else into a second scratch file (wpath); xr reads
- * them either way. The features' file is removed here. */
+/* whiten_features for this process's features over the budget: written to
+ * a scratch file as they are extracted, the PCA fitted (several processes:
+ * on the sampled rows gathered from every process's file, rank 0's fit
+ * used) and applied a block at a time (the bits of whiten_features), the
+ * whitened rows into memory (*x) when they fit, else into a second scratch
+ * file (wpath); xr reads them either way. The features' file is removed
+ * here. Under MPI each process's files carry its rank. */
 static dc_status whiten_streamed(run_state *r, int epoch, int64_t budget, float **x, dc_rows *xr, char *wpath,
                                  size_t wlen, cJSON *j)
 {
     dc_train_config *c = r->c;
     int D = r->model.feat_dim;
-    char fpath[4200];
-    scratch_file(r, "features", fpath, sizeof fpath);
+    int64_t lo = r->n * r->rank / r->W, hi = r->n * (r->rank + 1) / r->W, mine = hi - lo;
+    char fpath[4200], what[64];
+    snprintf(what, sizeof what, r->W > 1 ? "features.%d" : "features", r->rank);
+    scratch_file(r, what, fpath, sizeof fpath);
     dc_log_info("clustering: %lld MB of features, over the memory budget of %lld MB: in the scratch file %s, read "
-                "a block at a time", (long long)((r->n * D * 4) >> 20), (long long)(budget >> 20), fpath);
-    dc_status s = dc_extract_features_npy(fpath, &r->model, r->d, r->n, r->model.nlayers - 1, 0, 0, "features");
+                "a block at a time", (long long)((mine * D * 4) >> 20), (long long)(budget >> 20), fpath);
+    dc_status s = dc_extract_features_npy_range(fpath, &r->model, r->d, lo, mine, r->model.nlayers - 1, 0, 0,
+                                                "features");
     dc_rows f = {.fd = -1};
     if (s == DC_OK) s = dc_rows_open_npy(&f, fpath, STREAM_ROWS);
     dc_pca pca = {0};
-    if (s == DC_OK)
-        s = dc_pca_fit_rows(&pca, &f, c->dim_pca, (int64_t)D * (D - 1) / 2, (uint64_t)c->seed * 1000003u + (uint64_t)epoch);
-    if (s == DC_OK) s = dc_pca_save(&pca, dc_run_path(r, "pca.safetensors"));
-    int64_t bytes = r->n * (int64_t)c->dim_pca * (int64_t)sizeof(float);
+    s = fit_pca(r, epoch, &f, s, &pca);
+    if (s == DC_OK && r->rank == 0) s = dc_pca_save(&pca, dc_run_path(r, "pca.safetensors"));
+    int64_t bytes = mine * (int64_t)c->dim_pca * (int64_t)sizeof(float);
     if (s == DC_OK && bytes <= budget) {
-        *x = dc_malloc((size_t)bytes, "whitened features");
+        *x = dc_malloc((size_t)(bytes ? bytes : 1), "whitened features");
         s = *x ? dc_pca_apply_rows(&pca, &f, *x, NULL, 1) : DC_STATUS_NOMEM;
-        if (s == DC_OK) dc_rows_memory(xr, *x, r->n, c->dim_pca);
+        if (s == DC_OK) dc_rows_memory(xr, *x, mine, c->dim_pca);
     } else if (s == DC_OK) {
-        scratch_file(r, "whitened", wpath, wlen);
+        snprintf(what, sizeof what, r->W > 1 ? "whitened.%d" : "whitened", r->rank);
+        scratch_file(r, what, wpath, wlen);
         dc_log_info("clustering: %lld MB of whitened features: in the scratch file %s", (long long)(bytes >> 20), wpath);
         dc_npy_writer w;
-        s = dc_npy_writer_open(&w, wpath, DC_DTYPE_F32, 2, (int64_t[]){r->n, c->dim_pca});
+        s = dc_npy_writer_open(&w, wpath, DC_DTYPE_F32, 2, (int64_t[]){mine, c->dim_pca});
         if (s == DC_OK) s = dc_pca_apply_rows(&pca, &f, NULL, &w, 1);
         if (s == DC_OK) s = dc_npy_writer_commit(&w);
         else dc_npy_writer_abort(&w);
@@ -344,8 +364,11 @@ static dc_status cluster_images(run_state *r, int epoch, cJSON *j)
     char wpath[4200] = "";
     float *x = NULL;
     dc_rows xr = {.fd = -1};
-    dc_status s;
-    if (r->W == 1 && r->n * (int64_t)r->model.feat_dim * (int64_t)sizeof(float) > budget) {
+    dc_status s = DC_OK;
+    /* over the budget on any process: every process streams (the same collectives everywhere) */
+    int64_t over = (hi - lo) * (int64_t)r->model.feat_dim * (int64_t)sizeof(float) > budget;
+    if (r->W > 1 && (s = dc_comm_allreduce_i64(c->comm, &over, 1)) != DC_OK) return s;
+    if (over) {
         s = whiten_streamed(r, epoch, budget, &x, &xr, wpath, sizeof wpath, j);
     } else { /* this rank's rows */
         s = whiten_features(r, epoch, &x, j);
@@ -365,8 +388,8 @@ static dc_status cluster_images(run_state *r, int epoch, cJSON *j)
             dc_cluster_memory mem = {budget, dir};
             s = dc_hkmeans_train_rows(&h, &xr, r->m, &kp, warm ? r->cent_super : NULL, warm ? r->cent_sub : NULL, &mem);
         } else {
-            s = dc_hkmeans_train_dist(&h, c->comm, x, r->n, lo, hi, c->dim_pca, r->m, &kp, warm ? r->cent_super : NULL,
-                                      warm ? r->cent_sub : NULL, 0);
+            s = dc_hkmeans_train_dist_rows(&h, c->comm, &xr, r->n, lo, r->m, &kp, warm ? r->cent_super : NULL,
+                                           warm ? r->cent_sub : NULL, 0);
         }
     }
     if (s == DC_OK) {

@@ -17,15 +17,29 @@ dc_status dc_kmeans_train_dist(dc_kmeans_result *r, const dc_comm *comm, const f
                                int64_t offset, int64_t n_total, int d, const dc_kmeans_params *p,
                                const float *init)
 {
+    dc_rows src;
+    dc_rows_memory(&src, x, n_local, d);
+    return dc_kmeans_train_dist_rows(r, comm, &src, offset, n_total, p, init);
+}
+
+dc_status dc_kmeans_train_dist_rows(dc_kmeans_result *r, const dc_comm *comm, dc_rows *x, int64_t offset,
+                                    int64_t n_total, const dc_kmeans_params *p, const float *init)
+{
     memset(r, 0, sizeof *r);
+    int64_t n_local = x->n;
+    int d = x->d;
     const char *label = p->label ? p->label : "k-means";
     const char *why = dc_kmeans_params_check(p, n_total);
     if (why) return dc_set_error(DC_STATUS_ARG, "%s: %s", label, why);
-    int64_t bad = dc_find_nonfinite(x, n_local * d);
-    /* every rank must learn of a bad value anywhere */
-    int64_t badflag = bad >= 0 ? offset + bad / d + 1 : 0;
-    dc_status s = dc_comm_allreduce_i64(comm, &badflag, 1);
+    int col;
+    dc_status s = DC_OK;
+    int64_t bad = dc_rows_find_nonfinite(x, &col, &s);
+    /* every rank must learn of a bad value (or a failed read) anywhere */
+    int64_t badflag = s != DC_OK ? -1 : bad >= 0 ? offset + bad + 1 : 0;
+    dc_status cs = dc_comm_allreduce_i64(comm, &badflag, 1);
     if (s) return s;
+    if (cs) return cs;
+    if (badflag < 0) return dc_set_error(DC_STATUS_IO, "%s: reading the features failed on another rank", label);
     if (badflag) return dc_set_error(DC_STATUS_ARG, "%s: input has a NaN or infinite value (row %lld or after)",
                                      label, (long long)(badflag - 1));
     int k = p->k, W = dc_comm_size(comm), me = dc_comm_rank(comm);
@@ -47,17 +61,21 @@ dc_status dc_kmeans_train_dist(dc_kmeans_result *r, const dc_comm *comm, const f
             /* the single-process choice of rows; each row from its owner */
             int64_t *rows = dc_xmalloc((size_t)k * sizeof *rows);
             dc_kmeans_init_rows(rows, n_total, k, p->seed, p->group);
-            for (int j = 0; j < k; j++)
-                if (rows[j] >= offset && rows[j] < offset + n_local)
-                    memcpy(r->centroids + (size_t)j * d, x + (rows[j] - offset) * d, (size_t)d * sizeof(float));
+            for (int j = 0; j < k && s == DC_OK; j++)
+                if (rows[j] >= offset && rows[j] < offset + n_local) {
+                    int64_t at = rows[j] - offset;
+                    s = dc_rows_gather(x, &at, 1, r->centroids + (size_t)j * d);
+                }
             dc_free(rows);
-            s = dc_comm_allreduce_f32(comm, r->centroids, (size_t)k * d); /* one owner per row: exact */
+            /* one owner per row: exact (a failed read is caught below) */
+            cs = dc_comm_allreduce_f32(comm, r->centroids, (size_t)k * d);
+            if (s == DC_OK) s = cs;
         }
-        dc_row_sqnorms(xnorm, x, n_local, d);
+        if (s == DC_OK) s = dc_rows_sqnorms(xnorm, x);
     }
     for (int pass = 0; pass <= p->niter && s == DC_OK; pass++) {
-        double t0 = dc_time_now();
-        double obj = dc_kmeans_assign(r->assign, sums, r->counts, x, xnorm, n_local, d, r->centroids, k, &w);
+        double t0 = dc_time_now(), obj;
+        if ((s = dc_kmeans_assign_rows(&obj, r->assign, sums, r->counts, x, xnorm, r->centroids, k, &w))) break;
         memcpy(local, r->counts, (size_t)k * sizeof *local);
         if ((s = dc_comm_allreduce_f64(comm, sums, (size_t)k * d)) || (s = dc_comm_allreduce_i64(comm, r->counts, (size_t)k)) ||
             (s = dc_comm_allreduce_f64(comm, &obj, 1)))
@@ -139,15 +157,18 @@ static dc_status shard_fetch(void *ctx, const int64_t *idx, int64_t first, int64
     DC_ASSERT(at == count);
     int64_t k = (int64_t)(cnt[me] / (d * sizeof(float))), lo = share_lo(sh->n, me, W);
     float *mine = dc_malloc(cnt[me] ? cnt[me] : 1, "rows sent");
-    dc_status s = mine ? DC_OK : DC_STATUS_NOMEM;
+    int64_t *at_local = dc_malloc((size_t)(k ? k : 1) * sizeof *at_local, "rows sent");
+    dc_status s = mine && at_local ? DC_OK : DC_STATUS_NOMEM;
     if (s == DC_OK) {
-        for (int64_t i = 0; i < k; i++) {
-            int64_t row = idx ? idx[mine_at + i] : first + mine_at + i;
-            memcpy(mine + i * d, sh->x + (row - lo) * d, (size_t)d * sizeof(float));
-        }
-        s = dc_comm_allgatherv(sh->comm, mine, cnt[me], dst, cnt);
+        for (int64_t i = 0; i < k; i++) at_local[i] = (idx ? idx[mine_at + i] : first + mine_at + i) - lo;
+        s = dc_rows_gather(sh->local, at_local, k, mine);
     }
+    /* every rank takes part even after a failed read, which the fit's
+     * result then carries */
+    dc_status cs = dc_comm_allgatherv(sh->comm, mine ? (const void *)mine : (const void *)dst, mine ? cnt[me] : 0, dst, cnt);
+    if (s == DC_OK) s = cs;
     dc_free(mine);
+    dc_free(at_local);
     dc_free(cnt);
     return s;
 }
@@ -188,7 +209,7 @@ static dc_status shard_mean(float *c, dc_shard *sh, const int64_t *idx, int64_t 
  * -1; this rank's rows arrive in recv in index order. In rounds of at most
  * R rows per pair of ranks (R·W·d floats sent per rank per round), so no
  * call exceeds MPI's 2^31-byte counts and the buffers stay bounded. */
-static dc_status exchange_rows(const dc_comm *comm, const float *x, int64_t n, int d, const int32_t *dest,
+static dc_status exchange_rows(const dc_comm *comm, dc_rows *x, int64_t n, int d, const int32_t *dest,
                                float *recv, int64_t R)
 {
     int W = dc_comm_size(comm), me = dc_comm_rank(comm);
@@ -205,8 +226,8 @@ static dc_status exchange_rows(const dc_comm *comm, const float *x, int64_t n, i
     for (int q = 0; q < W; q++) start[q + 1] = start[q] + pair[(size_t)me * W + q];
     int64_t *fill = dc_xmalloc((size_t)W * sizeof *fill);
     memcpy(fill, start, (size_t)W * sizeof *fill);
-    for (int64_t i = lo; i < hi; i++)
-        if (dest[i] >= 0) list[fill[dest[i]]++] = i;
+    for (int64_t i = lo; i < hi; i++) /* this rank's row numbers */
+        if (dest[i] >= 0) list[fill[dest[i]]++] = i - lo;
     /* where each source's rows go in recv */
     int64_t *base = dc_xcalloc((size_t)W + 1, sizeof *base);
     for (int s = 0; s < W; s++) base[s + 1] = base[s] + pair[(size_t)s * W + me];
@@ -218,15 +239,16 @@ static dc_status exchange_rows(const dc_comm *comm, const float *x, int64_t n, i
         int64_t at = 0;
         for (int q = 0; q < W; q++) {
             int64_t have = pair[(size_t)me * W + q], a = t * R < have ? t * R : have, b = (t + 1) * R < have ? (t + 1) * R : have;
-            for (int64_t j = a; j < b; j++)
-                memcpy(sbuf + (at + j - a) * d, x + (list[start[q] + j] - lo) * d, (size_t)d * sizeof(float));
+            if (st == DC_OK) st = dc_rows_gather(x, list + start[q] + a, b - a, sbuf + at * d);
             at += b - a;
             sc[q] = (size_t)(b - a) * d * sizeof(float);
             int64_t from = pair[(size_t)q * W + me], fa = t * R < from ? t * R : from,
                     fb = (t + 1) * R < from ? (t + 1) * R : from;
             rc[q] = (size_t)(fb - fa) * d * sizeof(float);
         }
-        if ((st = dc_comm_alltoallv(comm, sbuf, sc, rbuf, rc)) != DC_OK) break;
+        dc_status cs = dc_comm_alltoallv(comm, sbuf, sc, rbuf, rc); /* every round, even after a failed read */
+        if (st == DC_OK) st = cs;
+        if (st != DC_OK) continue;
         int64_t off = 0;
         for (int q = 0; q < W; q++) {
             int64_t rows = (int64_t)(rc[q] / (d * sizeof(float)));
@@ -253,11 +275,12 @@ static dc_status exchange_rows(const dc_comm *comm, const float *x, int64_t n, i
 /* k-means across the ranks of comm, this rank holding rows [lo, hi) of n
  * (x: those rows; rank q holds n·q/W to n·(q+1)/W), every row's
  * assignment gathered into `all` (n). */
-static dc_status kmeans_gather(dc_kmeans_result *k, const dc_comm *comm, const float *x, int64_t lo, int64_t hi,
-                               int64_t n, int d, const dc_kmeans_params *p, const float *warm, int32_t *all)
+static dc_status kmeans_gather(dc_kmeans_result *k, const dc_comm *comm, dc_rows *x, int64_t lo, int64_t hi,
+                               int64_t n, const dc_kmeans_params *p, const float *warm, int32_t *all)
 {
     int W = dc_comm_size(comm);
-    dc_status s = dc_kmeans_train_dist(k, comm, x, hi - lo, lo, n, d, p, warm);
+    DC_ASSERT(x->n == hi - lo);
+    dc_status s = dc_kmeans_train_dist_rows(k, comm, x, lo, n, p, warm);
     if (s) return s;
     size_t *cnt = dc_xmalloc((size_t)W * sizeof *cnt);
     for (int q = 0; q < W; q++) cnt[q] = (size_t)(n * (q + 1) / W - n * q / W) * sizeof(int32_t);
@@ -284,7 +307,7 @@ static dc_kmeans_params level2_params(const dc_kmeans_params *p, int c, int m, i
  * received from their owners by exchange_rows; the group's first rank keeps
  * the result (the others' stay zero, for the sums over all ranks that
  * follow). */
-static dc_status level2_groups(dc_hkmeans_result *r, const dc_comm *comm, const float *x, const dc_kmeans_params *p,
+static dc_status level2_groups(dc_hkmeans_result *r, const dc_comm *comm, dc_rows *x, const dc_kmeans_params *p,
                                const float *warm_sub, int64_t R, double agg[2])
 {
     int m = r->m, k_sub = r->k_sub, d = r->d, W = dc_comm_size(comm), me = dc_comm_rank(comm), c = me % m;
@@ -313,7 +336,9 @@ static dc_status level2_groups(dc_hkmeans_result *r, const dc_comm *comm, const 
         dc_kmeans_params p2 = level2_params(p, c, m, k_sub, label, sizeof label);
         dc_kmeans_result k2;
         int32_t *all = dc_xmalloc((size_t)nc * sizeof *all);
-        s = kmeans_gather(&k2, grp, buf, lo, hi, nc, d, &p2, warm_sub ? warm_sub + (size_t)c * k_sub * d : NULL, all);
+        dc_rows slice;
+        dc_rows_memory(&slice, buf, hi - lo, d);
+        s = kmeans_gather(&k2, grp, &slice, lo, hi, nc, &p2, warm_sub ? warm_sub + (size_t)c * k_sub * d : NULL, all);
         if (s == DC_OK) {
             if (g == 0) {
                 for (int64_t i = 0, j = 0; i < n; i++)
@@ -334,7 +359,7 @@ static dc_status level2_groups(dc_hkmeans_result *r, const dc_comm *comm, const 
 
 /* Level 2 with W < m: in round t, rank q clusters super-cluster q + t·W
  * alone, its members sent to it by their owners. */
-static dc_status level2_rounds(dc_hkmeans_result *r, const dc_comm *comm, const float *x, const dc_kmeans_params *p,
+static dc_status level2_rounds(dc_hkmeans_result *r, const dc_comm *comm, dc_rows *x, const dc_kmeans_params *p,
                                const float *warm_sub, int64_t R, double agg[2])
 {
     int m = r->m, d = r->d, W = dc_comm_size(comm), me = dc_comm_rank(comm);
@@ -350,7 +375,11 @@ static dc_status level2_rounds(dc_hkmeans_result *r, const dc_comm *comm, const 
             int q = r->super[i] - t * W;
             dest[i] = q >= 0 && q < W ? q : -1;
         }
-        if ((s = exchange_rows(comm, x, n, d, dest, buf, R)) != DC_OK) break;
+        dc_status es = exchange_rows(comm, x, n, d, dest, buf, R);
+        if (es != DC_OK) {
+            s = es;
+            break;
+        }
         int c = me + t * W;
         if (c >= m) continue;
         int64_t nc = 0;
@@ -375,8 +404,19 @@ dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const
                                 int64_t lo, int64_t hi, int d, int m, const dc_kmeans_params *p,
                                 const float *warm_super, const float *warm_sub, int64_t chunk_bytes)
 {
-    int W = dc_comm_size(comm);
-    if (W == 1) return dc_hkmeans_train(r, x, n, d, m, p, warm_super, warm_sub);
+    if (dc_comm_size(comm) == 1) return dc_hkmeans_train(r, x, n, d, m, p, warm_super, warm_sub);
+    dc_rows src;
+    dc_rows_memory(&src, x, hi - lo, d);
+    return dc_hkmeans_train_dist_rows(r, comm, &src, n, lo, m, p, warm_super, warm_sub, chunk_bytes);
+}
+
+dc_status dc_hkmeans_train_dist_rows(dc_hkmeans_result *r, const dc_comm *comm, dc_rows *x, int64_t n, int64_t lo,
+                                     int m, const dc_kmeans_params *p, const float *warm_super, const float *warm_sub,
+                                     int64_t chunk_bytes)
+{
+    int W = dc_comm_size(comm), d = x->d;
+    int64_t hi = lo + x->n;
+    if (W == 1) return dc_hkmeans_train_rows(r, x, m, p, warm_super, warm_sub, NULL);
     dc_status s = dc_hkmeans_result_init(r, n, d, m, p);
     if (s) return s;
     int k_sub = r->k_sub;
@@ -385,7 +425,7 @@ dc_status dc_hkmeans_train_dist(dc_hkmeans_result *r, const dc_comm *comm, const
     if (m > 1) {
         dc_kmeans_params p1 = dc_hkmeans_level1_params(p, m);
         dc_kmeans_result k1;
-        s = kmeans_gather(&k1, comm, x, lo, hi, n, d, &p1, warm_super, r->super);
+        s = kmeans_gather(&k1, comm, x, lo, hi, n, &p1, warm_super, r->super);
         if (s == DC_OK) {
             dc_hkmeans_set_level1(r, &k1, NULL);
             dc_kmeans_result_free(&k1);

@@ -176,6 +176,12 @@ dc_status dc_extract_features_layers(float **out, dc_model *m, const dc_dataset 
 dc_status dc_extract_features_npy(const char *path, dc_model *m, const dc_dataset *d, int64_t n, int layer,
                                   int pool_side, int64_t chunk, const char *label)
 {
+    return dc_extract_features_npy_range(path, m, d, 0, n, layer, pool_side, chunk, label);
+}
+
+dc_status dc_extract_features_npy_range(const char *path, dc_model *m, const dc_dataset *d, int64_t first0, int64_t n,
+                                        int layer, int pool_side, int64_t chunk, const char *label)
+{
     int64_t dim = dc_feature_dim(m, layer, pool_side), B = m->max_batch;
     if (chunk <= 0) { /* about 8 MB, one to eight batches */
         chunk = ((int64_t)8 << 20) / (dim * (int64_t)sizeof(float));
@@ -196,7 +202,7 @@ dc_status dc_extract_features_npy(const char *path, dc_model *m, const dc_datase
     dc_progress *bar = s == DC_OK ? images_bar(label, n) : NULL;
     for (int64_t first = 0; first < n && s == DC_OK; first += chunk) {
         int64_t cnt = n - first < chunk ? n - first : chunk;
-        s = extract(&sc, &buf, m, d, first, cnt, 1, &layer, &pool_side, bar, first);
+        s = extract(&sc, &buf, m, d, first0 + first, cnt, 1, &layer, &pool_side, bar, first);
         if (s == DC_OK) s = dc_npy_writer_write(&w, buf, (size_t)(cnt * dim) * sizeof(float));
     }
     dc_progress_finish(bar);
