@@ -325,9 +325,10 @@ static dc_status level2_groups(dc_hkmeans_result *r, const dc_comm *comm, dc_row
     dc_free(seen);
     int G = W / m + (c < W % m), g = me / m;
     int64_t nc = r->super_counts[c], lo = nc * g / G, hi = nc * (g + 1) / G;
-    float *buf = dc_malloc((size_t)(hi - lo > 0 ? hi - lo : 1) * d * sizeof(float), "member features");
-    dc_status s = buf ? DC_OK : DC_STATUS_NOMEM;
-    if (s == DC_OK) s = exchange_rows(comm, x, n, d, dest, buf, R);
+    /* m = 1 (DeepCluster): every rank's slice is its own rows; nothing moves */
+    float *buf = m == 1 ? NULL : dc_malloc((size_t)(hi - lo > 0 ? hi - lo : 1) * d * sizeof(float), "member features");
+    dc_status s = buf || m == 1 ? DC_OK : DC_STATUS_NOMEM;
+    if (s == DC_OK && m > 1) s = exchange_rows(comm, x, n, d, dest, buf, R);
     dc_free(dest);
     dc_comm *grp = NULL;
     if (s == DC_OK) s = dc_comm_split(comm, c, me, &grp);
@@ -337,8 +338,8 @@ static dc_status level2_groups(dc_hkmeans_result *r, const dc_comm *comm, dc_row
         dc_kmeans_result k2;
         int32_t *all = dc_xmalloc((size_t)nc * sizeof *all);
         dc_rows slice;
-        dc_rows_memory(&slice, buf, hi - lo, d);
-        s = kmeans_gather(&k2, grp, &slice, lo, hi, nc, &p2, warm_sub ? warm_sub + (size_t)c * k_sub * d : NULL, all);
+        if (m > 1) dc_rows_memory(&slice, buf, hi - lo, d);
+        s = kmeans_gather(&k2, grp, m > 1 ? &slice : x, lo, hi, nc, &p2, warm_sub ? warm_sub + (size_t)c * k_sub * d : NULL, all);
         if (s == DC_OK) {
             if (g == 0) {
                 for (int64_t i = 0, j = 0; i < n; i++)
