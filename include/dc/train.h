@@ -259,9 +259,9 @@ typedef struct dc_train_config {
                                 network computes (dc_device_parse)       */
     const char *precision;   /* fp32 | tf32 (NULL: tf32) on a GPU         */
     int autotune;            /* GPU: time the convolution algorithms       */
-    int64_t memory_mb;       /* the clustering's features held in memory at
-                                once (0: half the available memory); on one
-                                process, larger ones go through scratch
+    int64_t memory_mb;       /* the clustering's features a process holds
+                                in memory at once (0: half the available
+                                memory); larger ones go through scratch
                                 files, with the same result                */
     const char *scratch;     /* folder for those files (NULL: the run's)   */
     int grad_overlap;        /* several processes: gradients summed while

@@ -56,8 +56,8 @@ int dc_train_option_table(dc_train_config *c, dc_opt *opts)
         {"precision", NULL, DC_OPT_CHOICE, &c->precision, 0, 0, "fp32|tf32", 0, "P",
          "GPU arithmetic: IEEE fp32, or TF32 tensor cores (default)"},
         {"memory-mb", NULL, DC_OPT_I64, &c->memory_mb, 0, 1e12, NULL, 0, "MB",
-         "clustering: features held in memory at once (0: half the available memory); larger ones are written "
-         "to a scratch file and read a block at a time, with the same result (one process)"},
+         "clustering: features a process holds in memory at once (0: half the available memory); larger ones are "
+         "written to a scratch file and read a block at a time, with the same result"},
         {"scratch", NULL, DC_OPT_STRING, &c->scratch, 0, 0, NULL, 0, "DIR",
          "folder for the clustering's scratch files (default: the run directory); removed after"},
         {"grad-overlap", NULL, DC_OPT_INT, &c->grad_overlap, 0, 1, NULL, 0, "0|1",

@@ -82,7 +82,7 @@ int32_t dc_run_flat_cluster(const run_state *r, int64_t i);
 /// Groups images by (super, sub) cluster for the sampler.
 void dc_run_build_groups(run_state *r);
 /// Features, PCA-whitening, two-level k-means, assignments; heads reset.
-/// What the clustering's features may hold in memory (one process; more
+/// What the clustering's features may hold in memory in this process (more
 /// go through scratch files): --memory-mb, else half the memory available
 /// now, else 4 GB.
 int64_t dc_run_feature_budget(const dc_train_config *c);
