@@ -156,16 +156,13 @@ static dc_status shard_fetch(void *ctx, const int64_t *idx, int64_t first, int64
     }
     DC_ASSERT(at == count);
     int64_t k = (int64_t)(cnt[me] / (d * sizeof(float))), lo = share_lo(sh->n, me, W);
-    float *mine = dc_malloc(cnt[me] ? cnt[me] : 1, "rows sent");
-    int64_t *at_local = dc_malloc((size_t)(k ? k : 1) * sizeof *at_local, "rows sent");
-    dc_status s = mine && at_local ? DC_OK : DC_STATUS_NOMEM;
-    if (s == DC_OK) {
-        for (int64_t i = 0; i < k; i++) at_local[i] = (idx ? idx[mine_at + i] : first + mine_at + i) - lo;
-        s = dc_rows_gather(sh->local, at_local, k, mine);
-    }
-    /* every rank takes part even after a failed read, which the fit's
-     * result then carries */
-    dc_status cs = dc_comm_allgatherv(sh->comm, mine ? (const void *)mine : (const void *)dst, mine ? cnt[me] : 0, dst, cnt);
+    /* a block's worth at most; every rank takes part even after a failed
+     * read (then the rows are garbage and the error is this rank's result) */
+    float *mine = dc_xmalloc(cnt[me] ? cnt[me] : 1);
+    int64_t *at_local = dc_xmalloc((size_t)(k ? k : 1) * sizeof *at_local);
+    for (int64_t i = 0; i < k; i++) at_local[i] = (idx ? idx[mine_at + i] : first + mine_at + i) - lo;
+    dc_status s = dc_rows_gather(sh->local, at_local, k, mine);
+    dc_status cs = dc_comm_allgatherv(sh->comm, mine, cnt[me], dst, cnt);
     if (s == DC_OK) s = cs;
     dc_free(mine);
     dc_free(at_local);
@@ -232,10 +229,12 @@ static dc_status exchange_rows(const dc_comm *comm, dc_rows *x, int64_t n, int d
     int64_t *base = dc_xcalloc((size_t)W + 1, sizeof *base);
     for (int s = 0; s < W; s++) base[s + 1] = base[s] + pair[(size_t)s * W + me];
     size_t *sc = dc_xmalloc((size_t)W * sizeof *sc), *rc = dc_xmalloc((size_t)W * sizeof *rc);
-    float *sbuf = dc_malloc((size_t)(R * W > 0 ? R * W : 1) * d * sizeof(float), "rows sent");
-    float *rbuf = dc_malloc((size_t)(R * W > 0 ? R * W : 1) * d * sizeof(float), "rows received");
-    dc_status st = sbuf && rbuf ? DC_OK : DC_STATUS_NOMEM;
-    for (int64_t t = 0; t < rounds && st == DC_OK; t++) {
+    /* bounded (R·W rows); every rank takes part in every round, even after a
+     * failed read (its rows then garbage, its error returned) */
+    float *sbuf = dc_xmalloc((size_t)(R * W > 0 ? R * W : 1) * d * sizeof(float));
+    float *rbuf = dc_xmalloc((size_t)(R * W > 0 ? R * W : 1) * d * sizeof(float));
+    dc_status st = DC_OK;
+    for (int64_t t = 0; t < rounds; t++) {
         int64_t at = 0;
         for (int q = 0; q < W; q++) {
             int64_t have = pair[(size_t)me * W + q], a = t * R < have ? t * R : have, b = (t + 1) * R < have ? (t + 1) * R : have;
@@ -246,7 +245,7 @@ static dc_status exchange_rows(const dc_comm *comm, dc_rows *x, int64_t n, int d
                     fb = (t + 1) * R < from ? (t + 1) * R : from;
             rc[q] = (size_t)(fb - fa) * d * sizeof(float);
         }
-        dc_status cs = dc_comm_alltoallv(comm, sbuf, sc, rbuf, rc); /* every round, even after a failed read */
+        dc_status cs = dc_comm_alltoallv(comm, sbuf, sc, rbuf, rc);
         if (st == DC_OK) st = cs;
         if (st != DC_OK) continue;
         int64_t off = 0;
@@ -301,6 +300,17 @@ static dc_kmeans_params level2_params(const dc_kmeans_params *p, int c, int m, i
     return p2;
 }
 
+/* s on every rank: the first failure of any rank (an error on all of
+ * them), so that they all take the same collective path after it. */
+static dc_status agree(const dc_comm *comm, dc_status s)
+{
+    int64_t failed = s != DC_OK;
+    dc_status cs = dc_comm_allreduce_i64(comm, &failed, 1);
+    if (s == DC_OK && cs) return cs;
+    if (s == DC_OK && failed) return dc_set_error(DC_STATUS_INTERNAL, "the clustering failed on another rank");
+    return s;
+}
+
 /* Level 2 with W ≥ m: super-cluster c = rank mod m in its clustering group
  * (ranks ≡ c mod m, group rank g = rank / m), group rank g holding the
  * members at positions [nc·g/G, nc·(g+1)/G) of c's members in index order,
@@ -327,8 +337,8 @@ static dc_status level2_groups(dc_hkmeans_result *r, const dc_comm *comm, dc_row
     int64_t nc = r->super_counts[c], lo = nc * g / G, hi = nc * (g + 1) / G;
     /* m = 1 (DeepCluster): every rank's slice is its own rows; nothing moves */
     float *buf = m == 1 ? NULL : dc_malloc((size_t)(hi - lo > 0 ? hi - lo : 1) * d * sizeof(float), "member features");
-    dc_status s = buf || m == 1 ? DC_OK : DC_STATUS_NOMEM;
-    if (s == DC_OK && m > 1) s = exchange_rows(comm, x, n, d, dest, buf, R);
+    dc_status s = agree(comm, buf || m == 1 ? DC_OK : DC_STATUS_NOMEM);
+    if (s == DC_OK && m > 1) s = agree(comm, exchange_rows(comm, x, n, d, dest, buf, R));
     dc_free(dest);
     dc_comm *grp = NULL;
     if (s == DC_OK) s = dc_comm_split(comm, c, me, &grp);
@@ -370,19 +380,15 @@ static dc_status level2_rounds(dc_hkmeans_result *r, const dc_comm *comm, dc_row
     int32_t *dest = dc_xmalloc((size_t)(n ? n : 1) * sizeof *dest);
     int64_t *idx = dc_xmalloc((size_t)maxcnt * sizeof *idx);
     float *buf = dc_malloc((size_t)maxcnt * d * sizeof(float), "member features");
-    dc_status s = buf ? DC_OK : DC_STATUS_NOMEM;
+    dc_status s = agree(comm, buf ? DC_OK : DC_STATUS_NOMEM), ls = DC_OK; /* ls: this rank's k-means */
     for (int t = 0; t * W < m && s == DC_OK; t++) {
         for (int64_t i = 0; i < n; i++) {
             int q = r->super[i] - t * W;
             dest[i] = q >= 0 && q < W ? q : -1;
         }
-        dc_status es = exchange_rows(comm, x, n, d, dest, buf, R);
-        if (es != DC_OK) {
-            s = es;
-            break;
-        }
+        if ((s = agree(comm, exchange_rows(comm, x, n, d, dest, buf, R))) != DC_OK) break;
         int c = me + t * W;
-        if (c >= m) continue;
+        if (c >= m || ls != DC_OK) continue;
         int64_t nc = 0;
         for (int64_t i = 0; i < n; i++)
             if (r->super[i] == c) idx[nc++] = i;
@@ -391,10 +397,11 @@ static dc_status level2_rounds(dc_hkmeans_result *r, const dc_comm *comm, dc_row
         dc_rows_memory(&members, buf, nc, d);
         double obj;
         int splits;
-        s = dc_hkmeans_level2_rows(r, c, &members, idx, p, warm_sub, &obj, &splits);
+        ls = dc_hkmeans_level2_rows(r, c, &members, idx, p, warm_sub, &obj, &splits);
         agg[0] += obj;
         agg[1] += splits;
     }
+    if (s == DC_OK) s = ls;
     dc_free(dest);
     dc_free(idx);
     dc_free(buf);
@@ -434,8 +441,9 @@ dc_status dc_hkmeans_train_dist_rows(dc_hkmeans_result *r, const dc_comm *comm, 
     } else { /* one super-cluster of every point, centred on their mean */
         for (int64_t i = 0; i < n; i++) r->super[i] = 0;
         r->super_counts[0] = n;
-        s = shard_mean(r->super_centroids, &sh, NULL, n);
+        s = agree(comm, shard_mean(r->super_centroids, &sh, NULL, n));
     }
+    s = agree(comm, s);
     for (int64_t i = 0; i < n; i++) r->sub[i] = 0;
     double agg[2] = {0, 0};
     int64_t R = (chunk_bytes > 0 ? chunk_bytes : (int64_t)16 << 20) / ((int64_t)W * d * (int64_t)sizeof(float));
@@ -448,7 +456,7 @@ dc_status dc_hkmeans_train_dist_rows(dc_hkmeans_result *r, const dc_comm *comm, 
             for (int64_t i = 0; i < n; i++)
                 if (r->super[i] == c) idx[nc++] = i;
             r->sub_counts[c] = nc;
-            if (nc > 0) s = shard_mean(r->sub_centroids + (size_t)c * d, &sh, idx, nc);
+            if (nc > 0) s = agree(comm, shard_mean(r->sub_centroids + (size_t)c * d, &sh, idx, nc));
         }
         dc_free(idx);
         if (s == DC_OK) {
