@@ -10,7 +10,9 @@
 #   bash scripts/fewlabels.sh                                 # the default run (60,000 images, 6 epochs) per seed
 #   IMAGES=12000 EPOCHS=4 LR=0.02 bash scripts/fewlabels.sh   # the main job's pre-training
 # Other settings: METHOD (deepercluster; or deepcluster, rotnet), LABELS
-# ("10 100"), MODES ("classifier all"), SEEDS ("31 7 11"), CROPS (10).
+# ("10 100"), MODES ("classifier all"), SEEDS ("31 7 11"), CROPS (10),
+# FT_LR (a fixed fine-tuning rate instead of the choice on held-out
+# images; its runs are kept apart, named lr<FT_LR>-…).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-./build/release/deepercluster}
@@ -24,6 +26,8 @@ IMAGES=${IMAGES:-0}
 EPOCHS=${EPOCHS:-0}
 LR=${LR:-}
 CROPS=${CROPS:-10}
+FT_LR=${FT_LR:-}
+P=$([ -n "$FT_LR" ] && echo "lr$FT_LR" || echo ft)
 [ -x "$BIN" ] || make -j2
 D=/usr/share/datasets/fashion-mnist
 TRAIN=$D/train-images-idx3-ubyte.gz
@@ -41,21 +45,21 @@ for s in $SEEDS; do
     for mode in $MODES; do
       for w in "$run" random:vgg-s32; do
         tag=$([ "$w" = "$run" ] && echo pre || echo scratch)
-        j=$OUT/ft-$tag-$mode-$n-$s.json
+        j=$OUT/$P-$tag-$mode-$n-$s.json
         [ -s "$j" ] && continue
         echo "== fine-tuning ($mode, $n labels per class) from $w, seed $s" >&2
         "$BIN" eval finetune --weights "$w" --train "$TRAIN" --test "$TEST" --mode "$mode" --labels-per-class "$n" \
-          --seed "$s" --crops "$CROPS" --out "$OUT/ft-$tag-$mode-$n-$s" --json "$j.tmp" >"$j.log" 2>&1 \
+          --seed "$s" --crops "$CROPS" ${FT_LR:+--lr "$FT_LR"} --out "$OUT/$P-$tag-$mode-$n-$s" --json "$j.tmp" >"$j.log" 2>&1 \
           || { tail -3 "$j.log" >&2; exit 1; }
         mv "$j.tmp" "$j"
       done
     done
   done
 done
-$PY - "$OUT" "$SEEDS" "$LABELS" "$MODES" "$METHOD" "$IMAGES" "$EPOCHS" "$CROPS" <<'PYEOF'
+$PY - "$OUT" "$SEEDS" "$LABELS" "$MODES" "$METHOD" "$IMAGES" "$EPOCHS" "$CROPS" "$P" <<'PYEOF'
 import json, os, sys
 import numpy as np
-out, seeds, labels, modes, method, images, epochs, crops = sys.argv[1:]
+out, seeds, labels, modes, method, images, epochs, crops, prefix = sys.argv[1:]
 seeds, labels, modes = seeds.split(), labels.split(), modes.split()
 def ms(v):
     v = np.asarray(v, float)
@@ -67,7 +71,7 @@ print("| labels per class | mode | pre-trained | scratch | difference | epochs |
 print("|---|---|---|---|---|---|---|")
 for n in labels:
     for mode in modes:
-        get = lambda tag: [json.load(open(os.path.join(out, f"ft-{tag}-{mode}-{n}-{s}.json"))) for s in seeds]
+        get = lambda tag: [json.load(open(os.path.join(out, f"{prefix}-{tag}-{mode}-{n}-{s}.json"))) for s in seeds]
         pre, scr = get("pre"), get("scratch")
         diff = [a["top1"] - b["top1"] for a, b in zip(pre, scr)]
         rates = lambda rs: ",".join(f"{r['lr']:g}" for r in rs)
