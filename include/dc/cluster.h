@@ -51,6 +51,11 @@ dc_status dc_pca_fit_rows(dc_pca *p, dc_rows *x, int d_out, int64_t max_rows, ui
 /// dc_pca_apply on a row source, a block at a time, into out (x->n ×
 /// d_out) or, when out is NULL, appended to the open writer w.
 dc_status dc_pca_apply_rows(const dc_pca *p, dc_rows *x, float *out, dc_npy_writer *w, int l2);
+/// The rows of x whitened by p and L2-normalised, as a row source out:
+/// into memory (*owned, the caller's to free) when scratch is NULL, else
+/// into the .npy file `scratch`, which out reads a block at a time (the
+/// caller removes it after closing out).
+dc_status dc_pca_whitened_rows(const dc_pca *p, dc_rows *x, const char *scratch, float **owned, dc_rows *out);
 /// dc_pca_apply in place, a block of rows at a time: x (n × d_in) then
 /// holds the n × d_out results from its start (d_out ≤ d_in; the same
 /// values as dc_pca_apply), so features need no second buffer.
@@ -240,6 +245,11 @@ dc_status dc_hkmeans_train_rows(dc_hkmeans_result *r, dc_rows *x, int m, const d
 /// c (d) = mean of the rows idx[0 … cnt) of x (n×d) — all of the first
 /// cnt rows when idx is NULL — summed in double.
 void dc_mean_rows(float *c, const float *x, const int64_t *idx, int64_t cnt, int d);
+/// dc_mean_rows on a row source: c (d) = the mean of rows idx[0 … cnt) of
+/// x (all of its first cnt when idx is NULL), summed in double in index
+/// order, read B rows at a time through blk (B × d): the same bits however
+/// the rows come (memory, a file, other processes).
+dc_status dc_rows_mean(float *c, dc_rows *x, const int64_t *idx, int64_t cnt, float *blk, int64_t B);
 /// Level 2 of super-cluster c alone: k-means of its members (r->super[i]
 /// == c, r->n rows of x) into r->k_sub sub-clusters, written to r->sub of
 /// the members, r->sub_centroids and r->sub_counts of c; its objective and

@@ -93,21 +93,10 @@ static dc_status whiten(dc_rows *out, float **owned, dc_rows *x, int dim, int64_
     dc_status s = dc_pca_fit_rows(&p, x, dim, lim, seed);
     if (s == DC_OK && pca_out) s = dc_pca_save(&p, pca_out);
     int64_t bytes = x->n * (int64_t)dim * (int64_t)sizeof(float);
-    if (s == DC_OK && bytes <= budget) {
-        *owned = dc_malloc((size_t)bytes, "whitened features");
-        if (!*owned) s = DC_STATUS_NOMEM;
-        if (s == DC_OK) s = dc_pca_apply_rows(&p, x, *owned, NULL, 1);
-        if (s == DC_OK) dc_rows_memory(out, *owned, x->n, dim);
-    } else if (s == DC_OK) {
+    if (s == DC_OK && bytes > budget)
         dc_log_info("whitened features: %lld MB, over the memory budget: in the scratch file %s", (long long)(bytes >> 20),
                     scratch);
-        dc_npy_writer w;
-        s = dc_npy_writer_open(&w, scratch, DC_DTYPE_F32, 2, (int64_t[]){x->n, dim});
-        if (s == DC_OK) s = dc_pca_apply_rows(&p, x, NULL, &w, 1);
-        if (s == DC_OK) s = dc_npy_writer_commit(&w);
-        else dc_npy_writer_abort(&w);
-        if (s == DC_OK) s = dc_rows_open_npy(out, scratch, STREAM_ROWS);
-    }
+    if (s == DC_OK) s = dc_pca_whitened_rows(&p, x, bytes > budget ? scratch : NULL, owned, out);
     dc_pca_free(&p);
     return s;
 }

@@ -132,10 +132,7 @@ void dc_hkmeans_set_level1(dc_hkmeans_result *r, const dc_kmeans_result *k1, con
     r->splits1 = k1->total_splits;
 }
 
-/* c (d) = the mean of rows idx[0 … cnt) of x (all of the first cnt when
- * idx is NULL), summed in double in index order as dc_mean_rows does, read
- * a block at a time. */
-static dc_status mean_rows_src(float *c, dc_rows *x, const int64_t *idx, int64_t cnt, float *blk, int64_t B)
+dc_status dc_rows_mean(float *c, dc_rows *x, const int64_t *idx, int64_t cnt, float *blk, int64_t B)
 {
     int d = x->d;
     double *acc = dc_xcalloc((size_t)d, sizeof *acc);
@@ -178,7 +175,7 @@ static dc_status level2_file(dc_hkmeans_result *r, dc_rows *x, int c, const dc_k
     if (k_sub == 1) {
         for (int64_t i = 0; i < cnt; i++) r->sub[idx[i]] = 0;
         r->sub_counts[(size_t)c * k_sub] = cnt;
-        return mean_rows_src(sub_c, x, idx, cnt, buf, buf_rows);
+        return dc_rows_mean(sub_c, x, idx, cnt, buf, buf_rows);
     }
     dc_rows members;
     char path[4200] = "";
@@ -265,7 +262,7 @@ dc_status dc_hkmeans_train_rows(dc_hkmeans_result *r, dc_rows *x, int m, const d
     if (m == 1 && file) { /* one super-cluster of every point, centred on their mean */
         for (int64_t i = 0; i < n; i++) r->super[i] = 0;
         r->super_counts[0] = n;
-        st = mean_rows_src(r->super_centroids, x, NULL, n, buf, buf_rows);
+        st = dc_rows_mean(r->super_centroids, x, NULL, n, buf, buf_rows);
     }
     for (int c = 0; c < m && st == DC_OK; c++) {
         double obj = 0;

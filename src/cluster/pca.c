@@ -526,6 +526,25 @@ void dc_pca_apply(const dc_pca *p, float *out, const float *x, int64_t n, int l2
     if (l2) dc_l2_normalize_rows(out, n, k);
 }
 
+dc_status dc_pca_whitened_rows(const dc_pca *p, dc_rows *x, const char *scratch, float **owned, dc_rows *out)
+{
+    int k = p->d_out;
+    *owned = NULL;
+    if (!scratch) {
+        *owned = dc_malloc((size_t)(x->n > 0 ? x->n : 1) * k * sizeof(float), "whitened features");
+        dc_status s = *owned ? dc_pca_apply_rows(p, x, *owned, NULL, 1) : DC_STATUS_NOMEM;
+        if (s == DC_OK) dc_rows_memory(out, *owned, x->n, k);
+        return s;
+    }
+    dc_npy_writer w;
+    dc_status s = dc_npy_writer_open(&w, scratch, DC_DTYPE_F32, 2, (int64_t[]){x->n, k});
+    if (s == DC_OK) s = dc_pca_apply_rows(p, x, NULL, &w, 1);
+    if (s == DC_OK) s = dc_npy_writer_commit(&w);
+    else dc_npy_writer_abort(&w);
+    if (s == DC_OK) s = dc_rows_open_npy(out, scratch, PCA_BLOCK);
+    return s;
+}
+
 dc_status dc_pca_apply_inplace(const dc_pca *p, float *x, int64_t n, int l2)
 {
     DC_ASSERT(p->d_out <= p->d_in);

@@ -333,21 +333,12 @@ static dc_status whiten_streamed(run_state *r, int epoch, int64_t budget, float 
     s = fit_pca(r, epoch, &f, s, &pca);
     if (s == DC_OK && r->rank == 0) s = dc_pca_save(&pca, dc_run_path(r, "pca.safetensors"));
     int64_t bytes = mine * (int64_t)c->dim_pca * (int64_t)sizeof(float);
-    if (s == DC_OK && bytes <= budget) {
-        *x = dc_malloc((size_t)(bytes ? bytes : 1), "whitened features");
-        s = *x ? dc_pca_apply_rows(&pca, &f, *x, NULL, 1) : DC_STATUS_NOMEM;
-        if (s == DC_OK) dc_rows_memory(xr, *x, mine, c->dim_pca);
-    } else if (s == DC_OK) {
+    if (s == DC_OK && bytes > budget) {
         snprintf(what, sizeof what, r->W > 1 ? "whitened.%d" : "whitened", r->rank);
         scratch_file(r, what, wpath, wlen);
         dc_log_info("clustering: %lld MB of whitened features: in the scratch file %s", (long long)(bytes >> 20), wpath);
-        dc_npy_writer w;
-        s = dc_npy_writer_open(&w, wpath, DC_DTYPE_F32, 2, (int64_t[]){mine, c->dim_pca});
-        if (s == DC_OK) s = dc_pca_apply_rows(&pca, &f, NULL, &w, 1);
-        if (s == DC_OK) s = dc_npy_writer_commit(&w);
-        else dc_npy_writer_abort(&w);
-        if (s == DC_OK) s = dc_rows_open_npy(xr, wpath, STREAM_ROWS);
     }
+    if (s == DC_OK) s = dc_pca_whitened_rows(&pca, &f, bytes > budget ? wpath : NULL, x, xr);
     if (s == DC_OK) cJSON_AddNumberToObject(j, "pca_energy", pca.energy);
     dc_pca_free(&pca);
     dc_rows_close(&f);

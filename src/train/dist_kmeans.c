@@ -181,21 +181,10 @@ dc_status dc_rows_shard(dc_rows *r, dc_shard *s, int64_t cap)
 #define SHARD_BLOCK 4096
 static dc_status shard_mean(float *c, dc_shard *sh, const int64_t *idx, int64_t cnt)
 {
-    int d = sh->d;
     dc_rows src;
     dc_status s = dc_rows_shard(&src, sh, SHARD_BLOCK);
-    double *acc = dc_xcalloc((size_t)d, sizeof *acc);
-    float *blk = s == DC_OK ? dc_malloc((size_t)SHARD_BLOCK * d * sizeof(float), "rows") : NULL;
-    if (s == DC_OK && !blk) s = DC_STATUS_NOMEM;
-    for (int64_t b0 = 0; b0 < cnt && s == DC_OK; b0 += SHARD_BLOCK) {
-        int64_t nb = cnt - b0 < SHARD_BLOCK ? cnt - b0 : SHARD_BLOCK;
-        const float *rows = blk;
-        s = idx ? dc_rows_gather(&src, idx + b0, nb, blk) : dc_rows_read(&src, b0, nb, &rows);
-        for (int64_t i = 0; i < nb && s == DC_OK; i++)
-            for (int j = 0; j < d; j++) acc[j] += rows[i * d + j];
-    }
-    for (int j = 0; j < d; j++) c[j] = cnt ? (float)(acc[j] / (double)cnt) : 0.0f;
-    dc_free(acc);
+    float *blk = s == DC_OK ? dc_malloc((size_t)SHARD_BLOCK * sh->d * sizeof(float), "rows") : NULL;
+    if (s == DC_OK) s = blk ? dc_rows_mean(c, &src, idx, cnt, blk, SHARD_BLOCK) : DC_STATUS_NOMEM;
     dc_free(blk);
     dc_rows_close(&src);
     return s;
