@@ -21,13 +21,19 @@ mkdir -p "$(dirname "$RUN")"
 $BIN train --data "$TRAIN" --out "$RUN" --max-images 12000 --epochs 4 --lr 0.02
 echo "== k-means (k = 10) on the test images' features: trained, then random"
 $BIN eval clusters --weights "$RUN" --data "$TEST" --json "$RUN/eval-clusters.json"
-$BIN eval clusters --weights random:vgg-s32 --data "$TEST" --record "$RUN"
+$BIN eval clusters --weights random:vgg-s32 --data "$TEST" --record "$RUN" --json "$RUN/random-clusters.json"
 for layer in conv4 final; do
   echo "== linear probe on $layer (10,000 training images, 10,000 test images): trained, then random"
   $BIN eval linear --weights "$RUN" --train "$TRAIN" --test "$TEST" --layer $layer --max-images 10000 \
     --json "$RUN/eval-linear-$layer.json"
   $BIN eval linear --weights random:vgg-s32 --train "$TRAIN" --test "$TEST" --layer $layer --max-images 10000 \
-    --record "$RUN"
+    --record "$RUN" --json "$RUN/random-linear-$layer.json"
 done
+echo "== the trained network against the random one"
+bash scripts/margins.sh "k-means NMI (final layer)" "$RUN/eval-clusters.json" "$RUN/random-clusters.json" \
+  "linear probe, conv4" "$RUN/eval-linear-conv4.json" "$RUN/random-linear-conv4.json" \
+  "linear probe, final layer" "$RUN/eval-linear-final.json" "$RUN/random-linear-final.json"
+echo "NMI: how well k-means clusters of the test images' features match the 10 classes the network never saw (0: chance, 1: the classes exactly)."
+echo "Linear probe: the test accuracy of a logistic regression trained on a layer's frozen features with 10,000 labelled images, i.e. how much of the class that layer makes linearly readable."
 echo "== the run's report"
 $BIN report --run "$RUN"
