@@ -94,7 +94,7 @@ CFLAGS := $(CFLAGS_COMMON) $(CFLAGS_MODE) $(EXTRA_CFLAGS)
 # The GPU engine (src/gpu) sits beside the kernels: gpu.c + kernels.cu with
 # CUDA=1, else stub.c, which says how to get it.
 ifeq ($(CUDA),1)
-GPU_SRC := src/gpu/gpu.c src/gpu/step.c
+GPU_SRC := src/gpu/gpu.c src/gpu/step.c src/gpu/kmeans_gpu.c
 else
 GPU_SRC := src/gpu/stub.c
 endif
@@ -106,7 +106,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 ifeq ($(CUDA),1)
-LIB_OBJ += $(B)/src/gpu/kernels.o
+LIB_OBJ += $(B)/src/gpu/kernels.o $(B)/src/gpu/kmeans.o
 endif
 CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
@@ -137,6 +137,11 @@ $(B)/%.o: %.c $(FLAGS)
 	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/src/gpu/kernels.o: src/gpu/kernels.cu src/gpu/gpu_kernels.h src/core/philox.h $(FLAGS)
+	@mkdir -p $(dir $@)
+	@echo "  NVCC $<"
+	@$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(B)/src/gpu/kmeans.o: src/gpu/kmeans.cu src/gpu/gpu_kernels.h $(FLAGS)
 	@mkdir -p $(dir $@)
 	@echo "  NVCC $<"
 	@$(NVCC) $(NVCCFLAGS) -c $< -o $@

@@ -71,6 +71,13 @@ expect 2 "deepercluster kmeans: --niter: 'nan' is not an integer" -- kmeans --in
 expect 2 "missing required option --in" -- kmeans --k 3 --out y.npy
 expect 2 "--k 10 is not a multiple of --super-clusters 4" -- kmeans --in "$F/blobs_x.npy" --out "$TMP/z.npy" --k 10 --super-clusters 4
 expect 2 "--pca 9 is larger than the feature dimension 8" -- kmeans --in "$F/blobs_x.npy" --out "$TMP/z.npy" --k 2 --pca 9
+expect 2 "deepercluster kmeans: --device gpu: expected auto, cpu, cuda or cuda:N" -- kmeans --in "$F/blobs_x.npy" --out "$TMP/z.npy" --k 2 --device gpu
+# --device cuda where there is no GPU (or no CUDA build): one line saying what to do, exit 1, nothing written
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  expect 1 "no GPU engine: rebuild with .make CUDA=1.|no NVIDIA driver is installed|no CUDA GPU is visible" -- \
+    kmeans --in "$F/blobs_x.npy" --out "$TMP/z.npy" --k 2 --device cuda
+  [ ! -e "$TMP/z.npy" ] && ok || bad "kmeans --device cuda without a GPU wrote $TMP/z.npy"
+fi
 # bad files: exit 1 naming the file; nothing written
 expect 1 "blobs_y.npy: wrong dtype I32, expected F32" -- kmeans --in "$F/blobs_y.npy" --out "$TMP/z.npy" --k 2
 expect 1 "absent.npy: cannot open" -- kmeans --in "$TMP/absent.npy" --out "$TMP/z.npy" --k 2

@@ -84,6 +84,10 @@ typedef struct dc_kmeans_params {
     int verbose;      /* log every pass (else only the last)             */
     int progress;     /* progress bar over passes                        */
     const char *label;/* name in logs, e.g. "level 1"                    */
+    int gpu;          /* the E-step on this CUDA device (-1: the CPU, the
+                         default; needs a CUDA build, gpu/gpu_kmeans.h)  */
+    int64_t device_rows; /* GPU: points held on it at once (0: as many as
+                         fit; fewer: streamed through it each pass)      */
 } dc_kmeans_params;
 
 dc_kmeans_params dc_kmeans_params_default(void);

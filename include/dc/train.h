@@ -259,6 +259,8 @@ typedef struct dc_train_config {
                                 network computes (dc_device_parse)       */
     const char *precision;   /* fp32 | tf32 (NULL: tf32) on a GPU         */
     int autotune;            /* GPU: time the convolution algorithms       */
+    int gpu_kmeans;          /* GPU runs: the clustering's k-means E-step
+                                on the training's GPU too (0: the CPU's)   */
     int64_t memory_mb;       /* the clustering's features a process holds
                                 in memory at once (0: half the available
                                 memory); larger ones go through scratch

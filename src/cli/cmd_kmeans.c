@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "dc/cluster.h"
 #include "dc/io.h"
+#include "dc/nn.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -103,7 +104,7 @@ static dc_status whiten(dc_rows *out, float **owned, dc_rows *x, int dim, int64_
 
 int dc_cmd_kmeans(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL, *cent = NULL, *pca_out = NULL, *scratch_dir = NULL;
+    const char *in = NULL, *out = NULL, *cent = NULL, *pca_out = NULL, *scratch_dir = NULL, *device = "cpu";
     int k = 0, m = 1, pca = 0, niter = 10, threads = 0, verbose = 0;
     int64_t seed = 0, pca_sample = -1, memory_mb = 0;
     const dc_opt opts[] = {
@@ -129,6 +130,9 @@ int dc_cmd_kmeans(int argc, char **argv)
          "folder for the scratch files (default: the folder of --out); removed after"},
         {"threads", NULL, DC_OPT_INT, &threads, 0, 4096, NULL, 0, "T", "threads (0: all cores)"},
         {"verbose", NULL, DC_OPT_FLAG, &verbose, 0, 0, NULL, 0, NULL, "log every k-means pass"},
+        {"device", NULL, DC_OPT_STRING, &device, 0, 0, NULL, 0, "D",
+         "cpu, cuda or cuda:N: k-means's assignments and sums on that GPU (a CUDA build); PCA and the "
+         "splits stay on the CPU"},
     };
     dc_args a;
     int code;
@@ -145,6 +149,13 @@ int dc_cmd_kmeans(int argc, char **argv)
         return DC_EXIT_USAGE;
     }
     dc_cli_set_threads(threads);
+    dc_device dev;
+    dc_status ds = dc_device_parse(&dev, device, NULL, 0);
+    if (ds == DC_STATUS_ARG) {
+        fprintf(stderr, "deepercluster kmeans: %s\n", dc_last_error());
+        return DC_EXIT_USAGE;
+    }
+    if (ds != DC_OK) return dc_cli_fail();
     int64_t budget = memory_mb > 0 ? memory_mb << 20 : dc_memory_available() / 2;
     if (budget <= 0) budget = (int64_t)4 << 30;
     char dir[4096], scratch[4200];
@@ -182,6 +193,7 @@ int dc_cmd_kmeans(int argc, char **argv)
     kp.seed = (uint64_t)seed;
     kp.verbose = verbose;
     kp.progress = 1;
+    kp.gpu = dev.gpu;
     if ((m == 1 ? kmeans_flat(feat, &kp, out, cent) : kmeans_two_level(feat, m, &kp, &mem, out, cent)) != DC_OK)
         goto done;
     rc = DC_EXIT_OK;

@@ -9,6 +9,7 @@
  * Includes: dc/cluster.h, dc/kernels.h, core. */
 #include "dc/cluster.h"
 #include "dc/kernels.h"
+#include "gpu/gpu_kmeans.h"
 
 #include <float.h>
 #include <math.h>
@@ -31,6 +32,7 @@ dc_kmeans_params dc_kmeans_params_default(void)
     p.niter = 10;
     p.seed = 0;
     p.label = "k-means";
+    p.gpu = -1;
     return p;
 }
 
@@ -469,11 +471,17 @@ dc_status dc_kmeans_train_rows(dc_kmeans_result *r, dc_rows *x, const dc_kmeans_
     dc_kmeans_split *splits = dc_malloc((size_t)k * sizeof *splits, "k-means splits");
     int64_t *rows = dc_malloc((size_t)k * sizeof *rows, "k-means initial rows");
     dc_kmeans_work w = {0};
+    dc_gpu_kmeans *gk = NULL;
+    float *xnorm = NULL;
     if (!sums || !splits || !rows) st = DC_STATUS_NOMEM;
-    float *xnorm = st == DC_OK ? dc_malloc((size_t)n * sizeof(float), "k-means point norms") : NULL;
-    if (st == DC_OK && !xnorm) st = DC_STATUS_NOMEM;
-    if (st == DC_OK) st = dc_kmeans_work_init(&w, k, d);
-    if (st == DC_OK) st = dc_rows_sqnorms(xnorm, x); /* once: the points do not move */
+    if (st == DC_OK && p->gpu >= 0) {
+        st = dc_gpu_kmeans_create(&gk, p->gpu, x, k, p->device_rows);
+    } else if (st == DC_OK) {
+        xnorm = dc_malloc((size_t)n * sizeof(float), "k-means point norms");
+        if (!xnorm) st = DC_STATUS_NOMEM;
+        if (st == DC_OK) st = dc_kmeans_work_init(&w, k, d);
+        if (st == DC_OK) st = dc_rows_sqnorms(xnorm, x); /* once: the points do not move */
+    }
     if (st == DC_OK) {
         if (init) {
             memcpy(r->centroids, init, (size_t)k * d * sizeof(float));
@@ -490,7 +498,9 @@ dc_status dc_kmeans_train_rows(dc_kmeans_result *r, dc_rows *x, const dc_kmeans_
     }
     for (int pass = 0; pass <= p->niter && st == DC_OK; pass++) {
         double t0 = dc_time_now(), obj;
-        if ((st = dc_kmeans_assign_rows(&obj, r->assign, sums, r->counts, x, xnorm, r->centroids, k, &w))) break;
+        if (gk) st = dc_gpu_kmeans_assign(gk, &obj, r->assign, sums, r->counts, r->centroids);
+        else st = dc_kmeans_assign_rows(&obj, r->assign, sums, r->counts, x, xnorm, r->centroids, k, &w);
+        if (st) break;
         if (pass < p->niter) dc_kmeans_update(r->centroids, sums, r->counts, k, d);
         int ns = dc_kmeans_split_empty(r->centroids, r->counts, k, d, p->seed, p->group, pass, splits);
         dc_kmeans_apply_splits(r->assign, n, k, splits, ns, NULL);
@@ -498,8 +508,8 @@ dc_status dc_kmeans_train_rows(dc_kmeans_result *r, dc_rows *x, const dc_kmeans_
         if (ns) log_splits(label, pass, splits, ns);
         if (p->verbose || pass == p->niter)
             dc_log(p->verbose ? DC_LOG_INFO : DC_LOG_DEBUG,
-                   "%s pass %d/%d: objective %.6g, imbalance %.3f, %d split%s, %.3f s", label, pass,
-                   p->niter, obj, ps->imbalance, ns, ns == 1 ? "" : "s", ps->seconds);
+                   "%s pass %d/%d: objective %.6g, imbalance %.3f, %d split%s, %.3f s%s", label, pass,
+                   p->niter, obj, ps->imbalance, ns, ns == 1 ? "" : "s", ps->seconds, gk ? " (GPU)" : "");
         if (bar) {
             char note[64];
             snprintf(note, sizeof note, "obj %.5g", obj);
@@ -508,6 +518,7 @@ dc_status dc_kmeans_train_rows(dc_kmeans_result *r, dc_rows *x, const dc_kmeans_
         }
     }
     dc_progress_finish(bar);
+    dc_gpu_kmeans_free(gk);
     dc_kmeans_work_free(&w);
     dc_free(sums);
     dc_free(splits);

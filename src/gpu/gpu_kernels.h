@@ -51,6 +51,19 @@ int dcg_gather_rows(float *dst, const float *src, const int32_t *rows, int n, in
 int dcg_scatter_add_rows(float *dst, const float *src, const int32_t *rows, int n, int D, void *s);
 int dcg_sgd(float *p, const float *g, float *v, int64_t n, float lr, float momentum, float wd, int first, void *s);
 
+/* kmeans.cu: the k-means E-step (kmeans_gpu.c) */
+int dcg_km_sqnorms(float *out, const float *x, int64_t n, int d, void *s);
+/// assign[i], dist[i] of each of nb points from dots (nb, k), cn (k), xn (nb).
+int dcg_km_argmin(int32_t *assign, float *dist, const float *dots, const float *cn, const float *xn, int nb, int k,
+                  void *s);
+/// Scratch bytes of dcg_km_sort for n points (into *bytes).
+int dcg_km_sort_bytes(size_t *bytes, int n, int k);
+int dcg_km_sort(int32_t *keys_out, int32_t *order, int32_t *iota, const int32_t *assign, int n, int k, void *temp,
+                size_t temp_bytes, void *s);
+int dcg_km_runs(int32_t *start, int32_t *end, const int32_t *keys, int n, int k, void *s);
+int dcg_km_segsums(double *sums, int64_t *counts, const float *x, const int32_t *order, const int32_t *start,
+                   const int32_t *end, int k, int d, void *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,6 +2,7 @@
  * device is visible, and asking for one says how to build it.
  * Includes: gpu/gpu.h. */
 #include "gpu/gpu.h"
+#include "gpu/gpu_kmeans.h"
 
 /* the stubs take the real signatures and use none of them */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -60,3 +61,14 @@ dc_status dc_gpu_sync(dc_gpu_model *g) NEVER()
 dc_status dc_gpu_pin(void *p, size_t bytes) { return DC_OK; }
 void dc_gpu_unpin(void *p) {}
 dc_status dc_gpu_forward_resident(dc_gpu_model *g, dc_model *m, int N, int train) NEVER()
+
+/* gpu_kmeans.h */
+dc_status dc_gpu_kmeans_create(dc_gpu_kmeans **out, int gpu, dc_rows *x, int k, int64_t max_rows)
+{
+    *out = NULL;
+    return no_cuda();
+}
+void dc_gpu_kmeans_free(dc_gpu_kmeans *g) { DC_ASSERT(g == NULL); }
+dc_status dc_gpu_kmeans_assign(dc_gpu_kmeans *g, double *obj, int32_t *assign, double *sums, int64_t *counts,
+                               const float *centroids) NEVER()
+int64_t dc_gpu_kmeans_resident(const dc_gpu_kmeans *g) NEVER()

@@ -372,6 +372,10 @@ static dc_status cluster_images(run_state *r, int epoch, cJSON *j)
         kp.niter = c->niter;
         kp.seed = (uint64_t)c->seed * 1000003u + (uint64_t)epoch;
         kp.progress = 1;
+        if (c->gpu_kmeans && r->dev.gpu >= 0) {
+            kp.gpu = r->dev.gpu;
+            dc_log_info("clustering: k-means on cuda:%d", kp.gpu);
+        }
         int warm = c->warm_restart && r->have_cent;
         if (r->W == 1) {
             char dir[4200];

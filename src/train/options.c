@@ -62,6 +62,9 @@ int dc_train_option_table(dc_train_config *c, dc_opt *opts)
          "folder for the clustering's scratch files (default: the run directory); removed after"},
         {"grad-overlap", NULL, DC_OPT_INT, &c->grad_overlap, 0, 1, NULL, 0, "0|1",
          "several processes: sum the gradients while the backward runs (1) or after it (0); the same result"},
+        {"gpu-kmeans", NULL, DC_OPT_INT, &c->gpu_kmeans, 0, 1, NULL, 0, "0|1",
+         "GPU runs: k-means's assignments and sums on the training's GPU too (1) or on the CPU (0, the default "
+         "until the GPU suite has checked it on a card)"},
         {"autotune", NULL, DC_OPT_INT, &c->autotune, 0, 1, NULL, 0, "0|1",
          "GPU: choose convolution algorithms by timing them (faster; a resumed run may choose others, so its bits "
          "may differ)"},

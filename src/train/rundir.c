@@ -331,6 +331,7 @@ static cJSON *config_json(const run_state *r)
     if (r->dev.gpu >= 0) {
         cJSON_AddStringToObject(j, "precision", dc_precision_name(r->dev.precision));
         cJSON_AddNumberToObject(j, "autotune", r->dev.autotune);
+        cJSON_AddNumberToObject(j, "gpu_kmeans", c->gpu_kmeans);
     }
     cJSON_AddStringToObject(j, "version", DC_VERSION_STRING);
     return j;

@@ -31,6 +31,7 @@ run() { # NAME CMD...
   else printf '✓ %-24s %s  (%ss)\n' "$name" "$line" "$dur"; fi
 }
 run test_gpu "$B/tests/gpu/test_gpu"
+run test_gpu_kmeans "$B/tests/gpu/test_gpu_kmeans"
 run test_parity_gpu env DC_TEST_DEVICE=cuda "$B/tests/test_parity"
 run test_train_gpu bash tests/gpu/test_train_gpu.sh
 echo "check-gpu ($B): $total_p passed, $total_f failed, ${#bad[@]} programs failing, $(( $(date +%s) - t0 ))s"

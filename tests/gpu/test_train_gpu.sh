@@ -60,4 +60,16 @@ for dev in cpu cuda; do
 done
 echo "eval clusters: cpu $(cat "$TMP/e-cpu.json" 2>/dev/null | head -c 200) / cuda $(cat "$TMP/e-cuda.json" 2>/dev/null | head -c 200)"
 [ -s "$TMP/e-cuda.json" ] && ok || bad "eval --device cuda wrote no results"
+# --gpu-kmeans 1: the clustering's k-means on the GPU too; recorded, the loss
+# goes down, the clusters' NMI against the labels in the log, a function of
+# the seed
+for r in gk1 gk2; do
+  "$BIN" train "${RUN[@]}" --epochs 2 --gpu-kmeans 1 --out "$TMP/$r" >"$TMP/$r.log" 2>&1 ||
+    bad "train --gpu-kmeans 1: $(tail -3 "$TMP/$r.log")"
+done
+grep -qE '"gpu_kmeans":[[:space:]]*1' "$TMP/gk1/config.json" && ok || bad "config.json: no gpu_kmeans 1"
+grep -q "k-means on cuda:0" "$TMP/gk1/log.txt" && ok || bad "the log names no k-means pass on the GPU"
+"$BIN" inspect --hash "$TMP/gk1/checkpoint.safetensors" | grep ' hash ' > "$TMP/gk1.hash"
+"$BIN" inspect --hash "$TMP/gk2/checkpoint.safetensors" | grep ' hash ' > "$TMP/gk2.hash"
+[ -s "$TMP/gk1.hash" ] && cmp -s "$TMP/gk1.hash" "$TMP/gk2.hash" && ok || bad "two --gpu-kmeans 1 runs differ"
 summary
