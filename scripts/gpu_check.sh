@@ -7,7 +7,7 @@
 #   scripts/gpu_check.sh BUNDLE.tar.xz DATA_DIR LOGDIR [quick]
 # DATA_DIR holds train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz.
 # Time limits in seconds (0 skips the part): T_CHECK (300), T_BENCH (200),
-# T_TRAIN (150); CASES=vgg16:48,... the bench's rows; AUTOTUNE=1 adds our timed algorithm choice to the bench;
+# T_TRAIN (150), T_KMEANS (0: the k-means benchmark, bench/kmeans_vs_faiss.py --device cuda); CASES=vgg16:48,... the bench's rows; AUTOTUNE=1 adds our timed algorithm choice to the bench;
 # PROFILE=1 adds per-layer CUDA-event timings of the VGG-16 step.
 set -u
 BUNDLE=${1:?usage: gpu_check.sh BUNDLE.tar.xz DATA_DIR LOGDIR [quick]}
@@ -33,6 +33,10 @@ echo "== bench ($(( $(date +%s) - t0 ))s so far)"
 [ "${T_BENCH:-200}" -gt 0 ] && timeout "${T_BENCH:-200}" python3 bench/nn_vs_torch.py --device cuda \
   --binary build/bundle/bench/bench_nn ${QUICK:+--quick} ${AUTOTUNE:+--autotune} ${CASES:+--cases $CASES} 2>&1 |
   tee "$LOG/bench.log"
+if [ "${T_KMEANS:-0}" -gt 0 ]; then
+  echo "== k-means on the GPU against a PyTorch k-means on the same card ($(( $(date +%s) - t0 ))s so far)"
+  timeout "${T_KMEANS}" python3 bench/kmeans_vs_faiss.py --device cuda --build build/bundle 2>&1 | tee "$LOG/kmeans.log"
+fi
 if [ "${PROFILE:-0}" = 1 ]; then
   echo "== where the time goes: vgg16 b256 tf32 and vgg-s32 b256 tf32, CUDA events per layer"
   DC_GPU_PROFILE=1 timeout 60 build/bundle/bench/bench_nn vgg16 256 1 4 cuda tf32 2>&1 | tee "$LOG/profile-vgg16.log"
