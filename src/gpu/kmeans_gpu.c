@@ -11,6 +11,7 @@
 #include <string.h>
 
 #define DOTS_BYTES ((size_t)256 << 20) /* bound on one block of products */
+#define MAX_BLOCK 8192                 /* rows per product block at most */
 
 struct dc_gpu_kmeans {
     int gpu, k, d;
@@ -65,9 +66,13 @@ static dc_status create(dc_gpu_kmeans *g, int64_t max_rows)
     int k = g->k, d = g->d;
     size_t fixed = (size_t)k * d * (4 + 8) + (size_t)k * (4 + 8 + 4 + 4);
     size_t budget = freeb / 4 * 3;
+    /* Blocks of rows by k alone (not by n or the chunk), so that a chunked
+     * pass makes the products of the same shapes over the same rows as a
+     * resident one — cuBLAS picks its kernel by shape — and gives its bits. */
     int64_t block = (int64_t)(DOTS_BYTES / ((size_t)k * 4));
+    if (block > MAX_BLOCK) block = MAX_BLOCK;
+    block = block / 32 * 32;
     if (block < 32) block = 32;
-    if (block > g->n) block = g->n;
     size_t dots = (size_t)block * k * 4;
     if (fixed + dots + per_row_bytes(d) * (size_t)block >= budget)
         return dc_set_error(DC_STATUS_NOMEM,
@@ -78,6 +83,7 @@ static dc_status create(dc_gpu_kmeans *g, int64_t max_rows)
     if (cap > g->n) cap = g->n;
     if (max_rows > 0 && cap > max_rows) cap = max_rows;
     if (cap > INT32_MAX / 2) cap = INT32_MAX / 2;
+    if (cap < g->n && cap >= block) cap = cap / block * block; /* chunks of whole blocks */
     if (block > cap) block = cap;
     g->cap = cap;
     g->block = block;
@@ -90,7 +96,7 @@ static dc_status create(dc_gpu_kmeans *g, int64_t max_rows)
     TRY(dcg_dmalloc(&g->order_d, (size_t)cap * 4, &g->bytes));
     TRY(dcg_dmalloc(&g->iota_d, (size_t)cap * 4, &g->bytes));
     TRY(dcg_dmalloc(&g->temp_d, g->temp_bytes, &g->bytes));
-    TRY(dcg_dmalloc(&g->dots_d, (size_t)block * k * 4, &g->bytes));
+    TRY(dcg_dmalloc(&g->dots_d, (size_t)(block < g->n ? block : g->n) * k * 4, &g->bytes));
     TRY(dcg_dmalloc(&g->c_d, (size_t)k * d * 4, &g->bytes));
     TRY(dcg_dmalloc(&g->cn_d, (size_t)k * 4, &g->bytes));
     TRY(dcg_dmalloc(&g->start_d, (size_t)k * 4, &g->bytes));
