@@ -37,6 +37,9 @@ static void spoiled(dc_train_config *c, int i)
     case 2: c->wd = -1; break;
     case 3: c->sobel = 2; break;
     case 4: c->method = "simclr"; break;
+    case 5: c->lr_schedule = "step"; break;
+    case 6: c->warmup_epochs = -0.5; break;
+    case 7: c->epochs = 3, c->warmup_epochs = 3.5; break;
     default: c->data = NULL; break;
     }
 }
@@ -79,6 +82,9 @@ int main(void)
                                        "--wd: -1 is out of range (must be between 0 and 1)",
                                        "--sobel: 2 is out of range (must be between 0 and 1)",
                                        "--method simclr is not one of deepercluster, deepcluster, rotnet",
+                                       "--lr-schedule step is not one of constant, cosine",
+                                       "--warmup-epochs: -0.5 is out of range (must be between 0 and 1000000)",
+                                       "--warmup-epochs 3.5 is longer than the run's 3 epochs",
                                        "the images (data) and the run directory (out) are both needed"};
     for (int i = 0; i < (int)(sizeof msgs / sizeof msgs[0]); i++) {
         dc_train_config c;
@@ -90,6 +96,39 @@ int main(void)
         /* dc_train_run refuses it before touching anything */
         CHECK(dc_train_run(&c) == DC_STATUS_ARG);
         CHECK_STR_CONTAINS(dc_last_error(), msgs[i]);
+    }
+    /* the learning rate along the run: known answers */
+    {
+        dc_train_config c;
+        dc_train_config_defaults(&c, NULL);
+        c.lr = 0.1;
+        c.epochs = 4;
+        CHECK(strcmp(c.lr_schedule, "constant") == 0); /* the original's */
+        CHECK(dc_train_lr_at(&c, 0, 0, 10) == 0.1 && dc_train_lr_at(&c, 3, 9, 10) == 0.1);
+        c.warmup_epochs = 1; /* linear over the first 10 steps: 0.01, 0.02, ..., 0.1 */
+        CHECK_CLOSE(dc_train_lr_at(&c, 0, 0, 10), 0.01, 1e-15);
+        CHECK_CLOSE(dc_train_lr_at(&c, 0, 4, 10), 0.05, 1e-15);
+        CHECK_CLOSE(dc_train_lr_at(&c, 0, 9, 10), 0.1, 1e-15);
+        CHECK(dc_train_lr_at(&c, 1, 0, 10) == 0.1 && dc_train_lr_at(&c, 3, 9, 10) == 0.1);
+        c.lr_schedule = "cosine"; /* after the warm-up: 0.05 (1 + cos(pi (t - 1) / 3)) */
+        CHECK_CLOSE(dc_train_lr_at(&c, 1, 0, 10), 0.1, 1e-15);
+        CHECK_CLOSE(dc_train_lr_at(&c, 2, 5, 10), 0.05, 1e-15);
+        CHECK_CLOSE(dc_train_lr_at(&c, 3, 9, 10), 0.05 * (1 + cos(acos(-1.0) * 2.9 / 3)), 1e-15);
+        CHECK(dc_train_lr_at(&c, 3, 9, 10) > 0 && dc_train_lr_at(&c, 3, 9, 10) < 0.001);
+        c.warmup_epochs = 0.5; /* half an epoch of 10 steps: 5 steps */
+        CHECK_CLOSE(dc_train_lr_at(&c, 0, 0, 10), 0.02, 1e-15);
+        CHECK_CLOSE(dc_train_lr_at(&c, 0, 4, 10), 0.1, 1e-15);
+        c.warmup_epochs = 0;
+        CHECK_CLOSE(dc_train_lr_at(&c, 0, 0, 10), 0.1, 1e-15);
+        CHECK_CLOSE(dc_train_lr_at(&c, 2, 0, 10), 0.05, 1e-15);
+        /* non-increasing from the peak */
+        double prev = 1;
+        for (int e = 0; e < 4; e++)
+            for (int st = 0; st < 10; st++) {
+                double lr = dc_train_lr_at(&c, e, st, 10);
+                CHECK(lr <= prev && lr > 0);
+                prev = lr;
+            }
     }
     return TEST_SUMMARY();
 }

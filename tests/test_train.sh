@@ -111,6 +111,25 @@ h2=$("$BIN" inspect --hash "$TMP/warm2/checkpoint.safetensors" | grep ' hash ')
 cmp -s "$TMP/warm/assignments/epoch-002.npy" "$TMP/warm2/assignments/epoch-002.npy" && ok ||
   bad "--warm-restart 1: the resumed run's second clustering differs"
 signals_resume "$TMP/full.hash" "3 6" "${RUN[@]}"
+# --lr-schedule cosine with a warm-up: the rate a function of the step
+# (stats.jsonl: 4 steps an epoch, warm-up 6 steps: 0.05/6 first, then the
+# half cosine over epochs 1.5..3), other weights than the constant rate's,
+# and a run stopped at any moment resumes onto the same curve, same bits
+COS=("${RUN[@]}" --lr-schedule cosine --warmup-epochs 1.5)
+expect_fail 2 "--warmup-epochs 4 is longer than the run's 3 epochs" "${RUN[@]}" --warmup-epochs 4 --out "$TMP/v13"
+expect_fail 2 "--lr-schedule: 'step' is not one of" "${RUN[@]}" --lr-schedule step --out "$TMP/v14"
+[ ! -e "$TMP/v13" ] && [ ! -e "$TMP/v14" ] && ok || bad "a rejected schedule created its run directory"
+"$BIN" train "${COS[@]}" --out "$TMP/cos" >"$TMP/cos.log" 2>&1 || bad "cosine run failed: $(tail -2 "$TMP/cos.log")"
+"$BIN" inspect --hash "$TMP/cos/checkpoint.safetensors" | grep ' hash ' > "$TMP/cos.hash"
+[ -s "$TMP/cos.hash" ] && ! cmp -s "$TMP/cos.hash" "$TMP/full.hash" && ok || bad "the cosine schedule left the weights of the constant rate"
+grep -qE '"lr_schedule":[[:space:]]*"cosine",' "$TMP/cos/config.json" && grep -qE '"warmup_epochs":[[:space:]]*1.5,' "$TMP/cos/config.json" \
+  && grep -qE '"lr_schedule":[[:space:]]*"constant",' "$TMP/full/config.json" && ok || bad "config.json: no schedule recorded"
+lrs=$(grep '"type":"epoch"' "$TMP/cos/stats.jsonl" | sed 's/.*"lr_first":\([0-9.e+-]*\),"lr_last":\([0-9.e+-]*\).*/\1 \2/' | tr '\n' ' ')
+awk -v s="$lrs" 'BEGIN { split(s, v, " "); pi = atan2(0, -1)
+  w[1] = 0.05 / 6; w[2] = 0.05 * 4 / 6; w[3] = 0.05 * 5 / 6; w[4] = 0.05 * 0.5 * (1 + cos(pi * 0.25 / 1.5))
+  w[5] = 0.05 * 0.5 * (1 + cos(pi * 0.5 / 1.5)); w[6] = 0.05 * 0.5 * (1 + cos(pi * 1.25 / 1.5))
+  for (i = 1; i <= 6; i++) if (v[i] == "" || (v[i] - w[i]) ^ 2 > 1e-20) exit 1 }' && ok || bad "cosine: lr_first/lr_last per epoch: $lrs"
+signals_resume "$TMP/cos.hash" "4" "${COS[@]}"
 # a second signal stops at once (killed by it); a command that does not
 # checkpoint (features) gets the signal's default action
 "$BIN" train "${RUN[@]}" --out "$TMP/twice" >"$TMP/twice.log" 2>&1 &

@@ -242,6 +242,11 @@ typedef struct dc_train_config {
     int niter;               /* k-means update passes                       */
     int warm_restart;        /* k-means from the previous centroids         */
     double lr, wd;
+    const char *lr_schedule; /* constant (NULL, the original's) | cosine:
+                                the rate falls as a half cosine from lr to
+                                0 over the steps after the warm-up        */
+    double warmup_epochs;    /* the rate rises linearly from lr/steps to lr
+                                over this many epochs (0: none)           */
     int epochs;              /* 0: the preset's (6 for vgg-s32, else 10)    */
     int batch_size;          /* per super-class; 0: dc_train_default_batch  */
     int64_t epoch_size;      /* per super-class; 0: the original's N/(4m)   */
@@ -291,6 +296,11 @@ int dc_train_default_batch(const char *method, const dc_preset *p);
 /// or a message that says what to change. n: images; side: their size (0
 /// if mixed). dc_train_run does this first.
 const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, char *buf, size_t len);
+
+/// The learning rate of step `step` (of `steps`) of epoch `epoch`: lr,
+/// after the warm-up and under the schedule (c resolved). A function of
+/// the position alone, so a resumed run continues the same curve.
+double dc_train_lr_at(const dc_train_config *c, int epoch, int step, int steps);
 
 /// Runs (or resumes, when `out` holds a checkpoint) training. Returns
 /// DC_STATUS_INTERRUPTED, with a checkpoint written, once *c->stop is set.

@@ -27,6 +27,7 @@ void dc_train_config_defaults(dc_train_config *c, const char *method)
     c->dim_pca = 0; /* from the preset */
     c->niter = 10;
     c->lr = 0.05;
+    c->lr_schedule = "constant";
     c->wd = 1e-5;
     c->epochs = 0; /* from the preset */
     c->seed = 31;
@@ -56,6 +57,16 @@ int dc_train_default_batch(const char *method, const dc_preset *p)
     return b > 0 ? b : 1;
 }
 
+/* A warm-up longer than the run (epochs 0 stands for the preset's, known
+ * only once the data is open). */
+static int warmup_too_long(const dc_train_config *c, char *buf, size_t len)
+{
+    if (c->epochs <= 0 || c->warmup_epochs <= c->epochs) return 0;
+    snprintf(buf, len, "--warmup-epochs %g is longer than the run's %d epochs (lower it, or raise --epochs)",
+             c->warmup_epochs, c->epochs);
+    return 1;
+}
+
 /* What the program's options check, checked again for callers of the
  * library: NULL, or what to change. */
 const char *dc_run_check_ranges(const dc_train_config *c, char *buf, size_t len)
@@ -65,6 +76,10 @@ const char *dc_run_check_ranges(const dc_train_config *c, char *buf, size_t len)
         snprintf(buf, len, "--method %s is not one of deepercluster, deepcluster, rotnet", c->method ? c->method : "(none)");
         return buf;
     }
+    if (c->lr_schedule && strcmp(c->lr_schedule, "constant") && strcmp(c->lr_schedule, "cosine")) {
+        snprintf(buf, len, "--lr-schedule %s is not one of constant, cosine", c->lr_schedule);
+        return buf;
+    }
     const struct {
         const char *name;
         double v, lo, hi;
@@ -72,6 +87,7 @@ const char *dc_run_check_ranges(const dc_train_config *c, char *buf, size_t len)
              {"sobel", c->sobel, 0, 1}, {"crop-min-scale", c->crop_min_scale, 0, 1},
              {"reassignment", c->reassignment, 1, 1e6}, {"dim-pca", c->dim_pca, 0, 1e6}, {"niter", c->niter, 0, 1e6},
              {"warm-restart", c->warm_restart, 0, 1}, {"lr", c->lr, 1e-12, 100}, {"wd", c->wd, 0, 1},
+             {"warmup-epochs", c->warmup_epochs, 0, 1e6},
              {"epochs", c->epochs, 0, 1e6}, {"batch-size", c->batch_size, 0, 1e5},
              {"epoch-size", (double)c->epoch_size, 0, 1e12}, {"workers", c->workers, 0, 256},
              {"threads", c->threads, 0, 4096}, {"seed", (double)c->seed, 0, 9.2e18},
@@ -83,7 +99,7 @@ const char *dc_run_check_ranges(const dc_train_config *c, char *buf, size_t len)
                      r[i].lo, r[i].hi);
             return buf;
         }
-    return NULL;
+    return warmup_too_long(c, buf, len) ? buf : NULL;
 }
 
 const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, char *buf, size_t len)
@@ -99,6 +115,7 @@ const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, cha
     if (c->epochs == 0) c->epochs = p->epochs > 0 ? p->epochs : 10;
     if (c->batch_size == 0) c->batch_size = dc_train_default_batch(c->method, p);
     if (c->crop_min_scale == 0) c->crop_min_scale = p->crop_min_scale > 0 ? p->crop_min_scale : 0.08;
+    if (warmup_too_long(c, buf, len)) return buf;
     if (c->dim_pca > p->hidden) {
         snprintf(buf, len, "--dim-pca %d is larger than the %s feature dimension %d", c->dim_pca, c->arch, p->hidden);
         return buf;
@@ -135,4 +152,17 @@ const char *dc_train_config_resolve(dc_train_config *c, int64_t n, int side, cha
         return buf;
     }
     return NULL;
+}
+
+double dc_train_lr_at(const dc_train_config *c, int epoch, int step, int steps)
+{
+    if (steps <= 0) return c->lr;
+    double t = epoch + (double)step / steps, w = c->warmup_epochs; /* in epochs, at the step's start */
+    if (w > 0 && t < w) {
+        double f = (t + 1.0 / steps) / w;
+        return c->lr * (f < 1 ? f : 1);
+    }
+    if (c->lr_schedule && strcmp(c->lr_schedule, "cosine") == 0 && c->epochs > w)
+        return c->lr * 0.5 * (1 + cos(acos(-1.0) * (t - w) / (c->epochs - w)));
+    return c->lr;
 }

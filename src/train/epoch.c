@@ -133,6 +133,9 @@ static dc_status epoch_stats(run_state *r, const progress_state *ps, int epoch, 
     cJSON_AddNumberToObject(j, "images_per_s", ps->seconds > 0 ? n / ps->seconds : 0);
     cJSON_AddNumberToObject(j, "data_wait_s", waited);
     cJSON_AddNumberToObject(j, "lr", c->lr);
+    int steps = (int)(c->epoch_size / r->B);
+    cJSON_AddNumberToObject(j, "lr_first", dc_train_lr_at(c, epoch, 0, steps));
+    cJSON_AddNumberToObject(j, "lr_last", dc_train_lr_at(c, epoch, steps > 0 ? steps - 1 : 0, steps));
     if (isfinite(r->nmi_prev)) cJSON_AddNumberToObject(j, "nmi_prev", r->nmi_prev);
     else cJSON_AddNullToObject(j, "nmi_prev");
     cJSON_AddNumberToObject(j, "assignment_epoch", r->assign_epoch);
@@ -180,11 +183,13 @@ dc_status dc_run_train_epoch(run_state *r, progress_state *ps)
         dc_step_compute(&r->st, &r->model, &r->sup, r->subs, r->batch + slot * r->slot_floats,
                         r->tsup + (size_t)slot * rows, r->tsub + (size_t)slot * rows, rows, &st);
         if ((s = dc_step_status(&r->st))) break;
-        dc_step_sgd(&r->st, &r->model, &r->sup, r->subs, (float)c->lr, (float)c->wd);
+        double lr = dc_train_lr_at(c, epoch, step, steps);
+        dc_step_sgd(&r->st, &r->model, &r->sup, r->subs, (float)lr, (float)c->wd);
         if ((s = dc_step_status(&r->st))) break;
         if (!isfinite(st.loss)) {
-            s = dc_set_error(DC_STATUS_INTERNAL, "epoch %d step %d: the loss is not finite (%g); lower --lr (now %g)",
-                             epoch, step, st.loss, c->lr);
+            s = dc_set_error(DC_STATUS_INTERNAL,
+                             "epoch %d step %d: the loss is not finite (%g); lower --lr (now %g; %g at this step)", epoch,
+                             step, st.loss, c->lr, lr);
             break;
         }
         add_step(ps, &st);

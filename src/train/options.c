@@ -35,6 +35,11 @@ int dc_train_option_table(dc_train_config *c, dc_opt *opts)
         {"warm-restart", NULL, DC_OPT_INT, &c->warm_restart, 0, 1, NULL, 0, "0|1",
          "k-means from the previous centroids"},
         {"lr", NULL, DC_OPT_DOUBLE, &c->lr, 1e-12, 100, NULL, 0, "LR", "learning rate"},
+        {"lr-schedule", NULL, DC_OPT_CHOICE, &c->lr_schedule, 0, 0, "constant|cosine", 0, "SCHED",
+         "learning rate over the run: constant (the original's) or cosine (a half cosine from LR down to 0 after "
+         "the warm-up)"},
+        {"warmup-epochs", NULL, DC_OPT_DOUBLE, &c->warmup_epochs, 0, 1e6, NULL, 0, "W",
+         "raise the rate linearly from 0 to LR over the first W epochs (fractions allowed; 0: no warm-up)"},
         {"wd", NULL, DC_OPT_DOUBLE, &c->wd, 0, 1, NULL, 0, "WD", "weight decay"},
         {"epochs", "nepochs", DC_OPT_INT, &c->epochs, 0, 1e6, NULL, 0, "E",
          "epochs (0: the preset's, 6 for vgg-s32, 10 for the others)"},

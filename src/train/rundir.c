@@ -316,6 +316,8 @@ static cJSON *config_json(const run_state *r)
     cJSON_AddNumberToObject(j, "niter", c->niter);
     cJSON_AddNumberToObject(j, "warm_restart", c->warm_restart);
     cJSON_AddNumberToObject(j, "lr", c->lr);
+    cJSON_AddStringToObject(j, "lr_schedule", c->lr_schedule ? c->lr_schedule : "constant");
+    cJSON_AddNumberToObject(j, "warmup_epochs", c->warmup_epochs);
     cJSON_AddNumberToObject(j, "wd", c->wd);
     cJSON_AddNumberToObject(j, "epochs", c->epochs);
     cJSON_AddNumberToObject(j, "batch_size", c->batch_size);
