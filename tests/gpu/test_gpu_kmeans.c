@@ -10,6 +10,7 @@
 #include "dc/cluster.h"
 #include "dc/io.h"
 #include "dc/nn.h"
+#include "gpu/gpu_kmeans.h"
 #include "../test.h"
 
 #include <stdlib.h>
@@ -110,6 +111,17 @@ static void test_random(void)
            (long long)n);
     CHECK(same_result(&g1, &g2));
     CHECK(same_result(&g1, &g3));
+    /* what the device holds: all the points, or two blocks of 8,192 when capped */
+    dc_rows mem;
+    dc_rows_memory(&mem, x, n, d);
+    dc_gpu_kmeans *gk = NULL;
+    CHECK(dc_gpu_kmeans_create(&gk, 0, &mem, k, 0) == DC_OK);
+    if (gk) CHECK_EQ_INT(dc_gpu_kmeans_resident(gk), n);
+    dc_gpu_kmeans_free(gk);
+    gk = NULL;
+    CHECK(dc_gpu_kmeans_create(&gk, 0, &mem, k, 16384 + 100) == DC_OK);
+    if (gk) CHECK_EQ_INT(dc_gpu_kmeans_resident(gk), 16384);
+    dc_gpu_kmeans_free(gk);
     /* from a file read 1,000 rows at a time: the same bits */
     const char *path = test_path("gpu-kmeans.npy");
     int64_t shape[2] = {n, d};
