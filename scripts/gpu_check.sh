@@ -8,7 +8,10 @@
 # DATA_DIR holds train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz.
 # Time limits in seconds (0 skips the part): T_CHECK (300), T_BENCH (200),
 # T_TRAIN (150), T_KMEANS (0: the k-means benchmark, bench/kmeans_vs_faiss.py --device cuda); CASES=vgg16:48,... the bench's rows; AUTOTUNE=1 adds our timed algorithm choice to the bench;
-# PROFILE=1 adds per-layer CUDA-event timings of the VGG-16 step.
+# PROFILE=1 adds per-layer CUDA-event timings of the VGG-16 step;
+# T_NONCURATED (0) runs scripts/noncurated.sh on the GPU (NC_EPOCHS, 30:
+# five times the CPU table's budget; NC_SEEDS, "31 7 11") into
+# LOG/noncurated.md, its runs in a scratch folder (re-running reuses them).
 set -u
 BUNDLE=${1:?usage: gpu_check.sh BUNDLE.tar.xz DATA_DIR LOGDIR [quick]}
 DATA=${2:?data dir}
@@ -41,6 +44,13 @@ if [ "${PROFILE:-0}" = 1 ]; then
   echo "== where the time goes: vgg16 b256 tf32 and vgg-s32 b256 tf32, CUDA events per layer"
   DC_GPU_PROFILE=1 timeout 60 build/bundle/bench/bench_nn vgg16 256 1 4 cuda tf32 2>&1 | tee "$LOG/profile-vgg16.log"
   DC_GPU_PROFILE=1 timeout 30 build/bundle/bench/bench_nn vgg-s32 256 1 20 cuda tf32 2>&1 | tee "$LOG/profile-s32.log"
+fi
+if [ "${T_NONCURATED:-0}" -gt 0 ]; then
+  echo "== the non-curated benchmark on the GPU ($(( $(date +%s) - t0 ))s so far)"
+  DEVICE=cuda BIN=build/bundle/deepercluster OUT=${NC_OUT:-/tmp/noncurated} EPOCHS=${NC_EPOCHS:-30} \
+    SEEDS=${NC_SEEDS:-31 7 11} timeout "$T_NONCURATED" bash scripts/noncurated.sh >"$LOG/noncurated.md" \
+    2>"$LOG/noncurated.log"
+  echo "noncurated exit $?"; tail -20 "$LOG/noncurated.md"
 fi
 [ "${T_TRAIN:-150}" -gt 0 ] || { echo "== done in $(( $(date +%s) - t0 ))s"; exit 0; }
 echo "== train on all 60,000 images, defaults, GPU ($(( $(date +%s) - t0 ))s so far)"

@@ -18,6 +18,8 @@
 # Full size (3 corpora x 3 methods x 3 seeds, about 14,900-17,500 images,
 # 6 epochs): roughly 10 minutes per network on 2 cores. Smaller:
 #   SCALE=0.2 EPOCHS=3 SEEDS="31 7" bash scripts/noncurated.sh
+# On a GPU (a CUDA=1 build): DEVICE=cuda BIN=build/bundle/deepercluster
+# bash scripts/noncurated.sh trains and extracts features there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-./build/release/deepercluster}
@@ -31,6 +33,7 @@ METHODS=${METHODS:-deepercluster deepcluster rotnet}
 TEST_IMAGES=${TEST_IMAGES:-10000}
 PROBE_IMAGES=${PROBE_IMAGES:-10000}
 CORPUS_SEED=${CORPUS_SEED:-0}
+DEV=(); [ -n "${DEVICE:-}" ] && DEV=(--device "$DEVICE")
 [ -x "$BIN" ] || make -j2
 [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] ||
   { echo "noncurated.sh: Fashion-MNIST missing (bash scripts/setup.sh installs it)" >&2; exit 1; }
@@ -51,9 +54,9 @@ score() {
   local weights=$1 out=$2 seed=$3
   [ -s "$out.probe.json" ] && return 0
   echo "== scoring $weights (seed $seed)" >&2
-  "$BIN" eval clusters --weights "$weights" --data "$D/test" --layer all --seed "$seed" --json "$out.clusters.tmp" \
+  "$BIN" eval clusters --weights "$weights" --data "$D/test" --layer all --seed "$seed" "${DEV[@]}" --json "$out.clusters.tmp" \
     >"$out.log" 2>&1 || { tail -3 "$out.log" >&2; exit 1; }
-  "$BIN" eval linear --weights "$weights" --train "$D/probe" --test "$D/test" --seed "$seed" --layer all \
+  "$BIN" eval linear --weights "$weights" --train "$D/probe" --test "$D/test" --seed "$seed" --layer all "${DEV[@]}" \
     --json "$out.probe.tmp" >>"$out.log" 2>&1 || { tail -3 "$out.log" >&2; exit 1; }
   mv "$out.clusters.tmp" "$out.clusters.json"
   mv "$out.probe.tmp" "$out.probe.json"
@@ -68,7 +71,7 @@ for c in $CORPORA; do
       extra=(); [ "$m" = deepcluster ] && extra=(--epoch-size "$n")  # N samples per epoch, as the others
       if ! grep -q "\"epoch\":$((EPOCHS - 1))," "$r/stats.jsonl" 2>/dev/null; then
         echo "== training $m on $c ($n images), seed $s" >&2
-        "$BIN" train --data "$D/$c" --out "$r" --method "$m" --epochs "$EPOCHS" --seed "$s" "${extra[@]}" \
+        "$BIN" train --data "$D/$c" --out "$r" --method "$m" --epochs "$EPOCHS" --seed "$s" "${extra[@]}" "${DEV[@]}" \
           >"$r.train.log" 2>&1 || { tail -3 "$r.train.log" >&2; exit 1; }
       fi
       score "$r" "$OUT/scores/$c-$m-$s" "$s"
