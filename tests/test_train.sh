@@ -240,6 +240,14 @@ for src in "$FOLDER" "$CIFAR"; do
 done
 "$BIN" eval linear --weights pixels --train "$CIFAR" --test "$CIFAR" --json "$TMP/e.json" >"$TMP/e.out" 2>&1 \
   && grep -qE '"top1":[[:space:]]*1,' "$TMP/e.json" && ok || bad "raw pixels of 4 colour classes are not separated: $(cat "$TMP/e.out")"
+# the probe records how it was trained; --average 0 (the last iterate) is the old probe, 2 is no choice
+grep -qE '"averaged":[[:space:]]*1,' "$TMP/e.json" && grep -qE '"probe_epochs":[[:space:]]*10,' "$TMP/e.json" \
+  && ok || bad "eval linear JSON does not record the averaged 10-epoch probe: $(cat "$TMP/e.json")"
+"$BIN" eval linear --weights pixels --train "$CIFAR" --test "$CIFAR" --average 0 --epochs 3 --json "$TMP/e.json" >"$TMP/e.out" 2>&1 \
+  && grep -qE '"averaged":[[:space:]]*0,' "$TMP/e.json" && grep -qE '"probe_epochs":[[:space:]]*3,' "$TMP/e.json" \
+  && ok || bad "eval linear --average 0 --epochs 3: $(cat "$TMP/e.out")"
+"$BIN" eval linear --weights pixels --train "$CIFAR" --test "$CIFAR" --average 2 >"$TMP/e.out" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q -- "--average" "$TMP/e.out" && ok || bad "eval linear --average 2: exit $rc $(cat "$TMP/e.out")"
 "$BIN" eval knn --weights pixels --train "$FOLDER" --test "$FOLDER" --k 3 >"$TMP/e.out" 2>&1; rc=$?
 [ $rc -eq 2 ] && grep -q "needs images of one size" "$TMP/e.out" && ok || bad "pixels of mixed sizes: exit $rc $(cat "$TMP/e.out")"
 

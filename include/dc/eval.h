@@ -32,6 +32,9 @@ typedef struct dc_probe_params {
     int nlr;
     double holdout;    /* fraction of the training set held out (0.1)      */
     uint64_t seed;
+    int average;       /* 1 (default): the classifier is the mean of the
+                          iterates of the second half of the epochs
+                          (Polyak–Ruppert), 0: the last iterate            */
 } dc_probe_params;
 
 dc_probe_params dc_probe_params_default(void);
@@ -45,7 +48,11 @@ typedef struct dc_probe_result {
 /// Linear probe: features are standardised with the training set's mean and
 /// deviation (both arrays are modified), each learning rate is trained on
 /// the training set minus the held-out part, the best one is retrained on
-/// all of it and scored on the test set.
+/// all of it and scored on the test set. With `average` the classifier kept
+/// is the running mean of the SGD iterates over the second half of the
+/// epochs: on ill-conditioned features (a trained network's final layer)
+/// the last iterate of a constant-ish rate keeps bouncing and reads the
+/// features several points low.
 dc_status dc_linear_probe(dc_probe_result *r, float *xtr, const int32_t *ytr, int64_t ntr, float *xte,
                           const int32_t *yte, int64_t nte, int d, int nclasses, const dc_probe_params *p);
 

@@ -140,7 +140,7 @@ typedef struct {
     const char *proto;
     int is_linear, is_knn, is_clusters;
     const char *weights, *train, *test, *data, *layer, *json, *record;
-    int sobel, batch, threads, k, dim_pca, niter, epochs, restarts;
+    int sobel, batch, threads, k, dim_pca, niter, epochs, restarts, average;
     int64_t seed, max_images, memory_mb;
     const char *device, *precision;
     double T;
@@ -175,8 +175,12 @@ static int eval_options(eval_job *e, dc_opt *opts)
         opts[no++] = (dc_opt){"k", NULL, DC_OPT_INT, &e->k, 1, 4096, NULL, 0, "K", "neighbours (default 20)"};
         opts[no++] = (dc_opt){"temperature", NULL, DC_OPT_DOUBLE, &e->T, 1e-4, 100, NULL, 0, "T", "vote temperature"};
     }
-    if (e->is_linear)
+    if (e->is_linear) {
         opts[no++] = (dc_opt){"epochs", NULL, DC_OPT_INT, &e->epochs, 1, 1e4, NULL, 0, "E", "probe training epochs"};
+        opts[no++] = (dc_opt){"average", NULL, DC_OPT_INT, &e->average, 0, 1, NULL, 0, "0|1",
+                              "1: the classifier is the mean of the SGD iterates of the second half of the epochs; "
+                              "0: the last iterate (reads ill-conditioned features, as a trained final layer, low)"};
+    }
     if (!e->is_knn) {
         opts[no++] = (dc_opt){"memory-mb", NULL, DC_OPT_I64, &e->memory_mb, 0, 1e12, NULL, 0, "MB",
                               "--layer all: features of layers extracted in one pass take at most MB "
@@ -274,6 +278,7 @@ static dc_status score_linear(const eval_job *e, const char *lname, float *xtr, 
 {
     dc_probe_params pp = dc_probe_params_default();
     pp.epochs = e->epochs;
+    pp.average = e->average;
     pp.seed = (uint64_t)e->seed;
     int ctr = dc_dataset_nclasses(e->dtr), cte = dc_dataset_nclasses(e->dte);
     dc_probe_result pr;
@@ -284,6 +289,8 @@ static dc_status score_linear(const eval_job *e, const char *lname, float *xtr, 
     cJSON_AddNumberToObject(row, "top1", pr.top1);
     if (pr.top5 >= 0) cJSON_AddNumberToObject(row, "top5", pr.top5);
     cJSON_AddNumberToObject(row, "lr", pr.lr);
+    cJSON_AddNumberToObject(row, "probe_epochs", pp.epochs);
+    cJSON_AddNumberToObject(row, "averaged", pp.average);
     cJSON_AddNumberToObject(row, "dim", (double)dim);
     return DC_OK;
 }
@@ -488,7 +495,7 @@ int dc_cmd_eval(int argc, char **argv)
     }
     if (strcmp(argv[1], "finetune") == 0) return eval_finetune(argc - 1, argv + 1);
     eval_job e = {.proto = argv[1], .sobel = 1, .batch = 0, .dim_pca = -1, .niter = 20, .epochs = 10,
-                  .restarts = 10, .T = 0.07};
+                  .average = 1, .restarts = 10, .T = 0.07};
     e.is_linear = strcmp(e.proto, "linear") == 0;
     e.is_knn = strcmp(e.proto, "knn") == 0;
     e.is_clusters = strcmp(e.proto, "clusters") == 0;
@@ -506,7 +513,8 @@ int dc_cmd_eval(int argc, char **argv)
     snprintf(cmd, sizeof cmd, "eval %s", e.proto);
     if (!dc_cli_parse(&a, cmd, e.is_clusters ? "--weights W --data SRC [options]" : "--weights W --train SRC --test SRC [options]",
                       e.is_linear ? "Linear probe: a linear classifier on the frozen, average-pooled features of a\n"
-                                    "layer, its learning rate chosen on 10% of the training set held out."
+                                    "layer (standardised columns, SGD with momentum, the iterates of the second\n"
+                                    "half averaged), its learning rate chosen on 10% of the training set held out."
                       : e.is_knn ? "Weighted k-NN on L2-normalised features (cosine similarity, votes exp(sim/T))."
                                  : "k-means on the features, scored against the labels.",
                       opts, no, 0, argc - 1, argv + 1, &code))

@@ -75,6 +75,7 @@ dc_probe_params dc_probe_params_default(void)
     p.nlr = 8;
     p.holdout = 0.1;
     p.seed = 0;
+    p.average = 1;
     return p;
 }
 
@@ -110,12 +111,15 @@ static void probe_train(float *W, float *b, const float *x, const int32_t *y, co
 {
     int B = p->batch;
     float *xb = buf, *logit = xb + (size_t)B * d, *vw = logit + (size_t)B * C, *vb = vw + (size_t)C * d;
-    float *gw = vb + C, *gb = gw + (size_t)C * d;
+    float *gw = vb + C, *gb = gw + (size_t)C * d, *aw = gb + C; /* aw: C·d + C running means */
     int32_t yb[4096];
+    int avg_from = p->average ? p->epochs / 2 : p->epochs;
+    int64_t navg = 0;
     memset(W, 0, (size_t)C * d * sizeof *W);
     memset(b, 0, (size_t)C * sizeof *b);
     memset(vw, 0, (size_t)C * d * sizeof *vw);
     memset(vb, 0, (size_t)C * sizeof *vb);
+    memset(aw, 0, ((size_t)C * d + C) * sizeof *aw);
     int64_t *order = dc_xmalloc((size_t)n * sizeof *order);
     memcpy(order, idx, (size_t)n * sizeof *order);
     dc_rng rng;
@@ -140,7 +144,18 @@ static void probe_train(float *W, float *b, const float *x, const int32_t *y, co
             dc_sgd_step(W, gw, vw, (int64_t)C * d, lr, 0.9f, (float)p->wd, t == 0);
             dc_sgd_step(b, gb, vb, C, lr, 0.9f, 0.0f, t == 0);
             t++;
+            if (e >= avg_from) {
+                /* running mean of (W, b): aw += (θ − aw) / navg */
+                navg++;
+                float f = 1.0f / (float)navg;
+                for (int64_t q = 0; q < (int64_t)C * d; q++) aw[q] += (W[q] - aw[q]) * f;
+                for (int c = 0; c < C; c++) aw[(size_t)C * d + c] += (b[c] - aw[(size_t)C * d + c]) * f;
+            }
         }
+    }
+    if (navg > 0) {
+        memcpy(W, aw, (size_t)C * d * sizeof *W);
+        memcpy(b, aw + (size_t)C * d, (size_t)C * sizeof *b);
     }
     dc_free(order);
 }
@@ -177,7 +192,8 @@ dc_status dc_linear_probe(dc_probe_result *r, float *xtr, const int32_t *ytr, in
     standardise(xtr, ntr, xte, nte, d);
 
     int C = nclasses, B = p->batch;
-    size_t nbuf = (size_t)B * d + (size_t)B * C + 2 * ((size_t)C * d + C) + (size_t)C * d + C + 64;
+    /* xb, logits, momentum, gradient, the iterates' running mean */
+    size_t nbuf = (size_t)B * d + (size_t)B * C + 3 * ((size_t)C * d + C) + 64;
     float *buf = dc_malloc(nbuf * sizeof(float), "probe buffers");
     float *W = dc_malloc(((size_t)C * d + C) * sizeof(float), "probe weights");
     int64_t *perm = dc_malloc((size_t)ntr * sizeof(int64_t), "probe split");
