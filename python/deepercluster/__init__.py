@@ -416,8 +416,9 @@ def eval_linear(weights, train, test, layer="final", epochs=10, seed=0, max_imag
     """``deepercluster eval linear``: a logistic regression on the frozen
     features of `layer` ("final", "convN" or "all") of the labelled
     `train` images, its learning rate chosen on 10% held out, scored on
-    `test`. Returns the program's JSON as a dict (top1, top5, lr, dim,
-    layer; with layer="all", one row per layer under "results")."""
+    `test` (the classifier the mean of the second half's SGD iterates).
+    Returns the program's JSON as a dict (top1, top5, lr, probe_epochs,
+    averaged, dim, layer; with layer="all", one row per layer under "results")."""
     _ranges(epochs=(epochs, 1, 1e4))
 
     def score(xtr, ytr, xte, yte, ncls, _ntrcls):
@@ -427,7 +428,7 @@ def eval_linear(weights, train, test, layer="final", epochs=10, seed=0, max_imag
         row = {"top1": out[0]}
         if out[1] >= 0:
             row["top5"] = out[1]
-        row.update({"lr": out[2], "dim": xtr.shape[1]})
+        row.update({"lr": out[2], "probe_epochs": int(epochs), "averaged": 1, "dim": xtr.shape[1]})
         return row
 
     return _eval_result("linear", weights, _labelled_pair(weights, train, test, layer, max_images, batch_size, sobel,
