@@ -177,6 +177,56 @@ int main(void)
     CHECK(perfect20 > perfect1);
     CHECK(nmi20 > nmi1);
     CHECK(dc_eval_clusters(&sc, xs, NL, 2, yl, 10, 0, 20, 0, 1) == DC_STATUS_ARG);
+
+    /* Several clusterings: run r is the single clustering from seed + r, the
+     * mean and sample sd are those of the runs' scores; one run is
+     * dc_eval_clusters exactly (sd 0). Through PCA + L2 to check that the
+     * whitening is done once and kept. */
+    {
+        enum { R = 5 };
+        double v[R], m = 0, var = 0, ma = 0, mc = 0;
+        for (int t = 0; t < R; t++) {
+            memcpy(xs, xl, NL * 2 * sizeof(float));
+            CHECK(dc_eval_clusters(&sc, xs, NL, 2, yl, 10, 0, 20, 1, (uint64_t)(40 + t)) == DC_OK);
+            v[t] = sc.nmi;
+            m += sc.nmi / R;
+            ma += sc.ari / R;
+            mc += sc.acc / R;
+        }
+        for (int t = 0; t < R; t++) var += (v[t] - m) * (v[t] - m) / (R - 1);
+        dc_cluster_scores mean, sd;
+        memcpy(xs, xl, NL * 2 * sizeof(float));
+        CHECK(dc_eval_clusters_runs(&mean, &sd, xs, NL, 2, yl, 10, 0, 20, 1, R, 40) == DC_OK);
+        printf("runs: NMI %.4f ± %.4f over %d clusterings (by hand %.4f ± %.4f)\n", mean.nmi, sd.nmi, R, m, sqrt(var));
+        CHECK(fabs(mean.nmi - m) < 1e-12 && fabs(mean.ari - ma) < 1e-12 && fabs(mean.acc - mc) < 1e-12);
+        CHECK(fabs(sd.nmi - sqrt(var)) < 1e-9);
+        CHECK(sd.nmi > 0); /* the seeds do disagree on this data (perfect1 < 8 above) */
+        dc_cluster_scores one;
+        memcpy(xs, xl, NL * 2 * sizeof(float));
+        CHECK(dc_eval_clusters_runs(&mean, &sd, xs, NL, 2, yl, 10, 0, 20, 3, 1, 7) == DC_OK);
+        memcpy(xs, xl, NL * 2 * sizeof(float));
+        CHECK(dc_eval_clusters(&one, xs, NL, 2, yl, 10, 0, 20, 3, 7) == DC_OK);
+        CHECK(mean.nmi == one.nmi && mean.ari == one.ari && mean.acc == one.acc && sd.nmi == 0 && sd.acc == 0);
+        /* through PCA + L2 (32 -> 4 dimensions; the PCA fits every row here,
+         * n <= d(d-1)/2, so it does not depend on the seed): the mean of the
+         * single clusterings of fresh copies */
+        enum { DW = 32 };
+        float *xc = dc_xmalloc(NB * DW * sizeof(float)), *x0 = dc_xmalloc(NB * DW * sizeof(float));
+        for (int i = 0; i < NB * DW; i++) x0[i] = (float)dc_rng_normal(&r) + (i % DW == yb[i / DW] ? 1.5f : 0.0f);
+        double mp = 0;
+        for (int t = 0; t < 3; t++) {
+            memcpy(xc, x0, NB * DW * sizeof(float));
+            CHECK(dc_eval_clusters(&sc, xc, NB, DW, yb, 4, 4, 20, 1, (uint64_t)(9 + t)) == DC_OK);
+            mp += sc.nmi / 3;
+        }
+        memcpy(xc, x0, NB * DW * sizeof(float));
+        CHECK(dc_eval_clusters_runs(&mean, NULL, xc, NB, DW, yb, 4, 4, 20, 1, 3, 9) == DC_OK);
+        printf("runs through PCA: NMI %.4f (by hand %.4f)\n", mean.nmi, mp);
+        CHECK(fabs(mean.nmi - mp) < 1e-12);
+        CHECK(dc_eval_clusters_runs(&mean, &sd, xc, NB, DW, yb, 4, 0, 20, 1, 0, 9) == DC_STATUS_ARG);
+        dc_free(xc);
+        dc_free(x0);
+    }
     dc_free(xl);
     dc_free(xs);
     CHECK(dc_linear_probe(&pr, xtr, ytr, 5, xte, yte, NTE, D, C, &p) == DC_STATUS_ARG);

@@ -175,6 +175,24 @@ grep -qE "\"pca\":[[:space:]]*$want([,}]|\$)" "$TMP/ec.json" && ok || bad "eval 
 grep -x "$(grep '^conv3 ' "$TMP/e3.out")" "$TMP/eall.out" >/dev/null && grep -x "$(grep '^final ' "$TMP/eall.out")" <(grep '^final ' \
   <("$BIN" eval clusters --weights random:vgg-s32 --data "$TEST" "${EV[@]}" --pca 8 --restarts 3 2>/dev/null)) >/dev/null \
   && ok || bad "clusters, all: conv3 or final differ from their own runs"
+# --runs: the mean and sd of the clusterings from seeds S, S+1, S+2, each what its seed alone gives
+# (a run's weights: with random:<preset> the seed also draws the network)
+"$BIN" eval clusters --weights "$TMP/full" --data "$TEST" "${EV[@]}" --pca 8 --restarts 2 --runs 3 --seed 5 \
+  --json "$TMP/eruns.json" >"$TMP/eruns.out" 2>&1 && ok || bad "eval clusters --runs 3: $(tail -2 "$TMP/eruns.out")"
+jnum() { grep -oE "\"$1\":[[:space:]]*[-0-9.e+]+" "$2" | head -1 | grep -oE '[-0-9.e+]+$'; }
+for t in 5 6 7; do
+  "$BIN" eval clusters --weights "$TMP/full" --data "$TEST" "${EV[@]}" --pca 8 --restarts 2 --seed $t \
+    --json "$TMP/eseed$t.json" >/dev/null 2>&1 || bad "eval clusters --seed $t"
+done
+awk -v m="$(jnum nmi "$TMP/eruns.json")" -v sd="$(jnum nmi_sd "$TMP/eruns.json")" -v a="$(jnum nmi "$TMP/eseed5.json")" \
+  -v b="$(jnum nmi "$TMP/eseed6.json")" -v c="$(jnum nmi "$TMP/eseed7.json")" -v r="$(jnum runs "$TMP/eruns.json")" 'BEGIN {
+  mu = (a + b + c) / 3; s = sqrt(((a - mu)^2 + (b - mu)^2 + (c - mu)^2) / 2)
+  exit !(r == 3 && (m - mu)^2 < 1e-16 && (sd - s)^2 < 1e-16) }' && ok \
+  || bad "--runs 3: $(cat "$TMP/eruns.json") against single runs $(jnum nmi "$TMP/eseed5.json") $(jnum nmi "$TMP/eseed6.json") $(jnum nmi "$TMP/eseed7.json")"
+grep -qE '^final +0\.[0-9]{4} ±0\.[0-9]{4} ' "$TMP/eruns.out" && grep -q "NMI ± sd" "$TMP/eruns.out" && ok || bad "--runs table: $(cat "$TMP/eruns.out")"
+[ "$(jnum runs "$TMP/eseed5.json")" = 1 ] && ! grep -q nmi_sd "$TMP/eseed5.json" && ok || bad "one run: runs 1 and no sd expected: $(cat "$TMP/eseed5.json")"
+"$BIN" eval clusters --weights random:vgg-s32 --data "$TEST" --runs 0 >"$TMP/r0.out" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q -- "--runs" "$TMP/r0.out" && ok || bad "--runs 0: exit $rc: $(cat "$TMP/r0.out")"
 "$BIN" eval clusters --weights random:vgg-s32 --data "$TEST" --restarts 0 >"$TMP/r0.out" 2>&1; rc=$?
 [ $rc -eq 2 ] && grep -q -- "--restarts" "$TMP/r0.out" && ok || bad "--restarts 0: exit $rc: $(cat "$TMP/r0.out")"
 grep -q '"protocol":"clusters"' "$TMP/full/eval.jsonl" && ok || bad "no line in RUN/eval.jsonl"

@@ -4,7 +4,7 @@
  * program's bit for bit; each returns a dc_status and leaves the message
  * in dc_last_error() (thread-local: read it on the calling thread).
  * Also for such callers: dc_train_main and the stop flag (dc/train.h),
- * dc_dataset_wrap (dc/data.h), dc_pca_whiten, dc_eval_clusters,
+ * dc_dataset_wrap (dc/data.h), dc_pca_whiten, dc_eval_clusters(_runs),
  * dc_cluster_scores_compute (dc/cluster.h, dc/eval.h), dc_knn_eval.
  * Includes: dc/core.h, dc/data.h. */
 #ifndef DC_FFI_H

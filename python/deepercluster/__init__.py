@@ -359,14 +359,16 @@ def _run_dim_pca(run_dir):
 
 
 def eval_clusters(weights, data, k=0, pca=-1, layer="final", niter=20, restarts=10, seed=0, max_images=0,
-                  batch_size=0, sobel=1, device=None, precision=None):
+                  batch_size=0, sobel=1, device=None, precision=None, runs=1):
     """``deepercluster eval clusters``: k-means (k: the number of classes
     when 0; the best of `restarts` runs by objective) on a layer's features
     of the labelled `data`, PCA-whitened + L2 to `pca` dimensions first (-1:
     as the run clustered, else the preset's; 0: the raw features), scored
-    against the labels. Returns the program's JSON as a dict (nmi, ari,
-    acc, k, pca, layer, ...)."""
-    _ranges(k=(k, 0, 1e6), pca=(pca, -1, 1e5), niter=(niter, 0, 1e6), restarts=(restarts, 1, 1000),
+    against the labels; with `runs` > 1, clustered that many times (seeds
+    seed, seed + 1, ...) and the scores' mean reported with their standard
+    deviations (nmi_sd, ari_sd, acc_sd). Returns the program's JSON as a
+    dict (nmi, ari, acc, k, pca, layer, runs, ...)."""
+    _ranges(k=(k, 0, 1e6), pca=(pca, -1, 1e5), niter=(niter, 0, 1e6), restarts=(restarts, 1, 1000), runs=(runs, 1, 1000),
             seed=(seed, 0, 9.2e18), max_images=(max_images, 0, 1e12), batch_size=(batch_size, 0, 4096),
             sobel=(sobel, 0, 1))
     with _Dataset(data) as ds:
@@ -387,10 +389,13 @@ def eval_clusters(weights, data, k=0, pca=-1, layer="final", niter=20, restarts=
                     dp = run_dim if run_dim > 0 and name == "final" else lib.dc_net_preset_dim_pca(net.h)
                 if dp >= x.shape[1]:
                     dp = 0
-                sc = _lib.ClusterScores()
-                check(lib.dc_eval_clusters(ctypes.byref(sc), ptr(x), n, x.shape[1], ptr(y), kk, dp, int(niter),
-                                           int(restarts), int(seed)))
-                rows.append({"layer": name, "pca": dp, "nmi": sc.nmi, "ari": sc.ari, "acc": sc.acc, "k": kk})
+                sc, sd = _lib.ClusterScores(), _lib.ClusterScores()
+                check(lib.dc_eval_clusters_runs(ctypes.byref(sc), ctypes.byref(sd), ptr(x), n, x.shape[1], ptr(y), kk,
+                                                dp, int(niter), int(restarts), int(runs), int(seed)))
+                row = {"layer": name, "pca": dp, "nmi": sc.nmi, "ari": sc.ari, "acc": sc.acc, "k": kk, "runs": int(runs)}
+                if runs > 1:
+                    row.update(nmi_sd=sd.nmi, ari_sd=sd.ari, acc_sd=sd.acc)
+                rows.append(row)
     return _eval_result("clusters", weights, rows)
 
 

@@ -128,6 +128,8 @@ _SIGS = {
     "dc_cluster_scores_compute": (c_int, [P(ClusterScores), c_void_p, c_void_p, c_i64]),
     "dc_eval_clusters": (c_int, [P(ClusterScores), c_void_p, c_i64, c_int, c_void_p, c_int, c_int, c_int, c_int,
                                  c_u64]),
+    "dc_eval_clusters_runs": (c_int, [P(ClusterScores), P(ClusterScores), c_void_p, c_i64, c_int, c_void_p, c_int,
+                                      c_int, c_int, c_int, c_int, c_u64]),
     "dc_linear_probe_default": (c_int, [P(c_dbl), c_void_p, c_void_p, c_i64, c_void_p, c_void_p, c_i64, c_int, c_int,
                                         c_int, c_u64]),
     "dc_knn_eval": (c_int, [P(c_dbl), c_void_p, c_void_p, c_i64, c_void_p, c_void_p, c_i64, c_int, c_int, c_int,

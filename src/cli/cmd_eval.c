@@ -140,7 +140,7 @@ typedef struct {
     const char *proto;
     int is_linear, is_knn, is_clusters;
     const char *weights, *train, *test, *data, *layer, *json, *record;
-    int sobel, batch, threads, k, dim_pca, niter, epochs, restarts, average;
+    int sobel, batch, threads, k, dim_pca, niter, epochs, restarts, runs, average;
     int64_t seed, max_images, memory_mb;
     const char *device, *precision;
     double T;
@@ -167,6 +167,10 @@ static int eval_options(eval_job *e, dc_opt *opts)
         opts[no++] = (dc_opt){"niter", NULL, DC_OPT_INT, &e->niter, 0, 1e6, NULL, 0, "I", "k-means passes"};
         opts[no++] = (dc_opt){"restarts", NULL, DC_OPT_INT, &e->restarts, 1, 1000, NULL, 0, "R",
                               "k-means runs from different starts; the lowest objective is scored"};
+        opts[no++] = (dc_opt){"runs", NULL, DC_OPT_INT, &e->runs, 1, 1000, NULL, 0, "N",
+                              "cluster N times (seeds S, S+1, ...; each the best of --restarts) and report the "
+                              "mean and standard deviation of the scores (one clustering moves the NMI by about "
+                              "a point)"};
     } else {
         opts[no++] = (dc_opt){"train", NULL, DC_OPT_STRING, &e->train, 0, 0, NULL, 1, "SRC", "labelled training images (as --test)"};
         opts[no++] = (dc_opt){"test", NULL, DC_OPT_STRING, &e->test, 0, 0, NULL, 1, "SRC", "labelled test images (IDX with labels, CIFAR, class folders, pack)"};
@@ -245,18 +249,29 @@ static dc_status score_clusters(const eval_job *e, const char *lname, float *x, 
     int dp = e->dim_pca;
     if (dp < 0) dp = e->pixels ? 0 : e->run_dim > 0 && strcmp(lname, "final") == 0 ? e->run_dim : dc_preset_dim_pca(e->m.preset);
     if (dp >= dim) dp = 0;
-    dc_log_info("k-means (k = %d, best of %d) on the %s features%s%d", k, e->restarts, lname,
+    char runs[48] = "";
+    if (e->runs > 1) snprintf(runs, sizeof runs, "%d clusterings, each ", e->runs);
+    dc_log_info("k-means (k = %d, %sbest of %d) on the %s features%s%d", k, runs, e->restarts, lname,
                 dp ? ", PCA-whitened + L2, dimension " : " as they are, dimension ", dp ? dp : (int)dim);
     cJSON_AddNumberToObject(row, "pca", dp);
-    dc_cluster_scores sc;
-    dc_status s = dc_eval_clusters(&sc, x, e->ntr, (int)dim, dc_dataset_labels(e->dtr), k, dp, e->niter, e->restarts,
-                                   (uint64_t)e->seed);
+    dc_cluster_scores sc, sd;
+    dc_status s = dc_eval_clusters_runs(&sc, &sd, x, e->ntr, (int)dim, dc_dataset_labels(e->dtr), k, dp, e->niter,
+                                        e->restarts, e->runs, (uint64_t)e->seed);
     if (s != DC_OK) return s;
-    printf("%-8s %8.4f %8.4f %8.4f\n", lname, sc.nmi, sc.ari, sc.acc);
+    if (e->runs > 1)
+        printf("%-8s %8.4f ±%.4f %8.4f ±%.4f %8.4f ±%.4f\n", lname, sc.nmi, sd.nmi, sc.ari, sd.ari, sc.acc, sd.acc);
+    else
+        printf("%-8s %8.4f %8.4f %8.4f\n", lname, sc.nmi, sc.ari, sc.acc);
     cJSON_AddNumberToObject(row, "nmi", sc.nmi);
     cJSON_AddNumberToObject(row, "ari", sc.ari);
     cJSON_AddNumberToObject(row, "acc", sc.acc);
     cJSON_AddNumberToObject(row, "k", k);
+    cJSON_AddNumberToObject(row, "runs", e->runs);
+    if (e->runs > 1) {
+        cJSON_AddNumberToObject(row, "nmi_sd", sd.nmi);
+        cJSON_AddNumberToObject(row, "ari_sd", sd.ari);
+        cJSON_AddNumberToObject(row, "acc_sd", sd.acc);
+    }
     return DC_OK;
 }
 
@@ -495,7 +510,7 @@ int dc_cmd_eval(int argc, char **argv)
     }
     if (strcmp(argv[1], "finetune") == 0) return eval_finetune(argc - 1, argv + 1);
     eval_job e = {.proto = argv[1], .sobel = 1, .batch = 0, .dim_pca = -1, .niter = 20, .epochs = 10,
-                  .average = 1, .restarts = 10, .T = 0.07};
+                  .average = 1, .restarts = 10, .runs = 1, .T = 0.07};
     e.is_linear = strcmp(e.proto, "linear") == 0;
     e.is_knn = strcmp(e.proto, "knn") == 0;
     e.is_clusters = strcmp(e.proto, "clusters") == 0;
@@ -527,7 +542,9 @@ int dc_cmd_eval(int argc, char **argv)
     eval_layer *layers = NULL;
     int nl = 0;
     if (s == DC_OK) s = eval_resolve(&e, &layers, &nl);
-    if (s == DC_OK) /* the table's header once the inputs are known to be good */
+    if (s == DC_OK && e.is_clusters && e.runs > 1) /* mean ± sd columns; "±" is two bytes */
+        printf("%-8s %17s %17s %17s\n", "layer", "NMI ± sd", "ARI ± sd", "ACC ± sd");
+    else if (s == DC_OK) /* the table's header once the inputs are known to be good */
         printf("%-8s %8s %8s %8s\n", "layer", e.is_clusters ? "NMI" : "top1",
                e.is_clusters ? "ARI" : e.is_linear ? "top5" : "", e.is_clusters ? "ACC" : "");
     if (s == DC_OK) s = eval_layers(&e, layers, nl, rows);

@@ -14,7 +14,42 @@
 dc_status dc_eval_clusters(dc_cluster_scores *out, float *x, int64_t n, int d, const int32_t *labels, int k,
                            int dim_pca, int niter, int restarts, uint64_t seed)
 {
+    return dc_eval_clusters_runs(out, NULL, x, n, d, labels, k, dim_pca, niter, restarts, 1, seed);
+}
+
+/* One clustering: the best of `restarts` k-means runs (by objective) on z
+ * (n, dz) from kp's seed, scored against the labels. */
+static dc_status cluster_once(dc_cluster_scores *out, const float *z, int64_t n, int dz, const int32_t *labels,
+                              dc_kmeans_params kp, int restarts)
+{
+    dc_kmeans_result best = {0};
+    double best_obj = INFINITY;
+    dc_status s = DC_OK;
+    for (int t = 0; t < restarts; t++) {
+        dc_kmeans_result r;
+        kp.group = (uint32_t)t;
+        s = dc_kmeans_train(&r, z, n, dz, &kp, NULL);
+        if (s) break;
+        double obj = r.passes[r.npasses - 1].obj;
+        if (obj < best_obj) {
+            dc_kmeans_result_free(&best);
+            best = r;
+            best_obj = obj;
+        } else {
+            dc_kmeans_result_free(&r);
+        }
+    }
+    if (s == DC_OK) s = dc_cluster_scores_compute(out, best.assign, labels, n);
+    dc_kmeans_result_free(&best);
+    return s;
+}
+
+dc_status dc_eval_clusters_runs(dc_cluster_scores *mean, dc_cluster_scores *sd, float *x, int64_t n, int d,
+                                const int32_t *labels, int k, int dim_pca, int niter, int restarts, int runs,
+                                uint64_t seed)
+{
     if (restarts < 1) return dc_set_error(DC_STATUS_ARG, "cluster evaluation: k-means restarts must be at least 1 (got %d)", restarts);
+    if (runs < 1) return dc_set_error(DC_STATUS_ARG, "cluster evaluation: clustering runs must be at least 1 (got %d)", runs);
     float *z = x;
     int dz = d;
     dc_pca p = {0};
@@ -35,25 +70,31 @@ dc_status dc_eval_clusters(dc_cluster_scores *out, float *x, int64_t n, int d, c
     dc_kmeans_params kp = dc_kmeans_params_default();
     kp.k = k;
     kp.niter = niter;
-    kp.seed = seed;
-    dc_kmeans_result best = {0};
-    double best_obj = INFINITY;
-    for (int t = 0; t < restarts; t++) {
-        dc_kmeans_result r;
-        kp.group = (uint32_t)t;
-        s = dc_kmeans_train(&r, z, n, dz, &kp, NULL);
+    double sum[3] = {0}, sq[3] = {0}, pur = 0;
+    for (int r = 0; r < runs && s == DC_OK; r++) {
+        dc_cluster_scores sc;
+        kp.seed = seed + (uint64_t)r; /* run r is what seed + r alone gives */
+        s = cluster_once(&sc, z, n, dz, labels, kp, restarts);
         if (s) break;
-        double obj = r.passes[r.npasses - 1].obj;
-        if (obj < best_obj) {
-            dc_kmeans_result_free(&best);
-            best = r;
-            best_obj = obj;
-        } else {
-            dc_kmeans_result_free(&r);
+        double v[3] = {sc.nmi, sc.ari, sc.acc};
+        for (int i = 0; i < 3; i++) {
+            sum[i] += v[i];
+            sq[i] += v[i] * v[i];
         }
+        pur += sc.purity;
+        if (runs == 1) *mean = sc; /* exactly, with no rounding through the sums */
     }
-    if (s == DC_OK) s = dc_cluster_scores_compute(out, best.assign, labels, n);
-    dc_kmeans_result_free(&best);
+    if (s == DC_OK && runs > 1) {
+        double m[3], var[3];
+        for (int i = 0; i < 3; i++) {
+            m[i] = sum[i] / runs;
+            var[i] = (sq[i] - runs * m[i] * m[i]) / (runs - 1);
+        }
+        *mean = (dc_cluster_scores){m[0], m[1], m[2], pur / runs};
+        if (sd) *sd = (dc_cluster_scores){sqrt(fmax(var[0], 0)), sqrt(fmax(var[1], 0)), sqrt(fmax(var[2], 0)), 0};
+    } else if (s == DC_OK && sd) {
+        *sd = (dc_cluster_scores){0, 0, 0, 0};
+    }
     if (z != x) dc_free(z);
     dc_pca_free(&p);
     return s;
