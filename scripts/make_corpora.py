@@ -7,9 +7,11 @@ are used only to choose the images and to evaluate.
 
 writes, as PNG image folders (what the folder reader, not a special path,
 gives the methods; grey images, read as RGB like any photo):
-  OUT/longtail/  class sizes n_c = round(6000 F · r^(c/9)), r = 0.01, classes
-                 in their label order (Liu et al.'s "exp" profile: 6000 down
-                 to 60 per class, 14,880 images at F = 1), flat (no labels)
+  OUT/longtail/  class sizes n_c = round(H · r^(c/9)), r = 0.01, classes in
+                 their label order (Liu et al.'s "exp" profile), H = 6000 F
+                 capped at the images a class has left after the probe set
+                 (5,000 with the default probe: 5000 down to 50 per class,
+                 12,400 images at F = 1), flat (no labels)
   OUT/balanced/  as many images, an equal share of each class, flat
   OUT/wild/      longtail plus junk making 15% of the folder: uniform noise,
                  blank and constant images, one image repeated hundreds of
@@ -118,9 +120,13 @@ def main():
     pp = a.probe // 10
     probe_idx = np.concatenate([b[:pp] for b in by_class])
     pool = [b[pp:] for b in by_class]
-    sizes = [max(1, int(round(6000 * a.scale * 0.01 ** (c / 9)))) for c in range(10)]
-    if any(s > len(p) for s, p in zip(sizes, pool)):
-        raise SystemExit(f"--scale {a.scale}: more images per class than left after the probe set")
+    # the head class has 6000 * F images where the pool allows; with the probe
+    # set kept out each class has 6000 - probe/10 left, so at full size the
+    # head is capped there and the whole profile scaled with it (r = 0.01 kept)
+    head = min(6000 * a.scale, min(len(p) for p in pool))
+    if head < 1:
+        raise SystemExit(f"--probe {a.probe}: no images left for the corpora")
+    sizes = [max(1, int(round(head * 0.01 ** (c / 9)))) for c in range(10)]
     lt_idx = rng.permutation(np.concatenate([p[:s] for p, s in zip(pool, sizes)]))
     n = len(lt_idx)
     bal = [n // 10 + (1 if c < n % 10 else 0) for c in range(10)]

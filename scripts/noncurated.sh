@@ -15,7 +15,7 @@
 # table of mean ± standard deviation over the seeds; runs and scores stay in
 # $OUT (re-running reuses them).
 #
-# Full size (3 corpora x 3 methods x 3 seeds, about 14,900-17,500 images,
+# Full size (3 corpora x 3 methods x 3 seeds, 12,408-14,598 images,
 # 6 epochs): roughly 10 minutes per network on 2 cores. Smaller:
 #   SCALE=0.2 EPOCHS=3 SEEDS="31 7" bash scripts/noncurated.sh
 # On a GPU (a CUDA=1 build): DEVICE=cuda BIN=build/bundle/deepercluster
