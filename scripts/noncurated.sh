@@ -13,7 +13,9 @@
 # and of the best conv layer, and the linear probe on every layer trained on
 # 10,000 balanced labelled images kept out of the corpora. Prints a Markdown
 # table of mean ± standard deviation over the seeds; runs and scores stay in
-# $OUT (re-running reuses them).
+# $OUT (re-running reuses them: a network with its scores is not trained
+# again, so scores copied into $OUT/scores, e.g. the committed ones of
+# docs/noncurated/, are reused with their corpora in $OUT/data).
 #
 # Full size (3 corpora x 3 methods x 3 seeds, 12,408-14,598 images,
 # 6 epochs): roughly 10 minutes per network on 2 cores. Smaller:
@@ -69,6 +71,7 @@ for c in $CORPORA; do
     for m in $METHODS; do
       r=$OUT/runs/$c-$m-$s
       extra=(); [ "$m" = deepcluster ] && extra=(--epoch-size "$n")  # N samples per epoch, as the others
+      [ -s "$OUT/scores/$c-$m-$s.probe.json" ] && continue   # scored already (the run may be gone)
       if ! grep -q "\"epoch\":$((EPOCHS - 1))," "$r/stats.jsonl" 2>/dev/null; then
         echo "== training $m on $c ($n images), seed $s" >&2
         "$BIN" train --data "$D/$c" --out "$r" --method "$m" --epochs "$EPOCHS" --seed "$s" "${extra[@]}" "${DEV[@]}" \

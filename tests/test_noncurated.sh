@@ -67,4 +67,11 @@ BIN=$BIN PY=$PY OUT=$TMP/nc SCALE=0.02 EPOCHS=1 SEEDS="31 7" CORPORA="wild" \
   bash "$ROOT/scripts/noncurated.sh" >"$TMP/table2.md" 2>"$TMP/err2" && ok || bad "second run failed"
 cmp -s "$TMP/table.md" "$TMP/table2.md" && ok || bad "the second run's table differs"
 grep -q "== training\|== scoring" "$TMP/err2" && bad "the second run retrained or rescored" || ok
+# scores without their runs (as committed ones copied in): the same table, nothing trained
+rm -rf "$TMP/nc/runs"
+BIN=$BIN PY=$PY OUT=$TMP/nc SCALE=0.02 EPOCHS=1 SEEDS="31 7" CORPORA="wild" \
+  METHODS="deepercluster deepcluster" TEST_IMAGES=100 PROBE_IMAGES=50 CORPUS_SEED=3 \
+  bash "$ROOT/scripts/noncurated.sh" >"$TMP/table3.md" 2>"$TMP/err3" && ok || bad "third run failed: $(tail -3 "$TMP/err3")"
+cmp -s "$TMP/table.md" "$TMP/table3.md" && ok || bad "the table from the scores alone differs"
+grep -q "== training\|== scoring" "$TMP/err3" && bad "the runs were trained again though scored" || ok
 summary
