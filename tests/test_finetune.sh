@@ -57,19 +57,62 @@ assert len(runs["subset1"]) == 2 and runs["subset1"][0] == runs["subset1"][1], "
 assert runs["subset1"][0] != runs["subset2"][0], "another seed chose the same subset"
 PYEOF
 
-# choosing the rate: three candidates on the held-out part, then the best
-"${FT[@]}" --weights random:vgg-s32 --labels-per-class 5 --epochs 2 --out "$TMP/choose" --json "$TMP/choose.json" \
-  >"$TMP/choose.log" 2>&1 || bad "choosing: $(tail -2 "$TMP/choose.log")"
-$PY -c '
+# choosing the rate: the mode's rate × {0.1, 1, 10} on the held-out part,
+# a decade past an edge while the best sits there (6 at most), then the best
+check_choice() { # finetune.jsonl, result JSON, the mode's rate, epochs
+  $PY -c '
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-chosen = [r for r in rows if "held_out_top1" in r]
-assert [r["lr"] for r in chosen] == [0.0003, 0.003, 0.03], chosen
-res = json.load(open(sys.argv[2]))
-best = max(chosen, key=lambda r: r["held_out_top1"])
-assert res["lr"] == best["lr"] and res["held_out_top1"] == best["held_out_top1"] and res["held_out"] == 10
-assert [r["lr"] for r in rows if r["phase"] == "train"] == [best["lr"]] * 2
-' "$TMP/choose/finetune.jsonl" "$TMP/choose.json" && ok || bad "the rate was not chosen on the held-out part"
+res, base, epochs = json.load(open(sys.argv[2])), float(sys.argv[3]), int(sys.argv[4])
+inf = float("inf")
+tried = [(r["lr"], r["held_out_top1"], r["held_out_loss"] if r["held_out_loss"] >= 0 else inf)
+         for r in rows if "held_out_top1" in r]
+key = lambda t: (t[1], -t[2], -t[0])  # the score, then the lower loss, then the smaller rate
+close = lambda a, b: abs(a - b) <= 1e-12 * abs(b)
+want = [base / 10, base, base * 10]
+assert len(tried) >= 3 and all(close(t[0], w) for t, w in zip(tried, want)), tried
+for q in range(3, 7):  # the rule, replayed from the scores
+    sofar = tried[:q]
+    best = max(sofar, key=key)
+    lo, hi = min(t[0] for t in sofar), max(t[0] for t in sofar)
+    alone = sum(t[1:] == best[1:] for t in sofar) == 1
+    nxt = None if q == 6 or best[1] < 0 or not alone else hi * 10 if best[0] == hi else lo / 10 if best[0] == lo else None
+    if nxt is None:
+        assert len(tried) == q, (q, tried)
+        break
+    assert len(tried) > q and close(tried[q][0], nxt), (q, nxt, tried)
+best = max(tried, key=key)
+assert res["lr"] == best[0] and res["held_out_top1"] == best[1] and res["held_out"] == 10, (res, best)
+assert [r["lr"] for r in rows if r["phase"] == "train"] == [best[0]] * epochs
+print(len(tried))
+' "$@"
+}
+"${FT[@]}" --weights random:vgg-s32 --labels-per-class 5 --epochs 2 --out "$TMP/choose" --json "$TMP/choose.json" \
+  >"$TMP/choose.log" 2>&1 || bad "choosing: $(tail -2 "$TMP/choose.log")"
+check_choice "$TMP/choose/finetune.jsonl" "$TMP/choose.json" 0.003 2 >"$TMP/n" && ok \
+  || bad "the rate was not chosen on the held-out part by the widening grid"
+# one epoch of a re-initialised classifier over a random body: every rate
+# scores chance on the held-out part, the largest moves the loss most, so the
+# best sits at the top edge and the grid must widen past 0.03
+"${FT[@]}" --weights random:vgg-s32 --labels-per-class 5 --epochs 1 --out "$TMP/widen" --json "$TMP/widen.json" \
+  >"$TMP/widen.log" 2>&1 || bad "widening: $(tail -2 "$TMP/widen.log")"
+n=$(check_choice "$TMP/widen/finetune.jsonl" "$TMP/widen.json" 0.003 1) && [ "$n" -gt 3 ] && ok \
+  || bad "the grid did not widen past its top edge ($n rates tried): $(grep held-out "$TMP/widen.log" | tail -4)"
+# the choice resumes: killed while trying the rates, the same command ends
+# with the uninterrupted run's state and lines
+for stop in TERM:8 KILL:11; do # about the fourth and fifth rates (each ~2.5 s here)
+  sig=${stop%:*} out=$TMP/widen-${stop%:*}
+  "${FT[@]}" --weights random:vgg-s32 --labels-per-class 5 --epochs 1 --out "$out" >"$out.log" 2>&1 &
+  pid=$!
+  sleep "${stop#*:}"
+  kill -$sig $pid 2>/dev/null
+  wait $pid 2>/dev/null
+  "${FT[@]}" --weights random:vgg-s32 --labels-per-class 5 --epochs 1 --out "$out" >>"$out.log" 2>&1 \
+    || bad "resuming the choice after SIG$sig: $(tail -2 "$out.log")"
+  cmp -s "$TMP/widen/finetune.safetensors" "$out/finetune.safetensors" \
+    && cmp -s <(cut -d, -f1-6 "$TMP/widen/finetune.jsonl") <(cut -d, -f1-6 "$out/finetune.jsonl") && ok \
+    || bad "SIG$sig while choosing the rate, resumed: not the uninterrupted run's state and lines"
+done
 
 # resume: stopped by SIGTERM, re-run, the same state bytes as an uninterrupted run
 ARGS=(--weights random:vgg-s32 --mode all --labels-per-class 6 --epochs 6 --lr 0.05 --batch-size 20)

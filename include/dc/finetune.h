@@ -53,7 +53,9 @@ typedef struct dc_finetune_config {
                                 of the images; else all)                   */
     int epochs;              /* 0: scaled to the labelled set (stated)     */
     double lr;               /* 0: chosen on the held-out part from the
-                                mode's rate × {0.1, 1, 10}                 */
+                                mode's rate × {0.1, 1, 10}, widened by a
+                                decade past an edge while the best score
+                                sits there (6 rates at most)               */
     double holdout;          /* share of each class held out to choose the
                                 rate (default 0.1, at least one image)     */
     int crops;               /* 10 (TenCrop, the default) or 1 (centre)    */

@@ -459,8 +459,12 @@ static dc_status load_batch(ft_job *j, dc_dataset *d, const int32_t *idx, int n,
 
 /* top-1 (and top-5 into *top5, -1 with 5 classes or fewer) of images
  * idx[0..n) of d, their logits summed over `crops` views. */
+/* top-1 and top-5 (mAP and -1 for multi-label data) of the images idx of d
+ * from the logits summed over `crops` crops, and, when loss is not NULL,
+ * the mean loss of those logits (cross-entropy; multi-label: the binary
+ * cross-entropy summed over the classes, ignored targets left out). */
 static dc_status score(ft_job *j, dc_dataset *d, const int32_t *idx, int64_t n, int crops, double *top1,
-                       double *top5)
+                       double *top5, double *loss)
 {
     int C = j->C, B = j->m.max_batch;
     float *acc = dc_malloc((size_t)n * C * sizeof(float), "fine-tuning scores");
@@ -484,12 +488,17 @@ static dc_status score(ft_job *j, dc_dataset *d, const int32_t *idx, int64_t n, 
         const int8_t *tm = d == j->dtr ? j->tm_tr : j->tm_te;
         int8_t *t = dc_xmalloc((size_t)n * C + 1);
         for (int64_t i = 0; i < n; i++) memcpy(t + i * C, tm + (int64_t)idx[i] * C, (size_t)C);
-        double sum = 0;
+        double sum = 0, bce = 0;
         int classes = 0;
         for (int q = 0; s == DC_OK && q < C; q++) {
             double ap = dc_average_precision(acc + q, t + q, n, C);
             if (ap >= 0) sum += ap, classes++;
         }
+        for (int64_t i = 0; i < n * C; i++) { /* max(z, 0) - z t + log(1 + e^-|z|), stable */
+            double z = acc[i] / crops;
+            if (t[i] >= 0) bce += (z > 0 ? z : 0) - z * t[i] + log1p(exp(-fabs(z)));
+        }
+        if (loss) *loss = n ? bce / n : 0;
         *top1 = classes ? sum / classes : 0;
         *top5 = -1;
         dc_free(t);
@@ -499,13 +508,19 @@ static dc_status score(ft_job *j, dc_dataset *d, const int32_t *idx, int64_t n, 
     }
     const int32_t *y = dc_dataset_labels(d);
     int64_t h1 = 0, h5 = 0;
+    double ce = 0;
     for (int64_t i = 0; s == DC_OK && i < n; i++) {
         const float *a = acc + i * C;
         int t = y[idx[i]], above = 0;
+        double mx = a[0], se = 0;
         for (int q = 0; q < C; q++) above += a[q] > a[t] || (a[q] == a[t] && q < t);
+        for (int q = 1; q < C; q++) mx = a[q] > mx ? a[q] : mx;
+        for (int q = 0; q < C; q++) se += exp((a[q] - mx) / crops);
+        ce += log(se) - (a[t] - mx) / crops;
         h1 += above == 0;
         h5 += above < 5;
     }
+    if (loss) *loss = n ? ce / n : 0;
     *top1 = n ? (double)h1 / n : 0;
     *top5 = C > 5 && n ? (double)h5 / n : -1;
     dc_free(acc);
@@ -513,14 +528,60 @@ static dc_status score(ft_job *j, dc_dataset *d, const int32_t *idx, int64_t n, 
     return s;
 }
 
+#define FT_MAXRATES 6 /* candidate learning rates at most */
+
 /* The resumable state: the model's tensors, the momentum, the top layer,
  * where the job stands (meta: job, phase, epoch, step_in_epoch, …). */
 typedef struct {
     int phase, epoch, step; /* the next step to run */
     double loss_sum;
     int64_t hits, seen;
-    double val[3];
+    double val[FT_MAXRATES];  /* held-out score of each candidate rate (-1: not yet, or diverged) */
+    double vloss[FT_MAXRATES]; /* and its held-out loss (breaks ties; HUGE_VAL: not yet, or diverged) */
 } ft_pos;
+
+/* The candidate rates: the mode's rate × {0.1, 1, 10}, then, while the best
+ * sits at an edge of the rates tried, strictly ahead of every other, one
+ * more decade past that edge (at most FT_MAXRATES in all). "Best": the
+ * higher held-out score, then the lower held-out loss (a held-out part of
+ * ten images ties often), then the smaller rate. */
+static int ahead(const ft_pos *p, const double *rate, int a, int b)
+{
+    if (p->val[a] != p->val[b]) return p->val[a] > p->val[b];
+    if (p->vloss[a] != p->vloss[b]) return p->vloss[a] < p->vloss[b];
+    return rate[a] < rate[b];
+}
+
+/* The rate of candidate q given the scores of candidates 0 … q-1, or 0 when
+ * the choice is over (the best is inside the grid, or the grid is full). */
+static double candidate_rate(double base, const ft_pos *p, int q)
+{
+    if (q < 3) return base * (q == 0 ? 0.1 : q == 1 ? 1 : 10);
+    if (q >= FT_MAXRATES) return 0;
+    double rate[FT_MAXRATES], lo = 0, hi = 0;
+    int best = 0;
+    for (int i = 0; i < q; i++) {
+        rate[i] = candidate_rate(base, p, i);
+        if (i == 0 || rate[i] < lo) lo = rate[i];
+        if (i == 0 || rate[i] > hi) hi = rate[i];
+        if (ahead(p, rate, i, best)) best = i;
+    }
+    if (p->val[best] < 0) return 0; /* every rate diverged */
+    for (int i = 0; i < q; i++)     /* a tie on score and loss: no edge to move */
+        if (i != best && p->val[i] == p->val[best] && p->vloss[i] == p->vloss[best]) return 0;
+    return rate[best] == hi ? hi * 10 : rate[best] == lo ? lo / 10 : 0;
+}
+
+/* The best of the first n candidates. */
+static int best_candidate(double base, const ft_pos *p, int n)
+{
+    double rate[FT_MAXRATES];
+    int best = 0;
+    for (int i = 0; i < n; i++) rate[i] = candidate_rate(base, p, i);
+    for (int i = 1; i < n; i++)
+        if (ahead(p, rate, i, best)) best = i;
+    return best;
+}
 
 static void job_key(const ft_job *j, char *buf, size_t n)
 {
@@ -542,12 +603,13 @@ static dc_status save_state(ft_job *j, const ft_pos *p)
     dc_st_writer_add(w, "finetune.top.bias", DC_DTYPE_F32, 1, (int64_t[]){C}, j->f.hb);
     dc_st_writer_add(w, "finetune.top.weight_momentum", DC_DTYPE_F32, 2, (int64_t[]){C, F}, j->f.hmw);
     dc_st_writer_add(w, "finetune.top.bias_momentum", DC_DTYPE_F32, 1, (int64_t[]){C}, j->f.hmb);
-    char key[8192], v[256];
+    char key[8192], v[1024];
     job_key(j, key, sizeof key);
     dc_st_writer_set_meta(w, "job", key);
-    snprintf(v, sizeof v, "%d %d %d %d %llu %.17g %lld %lld %.17g %.17g %.17g", p->phase, p->epoch, p->step,
-             j->f.has_momentum, (unsigned long long)j->m.step, p->loss_sum, (long long)p->hits, (long long)p->seen,
-             p->val[0], p->val[1], p->val[2]);
+    int n = snprintf(v, sizeof v, "%d %d %d %d %llu %.17g %lld %lld", p->phase, p->epoch, p->step, j->f.has_momentum,
+                     (unsigned long long)j->m.step, p->loss_sum, (long long)p->hits, (long long)p->seen);
+    for (int q = 0; q < FT_MAXRATES; q++)
+        n += snprintf(v + n, sizeof v - (size_t)n, " %.17g %.17g", p->val[q], p->vloss[q]);
     dc_st_writer_set_meta(w, "position", v);
     dc_status s = dc_st_writer_write(w, j->state);
     dc_st_writer_free(w);
@@ -570,9 +632,16 @@ static int load_state(ft_job *j, ft_pos *p, dc_status *err)
     int hm = 0;
     unsigned long long step = 0;
     long long hits = 0, seen = 0;
-    if (s == DC_OK && (!pos || sscanf(pos, "%d %d %d %d %llu %lg %lld %lld %lg %lg %lg", &p->phase, &p->epoch, &p->step,
-                                      &hm, &step, &p->loss_sum, &hits, &seen, &p->val[0], &p->val[1], &p->val[2]) != 11))
+    int used = 0;
+    if (s == DC_OK && (!pos || sscanf(pos, "%d %d %d %d %llu %lg %lld %lld%n", &p->phase, &p->epoch, &p->step, &hm, &step,
+                                      &p->loss_sum, &hits, &seen, &used) != 8))
         s = dc_set_error(DC_STATUS_FORMAT, "%s: no readable position", j->state);
+    /* the candidates' scores and losses, FT_MAXRATES of them (a state of the
+     * fixed three-rate grid has 3 scores, and its phases mean other things) */
+    for (int q = 0, k = 0; s == DC_OK && q < FT_MAXRATES; q++, used += k)
+        if (sscanf(pos + used, " %lg %lg%n", &p->val[q], &p->vloss[q], &k) != 2)
+            s = dc_set_error(DC_STATUS_FORMAT, "%s: written by an earlier version (a fixed grid of three rates); "
+                             "use a new --out directory", j->state);
     int64_t C = j->C, F = j->m.feat_dim;
     if (s == DC_OK) s = dc_model_load_tensors(&j->m, f);
     if (s == DC_OK) s = dc_st_read(f, "finetune.momentum", DC_DTYPE_F32, 1, (int64_t[]){j->m.nparams}, j->f.mom);
@@ -739,7 +808,8 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
         return dc_set_error(DC_STATUS_ARG, "held-out share %g: expected one in (0, 1)", c->holdout);
     ft_job j = {.c = c};
     dc_status s = job_open(&j);
-    ft_pos p = {.val = {-1, -1, -1}};
+    ft_pos p = {.phase = 0};
+    for (int q = 0; q < FT_MAXRATES; q++) p.val[q] = -1, p.vloss[q] = HUGE_VAL;
     if (s == DC_OK && c->out) {
         s = make_dir(c->out);
         snprintf(j.state, sizeof j.state, "%s/finetune.safetensors", c->out);
@@ -755,8 +825,9 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
         if (s == DC_OK) s = dc_npy_write(ip, DC_DTYPE_I32, 1, (int64_t[]){j.nhold}, j.hold);
     }
     double base = c->mode == DC_FINETUNE_ALL ? 0.05 : 0.003;
-    double lrs[3] = {base / 10, base, base * 10};
-    int choose = c->lr <= 0, nphase = choose ? 4 : 1;
+    /* phases 0 … ncand-1 try the candidate rates (their number known once
+     * the scores are in), the last trains at the chosen one */
+    int choose = c->lr <= 0;
     int64_t n_final = j.nlab;
     int epochs = c->epochs > 0 ? c->epochs : default_epochs(n_final);
     if (s == DC_OK)
@@ -764,16 +835,14 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
                     "%d epochs", c->mode == DC_FINETUNE_ALL ? "whole-network" : "classifier", c->weights,
                     (long long)j.nlab, j.C, (long long)j.nhold, epochs);
     double lr_used = c->lr, last_loss = 0;
-    int resumed_phase = p.phase;
-    for (int ph = p.phase; ph < nphase && s == DC_OK; ph++) {
-        int cand = choose && ph < 3;
-        double lr = cand ? lrs[ph] : c->lr > 0 ? c->lr : 0;
-        if (choose && !cand) { /* the best held-out accuracy; ties to the smaller rate */
-            int best = 0;
-            for (int q = 1; q < 3; q++)
-                if (p.val[q] > p.val[best]) best = q;
-            lr = lrs[best];
-        }
+    int resumed_phase = p.phase, ncand = 0;
+    for (int ph = p.phase; s == DC_OK; ph++) {
+        if (choose) /* candidate q ≥ 3 exists once the scores before it are in (q ≤ ph) and the grid goes on */
+            for (ncand = 3; ncand <= ph && candidate_rate(base, &p, ncand) > 0;) ncand++;
+        if (ph > (choose ? ncand : 0)) break;
+        int cand = choose && ph < ncand;
+        double lr = cand ? candidate_rate(base, &p, ph) : c->lr;
+        if (choose && !cand) lr = candidate_rate(base, &p, best_candidate(base, &p, ncand));
         lr_used = lr;
         if (ph != resumed_phase || (p.epoch == 0 && p.step == 0)) {
             if ((s = open_network(&j)) != DC_OK) break;
@@ -839,11 +908,13 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
             p.hits = p.seen = 0;
             int done_training = e + 1 == epochs || !isfinite(last_loss);
             if (cand && done_training) {
-                double t1, t5;
+                double t1, t5, tl = HUGE_VAL;
                 if (!isfinite(last_loss)) t1 = -1;
-                else if ((s = score(&j, j.dtr, j.hold, j.nhold, 1, &t1, &t5)) != DC_OK) break;
+                else if ((s = score(&j, j.dtr, j.hold, j.nhold, 1, &t1, &t5, &tl)) != DC_OK) break;
+                if (!isfinite(tl)) t1 = -1, tl = HUGE_VAL;
                 p.val[ph] = t1;
-                dc_log_info("rate %g: held-out %s %.4f", lr, j.multi ? "mAP" : "accuracy", t1);
+                p.vloss[ph] = tl;
+                dc_log_info("rate %g: held-out %s %.4f, loss %.4f", lr, j.multi ? "mAP" : "accuracy", t1, tl);
                 p.phase = ph + 1; /* the next phase starts afresh */
                 p.epoch = 0;
                 e = epochs;
@@ -856,7 +927,10 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
                 cJSON_AddNumberToObject(line, "epoch", p.phase == ph ? p.epoch - 1 : epochs - 1);
                 cJSON_AddNumberToObject(line, "loss", isfinite(last_loss) ? last_loss : -1);
                 if (!j.multi) cJSON_AddNumberToObject(line, "accuracy", acc);
-                if (cand && p.phase == ph + 1) cJSON_AddNumberToObject(line, "held_out_top1", p.val[ph]);
+                if (cand && p.phase == ph + 1) {
+                    cJSON_AddNumberToObject(line, "held_out_top1", p.val[ph]);
+                    cJSON_AddNumberToObject(line, "held_out_loss", isfinite(p.vloss[ph]) ? p.vloss[ph] : -1);
+                }
                 s = dc_json_append_line(j.log, line);
                 cJSON_Delete(line);
             }
@@ -867,15 +941,13 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
         int64_t nte = dc_dataset_size(j.dte);
         int32_t *all = dc_xmalloc((size_t)nte * sizeof *all);
         for (int64_t i = 0; i < nte; i++) all[i] = (int32_t)i;
-        s = score(&j, j.dte, all, nte, c->crops, &r->top1, &r->top5);
+        s = score(&j, j.dte, all, nte, c->crops, &r->top1, &r->top5, NULL);
         r->map = -1;
         if (j.multi) r->map = r->top1, r->top1 = r->top5 = -1;
         dc_free(all);
         r->lr = lr_used;
         r->val_top1 = -1;
-        if (choose)
-            for (int q = 0; q < 3; q++)
-                if (lrs[q] == lr_used) r->val_top1 = p.val[q];
+        if (choose) r->val_top1 = p.val[best_candidate(base, &p, ncand)];
         r->loss = last_loss;
         r->epochs = epochs;
         r->nclasses = j.C;
