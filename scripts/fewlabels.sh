@@ -12,7 +12,10 @@
 # Other settings: METHOD (deepercluster; or deepcluster, rotnet), LABELS
 # ("10 100"), MODES ("classifier all"), SEEDS ("31 7 11"), CROPS (10),
 # FT_LR (a fixed fine-tuning rate instead of the choice on held-out
-# images; its runs are kept apart, named lr<FT_LR>-…).
+# images; its runs are kept apart, named lr<FT_LR>-…), FT_EPOCHS (the
+# fine-tuning's epochs; default: 50,000 images' worth, 10 to 200), TRAIN
+# and TEST (other labelled data than Fashion-MNIST's training and test
+# sets: IDX, CIFAR or class folders; TRAIN is also what pre-trains).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-./build/release/deepercluster}
@@ -29,14 +32,20 @@ CROPS=${CROPS:-10}
 FT_LR=${FT_LR:-}
 P=$([ -n "$FT_LR" ] && echo "lr$FT_LR" || echo ft)
 [ -x "$BIN" ] || make -j2
+FT_EPOCHS=${FT_EPOCHS:-}
 D=/usr/share/datasets/fashion-mnist
-TRAIN=$D/train-images-idx3-ubyte.gz
-TEST=$D/t10k-images-idx3-ubyte.gz
-[ -e "$TRAIN" ] || { echo "fewlabels.sh: Fashion-MNIST missing (bash scripts/setup.sh installs it)" >&2; exit 1; }
+TRAIN=${TRAIN:-$D/train-images-idx3-ubyte.gz}
+TEST=${TEST:-$D/t10k-images-idx3-ubyte.gz}
+[ -e "$TRAIN" ] || { echo "fewlabels.sh: $TRAIN missing (bash scripts/setup.sh installs Fashion-MNIST)" >&2; exit 1; }
+[ -e "$TEST" ] || { echo "fewlabels.sh: $TEST missing (bash scripts/setup.sh installs Fashion-MNIST)" >&2; exit 1; }
 mkdir -p "$OUT"
 for s in $SEEDS; do
   run=$OUT/$METHOD-$s
-  if ! grep -q '"type":"done"\|done:' "$run/log.txt" 2>/dev/null; then
+  missing=0 # fine-tunings of this seed without their result (none: no pre-training needed)
+  for n in $LABELS; do for mode in $MODES; do for tag in pre scratch; do
+    [ -s "$OUT/$P-$tag-$mode-$n-$s.json" ] || missing=1
+  done; done; done
+  if [ $missing = 1 ] && ! grep -q '"type":"done"\|done:' "$run/log.txt" 2>/dev/null; then
     echo "== pre-training $METHOD, seed $s" >&2
     "$BIN" train --data "$TRAIN" --out "$run" --method "$METHOD" --seed "$s" --max-images "$IMAGES" \
       --epochs "$EPOCHS" ${LR:+--lr "$LR"} >"$run.log" 2>&1 || { tail -3 "$run.log" >&2; exit 1; }
@@ -49,24 +58,26 @@ for s in $SEEDS; do
         [ -s "$j" ] && continue
         echo "== fine-tuning ($mode, $n labels per class) from $w, seed $s" >&2
         "$BIN" eval finetune --weights "$w" --train "$TRAIN" --test "$TEST" --mode "$mode" --labels-per-class "$n" \
-          --seed "$s" --crops "$CROPS" ${FT_LR:+--lr "$FT_LR"} --out "$OUT/$P-$tag-$mode-$n-$s" --json "$j.tmp" >"$j.log" 2>&1 \
+          --seed "$s" --crops "$CROPS" ${FT_LR:+--lr "$FT_LR"} ${FT_EPOCHS:+--epochs "$FT_EPOCHS"} --out "$OUT/$P-$tag-$mode-$n-$s" --json "$j.tmp" >"$j.log" 2>&1 \
           || { tail -3 "$j.log" >&2; exit 1; }
         mv "$j.tmp" "$j"
       done
     done
   done
 done
-$PY - "$OUT" "$SEEDS" "$LABELS" "$MODES" "$METHOD" "$IMAGES" "$EPOCHS" "$CROPS" "$P" <<'PYEOF'
+where="Fashion-MNIST"; what="the 10,000 test images"
+[ "$TRAIN$TEST" = "$D/train-images-idx3-ubyte.gz$D/t10k-images-idx3-ubyte.gz" ] || where="$TRAIN" what="$TEST"
+$PY - "$OUT" "$SEEDS" "$LABELS" "$MODES" "$METHOD" "$IMAGES" "$EPOCHS" "$CROPS" "$P" "$where" "$what" <<'PYEOF'
 import json, os, sys
 import numpy as np
-out, seeds, labels, modes, method, images, epochs, crops, prefix = sys.argv[1:]
+out, seeds, labels, modes, method, images, epochs, crops, prefix, where, what = sys.argv[1:]
 seeds, labels, modes = seeds.split(), labels.split(), modes.split()
 def ms(v):
     v = np.asarray(v, float)
     return f"{v.mean():.4f} ± {v.std(ddof=1):.4f}" if len(v) > 1 else f"{v.mean():.4f}"
-print(f"\nFine-tuning on Fashion-MNIST ({crops} test crops); pre-training: {method}, "
-      f"{images if images != '0' else 'all 60,000'} images, {epochs if epochs != '0' else 'the default'} epochs; "
-      f"seeds {' '.join(seeds)} (mean ± sd of top-1 on the 10,000 test images).\n")
+print(f"\nFine-tuning on {where} ({crops} test crops); pre-training: {method}, "
+      f"{images if images != '0' else 'all 60,000' if where == 'Fashion-MNIST' else 'all'} images, {epochs if epochs != '0' else 'the default'} epochs; "
+      f"seeds {' '.join(seeds)} (mean ± sd of top-1 on {what}).\n")
 print("| labels per class | mode | pre-trained | scratch | difference | epochs | rates chosen (pre / scratch) |")
 print("|---|---|---|---|---|---|---|")
 for n in labels:

@@ -16,6 +16,16 @@ need_fmnist() {
   [ -e "$FMNIST/train-images-idx3-ubyte.gz" ] || skip "$FMNIST not installed (apt-get install dataset-fashion-mnist)"
 }
 summary() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; }
+# labelled_folders DIR: tiny labelled class folders from Fashion-MNIST
+# (scripts/make_corpora.py): DIR/probe, 100 training images, 10 per class,
+# and DIR/test, 60 test images; python3-numpy needed (the test skips
+# without it); a failure ends the test.
+labelled_folders() {
+  /usr/bin/python3 -c 'import numpy' 2>/dev/null || skip "python3-numpy missing (bash scripts/setup.sh)"
+  /usr/bin/python3 "${DC_TEST_ROOT:?run through tests/run.sh}/scripts/make_corpora.py" "$1" --scale 0.02 --test 60 \
+    --probe 100 >/dev/null 2>"$TMP/make_corpora.err" \
+    || { bad "make_corpora.py: $(tail -2 "$TMP/make_corpora.err")"; summary; exit 1; }
+}
 # signals_resume REF.hash "DELAYS" TRAIN_ARGS...: for SIGTERM and SIGKILL,
 # at each delay (seconds) into `train TRAIN_ARGS --out …`, stop the run,
 # run the same command again, and check that it ends with the checkpoint

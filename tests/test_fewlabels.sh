@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# test_fewlabels.sh — scripts/fewlabels.sh (issue 28's few-label table) at
+# a tiny size: it pre-trains each seed, fine-tunes the pre-trained and the
+# random network, prints one row per labels/mode with mean ± sd as the
+# result files say; a second invocation reuses them, and with the result
+# files alone (the pre-training runs gone) it prints the same table
+# without training.
+. "$(dirname "$0")/lib.sh" fewlabels
+need_fmnist
+ROOT=${DC_TEST_ROOT:?run through tests/run.sh}
+PY=/usr/bin/python3
+export OMP_NUM_THREADS=2
+# tiny labelled folders (100 training images, 10 per class; 60 test images)
+labelled_folders "$TMP/d"
+args=(BIN=$BIN PY=$PY OUT=$TMP/f TRAIN=$TMP/d/probe TEST=$TMP/d/test IMAGES=100 EPOCHS=1 SEEDS="31 7" LABELS=2
+      MODES=all CROPS=1 FT_LR=0.05 FT_EPOCHS=20)
+env "${args[@]}" bash "$ROOT/scripts/fewlabels.sh" >"$TMP/table.md" 2>"$TMP/err" && ok || bad "fewlabels.sh failed: $(tail -3 "$TMP/err")"
+grep -qx '| labels per class | mode | pre-trained | scratch | difference | epochs | rates chosen (pre / scratch) |' \
+  "$TMP/table.md" && ok || bad "table header: $(grep '^| labels' "$TMP/table.md")"
+[ -e "$TMP/f/deepercluster-31/checkpoint.safetensors" ] && [ -e "$TMP/f/deepercluster-7/checkpoint.safetensors" ] \
+  && ok || bad "no pre-training runs"
+# the row follows from the result files
+$PY - "$TMP/f" "$TMP/table.md" <<'PYEOF' >"$TMP/check" 2>&1 && ok || bad "table against results: $(cat "$TMP/check")"
+import json, sys
+import numpy as np
+d, table = sys.argv[1], open(sys.argv[2]).read()
+get = lambda tag: [json.load(open(f"{d}/lr0.05-{tag}-all-2-{s}.json")) for s in (31, 7)]
+pre, scr = get("pre"), get("scratch")
+for r in pre + scr:
+    assert r["labelled"] == 20 and r["lr"] == 0.05 and r["crops"] == 1 and r["epochs"] == 20, r
+assert pre[0]["weights"].endswith("deepercluster-31") and scr[1]["weights"] == "random:vgg-s32", (pre[0], scr[1])
+ms = lambda v: f"{np.mean(v):.4f} ± {np.std(v, ddof=1):.4f}"
+diff = [a["top1"] - b["top1"] for a, b in zip(pre, scr)]
+row = (f"| 2 | all | {ms([r['top1'] for r in pre])} | {ms([r['top1'] for r in scr])} | {ms(diff)} | "
+       f"{pre[0]['epochs']} | 0.05,0.05 / 0.05,0.05 |")
+assert row in table, (row, table)
+print("ok")
+PYEOF
+# a second invocation reuses everything: the same table, nothing run
+env "${args[@]}" bash "$ROOT/scripts/fewlabels.sh" >"$TMP/table2.md" 2>"$TMP/err2" && ok || bad "second run failed"
+cmp -s "$TMP/table.md" "$TMP/table2.md" && ok || bad "the second run's table differs"
+grep -q "== pre-training\|== fine-tuning" "$TMP/err2" && bad "the second run trained again" || ok
+# the result files alone (as committed in docs/fewlabels/scores/): no pre-training
+rm -rf "$TMP/f"/deepercluster-*
+env "${args[@]}" bash "$ROOT/scripts/fewlabels.sh" >"$TMP/table3.md" 2>"$TMP/err3" && ok || bad "results-only run failed"
+cmp -s "$TMP/table.md" "$TMP/table3.md" && ok || bad "the results-only table differs"
+grep -q "== pre-training\|== fine-tuning" "$TMP/err3" && bad "the results-only run trained" || ok
+summary
