@@ -457,9 +457,8 @@ static dc_status load_batch(ft_job *j, dc_dataset *d, const int32_t *idx, int n,
     return s;
 }
 
-/* top-1 (and top-5 into *top5, -1 with 5 classes or fewer) of images
- * idx[0..n) of d, their logits summed over `crops` views. */
-/* top-1 and top-5 (mAP and -1 for multi-label data) of the images idx of d
+/* top-1 and top-5 (-1 with 5 classes or fewer; mAP and -1 for multi-label
+ * data) of the images idx[0..n) of d
  * from the logits summed over `crops` crops, and, when loss is not NULL,
  * the mean loss of those logits (cross-entropy; multi-label: the binary
  * cross-entropy summed over the classes, ignored targets left out). */
