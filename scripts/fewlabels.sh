@@ -10,7 +10,9 @@
 #   bash scripts/fewlabels.sh                                 # the default run (60,000 images, 6 epochs) per seed
 #   IMAGES=12000 EPOCHS=4 LR=0.02 bash scripts/fewlabels.sh   # the main job's pre-training
 # Other settings: METHOD (deepercluster; or deepcluster, rotnet), LABELS
-# ("10 100"), MODES ("classifier all"), SEEDS ("31 7 11"), CROPS (10),
+# ("10 100"; 0: every labelled image, "all" in the table), MODES
+# ("classifier all"), SEEDS ("31 7 11"), CROPS (10), DEVICE (the
+# --device of the pre-training and the fine-tunings; default: auto),
 # FT_LR (a fixed fine-tuning rate instead of the choice on held-out
 # images; its runs are kept apart, named lr<FT_LR>-…), FT_EPOCHS (the
 # fine-tuning's epochs; default: 50,000 images' worth, 10 to 200), TRAIN
@@ -30,6 +32,7 @@ EPOCHS=${EPOCHS:-0}
 LR=${LR:-}
 CROPS=${CROPS:-10}
 FT_LR=${FT_LR:-}
+DEVICE=${DEVICE:-}
 P=$([ -n "$FT_LR" ] && echo "lr$FT_LR" || echo ft)
 [ -x "$BIN" ] || make -j2
 FT_EPOCHS=${FT_EPOCHS:-}
@@ -48,7 +51,7 @@ for s in $SEEDS; do
   if [ $missing = 1 ] && ! grep -q '"type":"done"\|done:' "$run/log.txt" 2>/dev/null; then
     echo "== pre-training $METHOD, seed $s" >&2
     "$BIN" train --data "$TRAIN" --out "$run" --method "$METHOD" --seed "$s" --max-images "$IMAGES" \
-      --epochs "$EPOCHS" ${LR:+--lr "$LR"} >"$run.log" 2>&1 || { tail -3 "$run.log" >&2; exit 1; }
+      --epochs "$EPOCHS" ${LR:+--lr "$LR"} ${DEVICE:+--device "$DEVICE"} >"$run.log" 2>&1 || { tail -3 "$run.log" >&2; exit 1; }
   fi
   for n in $LABELS; do
     for mode in $MODES; do
@@ -58,7 +61,7 @@ for s in $SEEDS; do
         [ -s "$j" ] && continue
         echo "== fine-tuning ($mode, $n labels per class) from $w, seed $s" >&2
         "$BIN" eval finetune --weights "$w" --train "$TRAIN" --test "$TEST" --mode "$mode" --labels-per-class "$n" \
-          --seed "$s" --crops "$CROPS" ${FT_LR:+--lr "$FT_LR"} ${FT_EPOCHS:+--epochs "$FT_EPOCHS"} --out "$OUT/$P-$tag-$mode-$n-$s" --json "$j.tmp" >"$j.log" 2>&1 \
+          --seed "$s" --crops "$CROPS" ${FT_LR:+--lr "$FT_LR"} ${DEVICE:+--device "$DEVICE"} ${FT_EPOCHS:+--epochs "$FT_EPOCHS"} --out "$OUT/$P-$tag-$mode-$n-$s" --json "$j.tmp" >"$j.log" 2>&1 \
           || { tail -3 "$j.log" >&2; exit 1; }
         mv "$j.tmp" "$j"
       done
@@ -86,6 +89,6 @@ for n in labels:
         pre, scr = get("pre"), get("scratch")
         diff = [a["top1"] - b["top1"] for a, b in zip(pre, scr)]
         rates = lambda rs: ",".join(f"{r['lr']:g}" for r in rs)
-        print(f"| {n} | {mode} | {ms([r['top1'] for r in pre])} | {ms([r['top1'] for r in scr])} | {ms(diff)} | "
+        print(f"| {n if n != '0' else 'all'} | {mode} | {ms([r['top1'] for r in pre])} | {ms([r['top1'] for r in scr])} | {ms(diff)} | "
               f"{pre[0]['epochs']} | {rates(pre)} / {rates(scr)} |")
 PYEOF

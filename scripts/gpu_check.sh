@@ -12,6 +12,15 @@
 # T_NONCURATED (0) runs scripts/noncurated.sh on the GPU (NC_EPOCHS, 30:
 # five times the CPU table's budget; NC_SEEDS, "31 7 11") into
 # LOG/noncurated.md, its runs in a scratch folder (re-running reuses them).
+# T_FEWLABELS (0) runs scripts/fewlabels.sh on the GPU (issue 28's
+# table): for each of FL_METHODS ("deepercluster rotnet deepcluster") the
+# default 60,000-image pre-training per seed (FL_SEEDS, "31 7 11"), then
+# classifier mode with the rate chosen on held-out images and the whole
+# network at the original's fixed 0.05, at FL_LABELS ("10 100 1000 0"; 0:
+# all 60,000) labels per class, FL_CROPS (10) test crops, into
+# LOG/fewlabels-<method>-<mode>.md (runs in FL_OUT, /tmp/fewlabels-gpu;
+# the scratch runs are shared by the methods). DATA_DIR then also holds
+# t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz.
 set -u
 BUNDLE=${1:?usage: gpu_check.sh BUNDLE.tar.xz DATA_DIR LOGDIR [quick]}
 DATA=${2:?data dir}
@@ -51,6 +60,23 @@ if [ "${T_NONCURATED:-0}" -gt 0 ]; then
     SEEDS=${NC_SEEDS:-31 7 11} timeout "$T_NONCURATED" bash scripts/noncurated.sh >"$LOG/noncurated.md" \
     2>"$LOG/noncurated.log"
   echo "noncurated exit $?"; tail -20 "$LOG/noncurated.md"
+fi
+if [ "${T_FEWLABELS:-0}" -gt 0 ]; then
+  echo "== fine-tuning with few labels on the GPU ($(( $(date +%s) - t0 ))s so far)"
+  end=$(( $(date +%s) + T_FEWLABELS )) fl=${FL_OUT:-/tmp/fewlabels-gpu}
+  for method in ${FL_METHODS:-deepercluster rotnet deepcluster}; do
+    mkdir -p "$fl/$method"
+    [ "$method" = deepercluster ] || cp -n "$fl"/deepercluster/*-scratch-*.json "$fl/$method/" 2>/dev/null
+    for mode in classifier all; do
+      left=$(( end - $(date +%s) )); [ $left -gt 0 ] || break 2
+      lr=; [ $mode = all ] && lr=0.05
+      DEVICE=cuda BIN=build/bundle/deepercluster OUT=$fl/$method METHOD=$method MODES=$mode FT_LR=$lr \
+        LABELS=${FL_LABELS:-10 100 1000 0} SEEDS=${FL_SEEDS:-31 7 11} CROPS=${FL_CROPS:-10} \
+        TRAIN=$DATA/train-images-idx3-ubyte.gz TEST=$DATA/t10k-images-idx3-ubyte.gz \
+        timeout $left bash scripts/fewlabels.sh >"$LOG/fewlabels-$method-$mode.md" 2>"$LOG/fewlabels-$method-$mode.log"
+      echo "fewlabels $method $mode: exit $? ($(( $(date +%s) - t0 ))s so far)"; tail -8 "$LOG/fewlabels-$method-$mode.md"
+    done
+  done
 fi
 [ "${T_TRAIN:-150}" -gt 0 ] || { echo "== done in $(( $(date +%s) - t0 ))s"; exit 0; }
 echo "== train on all 60,000 images, defaults, GPU ($(( $(date +%s) - t0 ))s so far)"

@@ -54,3 +54,12 @@ signals_resume() {
     done
   done
 }
+# same_finetune REF OUT WHAT: an `eval finetune --out OUT` ends with the
+# uninterrupted run's (REF's) state bytes and per-epoch lines (their first
+# five fields: the timings differ).
+same_finetune() {
+  cmp -s "$1/finetune.safetensors" "$2/finetune.safetensors" && ok \
+    || bad "$3: the state differs from the uninterrupted run's"
+  cmp -s <(cut -d, -f1-5 "$1/finetune.jsonl") <(cut -d, -f1-5 "$2/finetune.jsonl") && ok \
+    || bad "$3: finetune.jsonl differs from the uninterrupted run's"
+}

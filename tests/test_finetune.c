@@ -3,12 +3,16 @@
  * two steps, the first clipped), the classifier mode leaving every
  * parameter below the classifier and every running statistic bit-identical,
  * the re-initialisation (N(0, 0.01), biases 0.1), and the whole-network
- * mode moving the convolutions and lowering the loss. */
+ * mode moving the convolutions and lowering the loss. With
+ * DC_TEST_DEVICE=cuda (make check-gpu) the same on the GPU engine, in fp32,
+ * and the GPU's steps against the CPU's in both modes, with and without
+ * dropout. */
 #include "dc/finetune.h"
 #include "dc/io.h"
 #include "test.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const dc_preset spec = {"ft", 8, "4 M", 16, 0.5f, 8};
@@ -28,7 +32,18 @@ static const float *tensor(const dc_st_file *f, const char *name)
     return t ? (const float *)t->data : NULL;
 }
 
-static void parity(void)
+/* On the GPU engine in fp32 when gpu is set (the model as built, its
+ * parameters uploaded). */
+static void place(dc_model *m, int gpu)
+{
+    if (!gpu) return;
+    dc_device d;
+    CHECK(dc_device_parse(&d, "cuda", "fp32", 0) == DC_OK);
+    dc_status s = dc_model_use_device(m, &d);
+    CHECK_MSG(s == DC_OK && m->gpu, "the model onto the GPU: %s", dc_last_error());
+}
+
+static void parity(int gpu)
 {
     dc_st_file *f = NULL;
     CHECK(dc_st_open(test_fixture("finetune", "step.safetensors"), &f) == DC_OK);
@@ -53,6 +68,8 @@ static void parity(void)
     CHECK(dc_model_load_tensors(&m, f) == DC_OK);
     memcpy(ft.hw, tensor(f, "top.weight"), 3 * 16 * sizeof(float));
     memcpy(ft.hb, tensor(f, "top.bias"), 3 * sizeof(float));
+    place(&m, gpu);
+    const double tol_loss = gpu ? 2e-5 : 1e-5, tol_param = gpu ? 1e-5 : 2e-6;
     const float *x = tensor(f, "x"), *losses = tensor(f, "losses");
     const int32_t *y = (const int32_t *)dc_st_find(f, "y")->data;
     float *before = dc_xmalloc((size_t)m.nparams * sizeof(float)), *stats = dc_xmalloc((size_t)m.nstats * sizeof(float));
@@ -63,7 +80,10 @@ static void parity(void)
         int hits;
         dc_finetuner_step(&ft, x, y, 6, 0.1f, 0, &loss, &hits);
         printf("step %d: loss %.7f (PyTorch %.7f)\n", step, loss, losses[step - 1]);
-        CHECK_MSG(fabs(loss - losses[step - 1]) < 1e-5, "step %d: loss %g, PyTorch %g", step, loss, losses[step - 1]);
+        CHECK_MSG(dc_model_status(&m) == DC_OK, "step %d on the GPU: %s", step, dc_last_error());
+        CHECK(dc_finetuner_sync(&ft, 1) == DC_OK); /* on the GPU: what the device holds, to the host */
+        CHECK_MSG(fabs(loss - losses[step - 1]) < tol_loss, "step %d: loss %g, PyTorch %g", step, loss,
+                  losses[step - 1]);
         char name[96];
         double worst = 0;
         for (int i = 0; i < m.nlayers; i++) {
@@ -80,8 +100,8 @@ static void parity(void)
         if (tensor(f, name)) worst = fmax(worst, maxdiff(ft.hw, tensor(f, name), 3 * 16));
         snprintf(name, sizeof name, "after%d.top.bias", step);
         if (tensor(f, name)) worst = fmax(worst, maxdiff(ft.hb, tensor(f, name), 3));
-        printf("step %d: parameters within %.2g of PyTorch's\n", step, worst);
-        CHECK_MSG(worst < 2e-6, "step %d: parameters differ from PyTorch's by %g", step, worst);
+        printf("step %d%s: parameters within %.2g of PyTorch's\n", step, gpu ? " (GPU engine, fp32)" : "", worst);
+        CHECK_MSG(worst < tol_param, "step %d: parameters differ from PyTorch's by %g", step, worst);
     }
     /* classifier mode: nothing below the classifier moved, no statistic either */
     int64_t lo = m.layers[ft.from].w_off < m.layers[ft.from].b_off ? m.layers[ft.from].w_off : m.layers[ft.from].b_off;
@@ -103,21 +123,28 @@ static void parity(void)
     dc_st_close(f);
 }
 
-/* The whole network: the convolutions move, the loss on a fixed batch falls. */
-static void whole(void)
+/* A fixed batch of 12 images of three classes that a network can tell apart. */
+static void batch12(float *x, int32_t *y)
 {
-    dc_model m;
-    CHECK(dc_model_init_spec(&m, &spec, 0, 1, 12, 3) == DC_OK);
-    dc_finetuner ft;
-    CHECK(dc_finetuner_init(&ft, &m, 3, DC_FINETUNE_ALL, 4) == DC_OK);
-    float x[12 * 64];
-    int32_t y[12];
     dc_rng r;
     dc_rng_init(&r, 9, DC_RNG_STREAM_TEST, 0, 0);
     for (int i = 0; i < 12; i++) {
         y[i] = i % 3;
         for (int p = 0; p < 64; p++) x[i * 64 + p] = (float)dc_rng_normal(&r) + (p % 8 < 3 * y[i] + 2 ? 1.5f : -1.0f);
     }
+}
+
+/* The whole network: the convolutions move, the loss on a fixed batch falls. */
+static void whole(int gpu)
+{
+    dc_model m;
+    CHECK(dc_model_init_spec(&m, &spec, 0, 1, 12, 3) == DC_OK);
+    place(&m, gpu);
+    dc_finetuner ft;
+    CHECK(dc_finetuner_init(&ft, &m, 3, DC_FINETUNE_ALL, 4) == DC_OK);
+    float x[12 * 64];
+    int32_t y[12];
+    batch12(x, y);
     float conv0 = m.params[m.layers[1].w_off];
     double first = 0, last = 0;
     for (int step = 0; step < 60; step++) {
@@ -125,7 +152,9 @@ static void whole(void)
         dc_finetuner_step(&ft, x, y, 12, 0.2f, 1, &last, &hits);
         if (step == 0) first = last;
     }
-    printf("whole network: loss %.4f -> %.4f over 60 steps\n", first, last);
+    CHECK_MSG(dc_model_status(&m) == DC_OK, "whole network on the GPU: %s", dc_last_error());
+    CHECK(dc_finetuner_sync(&ft, 1) == DC_OK);
+    printf("whole network%s: loss %.4f -> %.4f over 60 steps\n", gpu ? " (GPU engine)" : "", first, last);
     CHECK_MSG(last < 0.5 * first, "whole-network loss %g -> %g", first, last);
     CHECK(m.layers[1].kind == DC_LAYER_CONV && m.params[m.layers[1].w_off] != conv0);
     dc_finetuner_free(&ft);
@@ -134,7 +163,7 @@ static void whole(void)
 
 /* Average precision against scikit-learn's definition (values worked by
  * hand), and the multi-label step's loss against its closed form. */
-static void multi(void)
+static void multi(int gpu)
 {
     const float sc[6] = {0.9f, 0.8f, 0.7f, 0.6f, 0.5f, 0.95f};
     const int8_t t[6] = {1, 0, 1, 0, 1, -1}; /* the last ignored */
@@ -152,6 +181,7 @@ static void multi(void)
 
     dc_model m;
     CHECK(dc_model_init_spec(&m, &spec, 0, 1, 4, 3) == DC_OK);
+    place(&m, gpu);
     dc_finetuner ft;
     CHECK(dc_finetuner_init(&ft, &m, 2, DC_FINETUNE_CLASSIFIER, 4) == DC_OK);
     float x[4 * 64];
@@ -169,11 +199,70 @@ static void multi(void)
     dc_model_free(&m);
 }
 
+/* The GPU engine's steps against the CPU's from the same weights and
+ * batch: both modes, dropout on and off (the masks are the same Philox
+ * draws), 8 steps; losses and every parameter within fp32 rounding. */
+static void gpu_vs_cpu(dc_finetune_mode mode, int dropout)
+{
+    dc_model m[2];
+    dc_finetuner ft[2];
+    for (int d = 0; d < 2; d++) {
+        CHECK(dc_model_init_spec(&m[d], &spec, 0, 1, 12, 3) == DC_OK);
+        place(&m[d], d);
+        CHECK(dc_finetuner_init(&ft[d], &m[d], 3, mode, 4) == DC_OK);
+    }
+    float x[12 * 64];
+    int32_t y[12];
+    batch12(x, y);
+    double worst_loss = 0;
+    for (int step = 0; step < 8; step++) {
+        double loss[2];
+        int hits[2];
+        for (int d = 0; d < 2; d++) dc_finetuner_step(&ft[d], x, y, 12, 0.05f, dropout, &loss[d], &hits[d]);
+        CHECK_MSG(dc_model_status(&m[1]) == DC_OK, "GPU step: %s", dc_last_error());
+        worst_loss = fmax(worst_loss, fabs(loss[0] - loss[1]) / fmax(1e-3, fabs(loss[0])));
+    }
+    CHECK(dc_finetuner_sync(&ft[1], 1) == DC_OK);
+    double mdiff = maxdiff(ft[0].mom, ft[1].mom, m[0].nparams);
+    double scale = 0, diff = maxdiff(m[0].params, m[1].params, m[0].nparams);
+    for (int64_t i = 0; i < m[0].nparams; i++) scale = fmax(scale, fabs(m[0].params[i]));
+    double sdiff = maxdiff(m[0].stats, m[1].stats, m[0].nstats);
+    printf("GPU against CPU, %s mode, dropout %d: losses within %.2g (relative), parameters within %.2g of %.3g, "
+           "running statistics within %.2g, momentum within %.2g\n",
+           mode == DC_FINETUNE_ALL ? "whole-network" : "classifier", dropout, worst_loss, diff, scale, sdiff, mdiff);
+    CHECK_MSG(worst_loss < 1e-4, "GPU and CPU losses differ by %g (relative)", worst_loss);
+    CHECK_MSG(diff < 1e-4 * scale, "GPU and CPU parameters differ by %g", diff);
+    CHECK_MSG(sdiff < 1e-4, "GPU and CPU running statistics differ by %g", sdiff);
+    CHECK_MSG(mdiff < 1e-4 * scale / 0.05, "GPU and CPU momentum differ by %g", mdiff);
+    if (mode == DC_FINETUNE_CLASSIFIER)
+        CHECK_MSG(memcmp(m[0].stats, m[1].stats, (size_t)m[0].nstats * sizeof(float)) == 0,
+                  "classifier mode moved a running statistic on the GPU");
+    for (int d = 0; d < 2; d++) {
+        dc_finetuner_free(&ft[d]);
+        dc_model_free(&m[d]);
+    }
+}
+
 int main(void)
 {
     dc_log_set_level(DC_LOG_WARN);
-    parity();
-    whole();
-    multi();
+    /* DC_TEST_DEVICE=cuda (make check-gpu): the GPU engine */
+    const char *dev = getenv("DC_TEST_DEVICE");
+    if (dev && strcmp(dev, "cuda") == 0) {
+        if (dc_device_gpu_count() == 0) {
+            printf("SKIP: no CUDA GPU visible (or a build without CUDA): the GPU fine-tuning tests did not run\n");
+            return TEST_SUMMARY();
+        }
+        parity(1);
+        whole(1);
+        multi(1);
+        gpu_vs_cpu(DC_FINETUNE_CLASSIFIER, 0);
+        gpu_vs_cpu(DC_FINETUNE_CLASSIFIER, 1);
+        gpu_vs_cpu(DC_FINETUNE_ALL, 1);
+        return TEST_SUMMARY();
+    }
+    parity(0);
+    whole(0);
+    multi(0);
     return TEST_SUMMARY();
 }

@@ -12,7 +12,7 @@ PY=/usr/bin/python3
 export OMP_NUM_THREADS=2
 labelled_folders "$TMP/d"
 D=$TMP/d
-FT=("$BIN" eval finetune --train "$D/probe" --test "$D/test" --crops 1)
+FT=("$BIN" eval finetune --train "$D/probe" --test "$D/test" --crops 1 --device cpu)
 
 # the loss goes down, both modes (a fixed rate: no choosing)
 for mode in classifier all; do
@@ -28,6 +28,7 @@ print(f"loss {first:.4f} -> {last:.4f}")
 assert last < first - 0.02, (first, last)
 res = json.load(open(sys.argv[2]))
 assert res["protocol"] == "finetune" and res["labelled"] == 60 and res["held_out"] == 0 and res["epochs"] == 12
+assert res["device"] == "cpu", res["device"]
 assert 0 <= res["top1"] <= 1 and res["results"][0]["layer"].endswith("6 per class")
 PYEOF
 done
@@ -125,10 +126,7 @@ for delay in 2; do
   [ $rc -eq 0 ] || [ $rc -eq 130 ] && ok || bad "SIGTERM at ${delay}s: exit $rc: $(tail -2 "$out.log")"
   [ $rc -eq 0 ] || grep -q "resumes it" "$out.log" && ok || bad "SIGTERM at ${delay}s: no resume hint"
   "${FT[@]}" "${ARGS[@]}" --out "$out" >>"$out.log" 2>&1 || bad "resume after ${delay}s: $(tail -2 "$out.log")"
-  cmp -s "$TMP/ref/finetune.safetensors" "$out/finetune.safetensors" && ok \
-    || bad "stopped at ${delay}s (exit $rc) and resumed: the state differs from the uninterrupted run's"
-  cmp -s <(cut -d, -f1-5 "$TMP/ref/finetune.jsonl") <(cut -d, -f1-5 "$out/finetune.jsonl") && ok \
-    || bad "resumed at ${delay}s: finetune.jsonl differs"
+  same_finetune "$TMP/ref" "$out" "stopped at ${delay}s (exit $rc) and resumed"
 done
 
 # a run directory records its result in eval.jsonl; the report shows it beside the scratch baseline
@@ -185,6 +183,14 @@ err "expected an array (100, classes)" --weights random:vgg-s32 --train "$D/prob
 err "value 3 at image 0, class 0" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --train-labels "$TMP/bad-value.npy" --test-labels "$TMP/test-multi.npy"
 err "needs single-label data" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" "${MULTI[@]}" --labels-per-class 3
 err "--mode" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --mode everything
+# --device cuda where there is no GPU (or no CUDA build): one line saying why, exit 1, nothing written
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  "$BIN" eval finetune --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --device cuda --out "$TMP/nogpu" \
+    >"$TMP/bad.out" 2>"$TMP/bad.err"; rc=$?
+  [ $rc -eq 1 ] && grep -qE "no GPU engine: rebuild with .make CUDA=1.|no NVIDIA driver is installed|no CUDA GPU is visible" \
+    "$TMP/bad.err" && ok || bad "--device cuda without a GPU: exit $rc, $(cat "$TMP/bad.err")"
+  [ ! -e "$TMP/nogpu" ] && ok || bad "--device cuda without a GPU created its --out directory"
+fi
 cp "$TMP/ref/finetune.safetensors" "$TMP/ref.keep"
 err "holds another fine-tuning job" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --labels-per-class 3 --out "$TMP/ref"
 cmp -s "$TMP/ref.keep" "$TMP/ref/finetune.safetensors" && ok || bad "a refused job changed the directory's state"

@@ -62,8 +62,12 @@ typedef struct dc_finetune_config {
     int batch;               /* 0: 128, or the labelled set when smaller   */
     int sobel;               /* the Sobel stage of random:<preset>         */
     uint64_t seed;
-    const char *device;      /* the CPU (the GPU engine does not fine-tune
-                                yet); NULL: the CPU                        */
+    const char *device;      /* auto (NULL), cpu, cuda or cuda:N: on a GPU
+                                the body's forward and backward run on the
+                                device, the top layer, clipping and SGD on
+                                the host                                   */
+    const char *precision;   /* the GPU's arithmetic: fp32 or tf32 (NULL:
+                                tf32, the GPU engine's default)            */
     dc_stop_flag *stop;      /* polled after each step; NULL: never        */
 } dc_finetune_config;
 
@@ -81,6 +85,7 @@ typedef struct dc_finetune_result {
     double loss;             /* the last epoch's mean training loss        */
     int epochs, nclasses, batch;
     int64_t labelled, trained, held_out, tested;
+    char device[256];        /* where it ran: "cpu" or "cuda:N: <card>"   */
 } dc_finetune_result;
 
 /// Runs the job of c; per-epoch lines in the log (and, with c->out, in
@@ -113,10 +118,18 @@ typedef struct dc_finetuner {
 
 /// A fine-tuner of m for nclasses classes in `mode`, the classifier MLP
 /// and the top layer re-initialised (weights N(0, 0.01) from (seed,
-/// DC_RNG_STREAM_INIT), biases 0.1), momentum cleared.
+/// DC_RNG_STREAM_INIT), biases 0.1), momentum cleared. m may be on the GPU
+/// engine (dc_model_use_device): then its parameters, statistics and
+/// momentum live on the device while it trains (dc_finetuner_sync), and a
+/// GPU failure in a step is in dc_model_status(m).
 dc_status dc_finetuner_init(dc_finetuner *f, dc_model *m, int nclasses, dc_finetune_mode mode, uint64_t seed);
 void dc_finetuner_reset(dc_finetuner *f, uint64_t seed);
 void dc_finetuner_free(dc_finetuner *f);
+/// On the GPU engine: m's parameters, statistics (gradients too) and the
+/// momentum f->mom to the host (to_host nonzero: before reading or writing
+/// them there), or the host's to the device (after editing them). No-op on
+/// the CPU.
+dc_status dc_finetuner_sync(dc_finetuner *f, int to_host);
 /// One SGD step on the batch x (N, in_c, input, input) with labels y:
 /// forward (the mode's batch norm; in classifier mode dropout unless
 /// dropout = 0, the whole network always with dropout), ReLU, the

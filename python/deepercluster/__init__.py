@@ -111,14 +111,14 @@ def finetune(weights, train, test, callback=None, **options):
     raises KeyboardInterrupt; the same call (or the program) resumes it.
     Returns a dict with the program's JSON keys: top1, top5 (single-label)
     or map (multi-label), lr, held_out_top1 (when the rate was chosen),
-    labelled, held_out, classes, epochs, batch, loss."""
+    labelled, held_out, classes, epochs, batch, loss, device."""
     args = ["--weights", os.fsdecode(weights), "--train", os.fsdecode(train), "--test", os.fsdecode(test)]
     args += _option_args("finetune", options)
     r = _lib.FinetuneResult()
     _stoppable("finetune", lambda argc, argv, stop: lib.dc_finetune_main(argc, argv, stop, ctypes.byref(r)), args,
                callback)
     out = dict(lr=r.lr, labelled=r.labelled, held_out=r.held_out, classes=r.nclasses, epochs=r.epochs,
-               batch=r.batch, loss=r.loss)
+               batch=r.batch, loss=r.loss, device=r.device.decode())
     for key, v in (("top1", r.top1), ("top5", r.top5), ("map", r.map), ("held_out_top1", r.val_top1)):
         if v >= 0:
             out[key] = v

@@ -451,6 +451,7 @@ static int eval_finetune(int argc, char **argv)
         cJSON_AddStringToObject(res, "protocol", "finetune");
         cJSON_AddStringToObject(res, "weights", c.weights);
         cJSON_AddStringToObject(res, "mode", mode);
+        cJSON_AddStringToObject(res, "device", r.device);
         /* a row as the other protocols' (the report's table): the "layer"
          * names the setting, so a random:<preset> baseline recorded with
          * --record RUN lands beside the run's own row */

@@ -4,11 +4,15 @@
  * held-out part, the learning rate chosen on that part, ten-crop scoring,
  * and the state written after every epoch (and on a stop) so that a rerun
  * resumes to the same bytes.
- * Includes: dc/finetune.h, dc/data.h, dc/kernels.h, dc/io.h. */
+ * On the GPU engine the body's forward, backward and the optimiser of its
+ * parameters run on the device; the top layer (a few thousand weights)
+ * stays on the host.
+ * Includes: dc/finetune.h, dc/data.h, dc/kernels.h, dc/io.h, gpu/gpu.h. */
 #include "dc/finetune.h"
 #include "dc/data.h"
 #include "dc/io.h"
 #include "dc/kernels.h"
+#include "gpu/gpu.h"
 
 #include <errno.h>
 #include <math.h>
@@ -71,6 +75,24 @@ void dc_finetuner_reset(dc_finetuner *f, uint64_t seed)
     memset(f->hmw, 0, (size_t)f->nclasses * m->feat_dim * sizeof *f->hmw);
     memset(f->hmb, 0, (size_t)f->nclasses * sizeof *f->hmb);
     f->has_momentum = 0;
+    (void)dc_finetuner_sync(f, 0); /* on the GPU engine: the re-initialised layers to the device */
+}
+
+/* A GPU failure kept as the model's (dc_model_status), the first one. */
+static void gpu_status(dc_model *m, dc_status s)
+{
+    if (s != DC_OK && m->gpu_status == DC_OK) m->gpu_status = s;
+}
+
+dc_status dc_finetuner_sync(dc_finetuner *f, int to_host)
+{
+    dc_model *m = f->m;
+    if (!m->gpu) return DC_OK;
+    if (m->gpu_status != DC_OK) return m->gpu_status;
+    dc_status s = dc_model_sync(m, to_host);
+    if (s == DC_OK) s = dc_gpu_momentum_sync(m->gpu, m, f->mom, to_host);
+    gpu_status(m, s);
+    return s;
 }
 
 dc_status dc_finetuner_init(dc_finetuner *f, dc_model *m, int nclasses, dc_finetune_mode mode, uint64_t seed)
@@ -120,6 +142,8 @@ void dc_finetuner_free(dc_finetuner *f)
     memset(f, 0, sizeof *f);
 }
 
+/* The range operations: on the host's arrays, or on the device's where
+ * the GPU engine holds the model. */
 static void zero_range(const dc_finetuner *f, int64_t off, int64_t n, void *ctx)
 {
     (void)ctx;
@@ -129,14 +153,22 @@ static void zero_range(const dc_finetuner *f, int64_t off, int64_t n, void *ctx)
 static void sumsq_range(const dc_finetuner *f, int64_t off, int64_t n, void *ctx)
 {
     double s = 0;
-    const float *g = f->m->grads + off;
-    for (int64_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    if (f->m->gpu) {
+        if (f->m->gpu_status == DC_OK) gpu_status(f->m, dc_gpu_grad_sumsq(f->m->gpu, f->m, off, n, &s));
+    } else {
+        const float *g = f->m->grads + off;
+        for (int64_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    }
     *(double *)ctx += s;
 }
 
 static void scale_range(const dc_finetuner *f, int64_t off, int64_t n, void *ctx)
 {
     float a = *(const float *)ctx, *g = f->m->grads + off;
+    if (f->m->gpu) {
+        if (f->m->gpu_status == DC_OK) gpu_status(f->m, dc_gpu_grad_scale(f->m->gpu, f->m, off, n, a));
+        return;
+    }
     for (int64_t i = 0; i < n; i++) g[i] *= a;
 }
 
@@ -147,8 +179,14 @@ typedef struct {
 static void sgd_range(const dc_finetuner *f, int64_t off, int64_t n, void *ctx)
 {
     dc_model *m = f->m;
-    dc_sgd_step(m->params + off, m->grads + off, f->mom + off, n, ((sgd_ctx *)ctx)->lr, (float)f->momentum,
-                (float)f->wd, !f->has_momentum);
+    float lr = ((sgd_ctx *)ctx)->lr;
+    if (m->gpu) {
+        if (m->gpu_status == DC_OK)
+            gpu_status(m, dc_gpu_sgd(m->gpu, m, off, n, lr, (float)f->momentum, (float)f->wd, !f->has_momentum));
+        return;
+    }
+    dc_sgd_step(m->params + off, m->grads + off, f->mom + off, n, lr, (float)f->momentum, (float)f->wd,
+                !f->has_momentum);
 }
 
 static void head_forward(dc_finetuner *f, const float *body, int N)
@@ -167,12 +205,13 @@ static void step_forward(dc_finetuner *f, const float *x, int N, int dropout)
     head_forward(f, dc_model_forward(f->m, x, N, mode), N);
 }
 
-/* The rest of a step from f->dlogits: backward, clipping, SGD. */
+/* The rest of a step from f->dlogits: backward, clipping, SGD (on the GPU
+ * engine the body's on the device, the top layer's here). */
 static void step_backward(dc_finetuner *f, int N, float lr)
 {
     dc_model *m = f->m;
     int F = m->feat_dim, C = f->nclasses;
-    if (f->mode == DC_FINETUNE_ALL) dc_model_zero_grad(m);
+    if (f->mode == DC_FINETUNE_ALL || m->gpu) dc_model_zero_grad(m);
     else each_range(f, zero_range, NULL);
     memset(f->hdw, 0, (size_t)(C * (int64_t)F + C) * sizeof(float));
     memset(f->dfeat, 0, (size_t)N * F * sizeof(float));
@@ -481,6 +520,7 @@ static dc_status score(ft_job *j, dc_dataset *d, const int32_t *idx, int64_t n, 
             s = load_batch(j, d, idx + b0, nb, k, 0);
             if (s != DC_OK) break;
             dc_finetuner_logits(&j->f, j->x, nb, lg);
+            if ((s = dc_model_status(&j->m)) != DC_OK) break;
             for (int64_t i = 0; i < (int64_t)nb * C; i++) acc[b0 * C + i] += lg[i];
         }
     if (j->multi) { /* the mean over the classes of the average precision */
@@ -594,6 +634,8 @@ static void job_key(const ft_job *j, char *buf, size_t n)
 
 static dc_status save_state(ft_job *j, const ft_pos *p)
 {
+    dc_status s = dc_finetuner_sync(&j->f, 1); /* on a GPU: weights, statistics, momentum to the host */
+    if (s != DC_OK) return s;
     dc_st_writer *w = dc_st_writer_new();
     dc_model_add_tensors(&j->m, w);
     int64_t C = j->C, F = j->m.feat_dim;
@@ -610,7 +652,7 @@ static dc_status save_state(ft_job *j, const ft_pos *p)
     for (int q = 0; q < FT_MAXRATES; q++)
         n += snprintf(v + n, sizeof v - (size_t)n, " %.17g %.17g", p->val[q], p->vloss[q]);
     dc_st_writer_set_meta(w, "position", v);
-    dc_status s = dc_st_writer_write(w, j->state);
+    s = dc_st_writer_write(w, j->state);
     dc_st_writer_free(w);
     return s;
 }
@@ -649,6 +691,7 @@ static int load_state(ft_job *j, ft_pos *p, dc_status *err)
     if (s == DC_OK) s = dc_st_read(f, "finetune.top.weight_momentum", DC_DTYPE_F32, 2, (int64_t[]){C, F}, j->f.hmw);
     if (s == DC_OK) s = dc_st_read(f, "finetune.top.bias_momentum", DC_DTYPE_F32, 1, (int64_t[]){C}, j->f.hmb);
     dc_st_close(f);
+    if (s == DC_OK) s = dc_finetuner_sync(&j->f, 0); /* on a GPU: the resumed state to the device */
     if (s != DC_OK) {
         *err = s;
         return -1;
@@ -669,10 +712,8 @@ static dc_status open_network(ft_job *j)
     dc_finetuner_free(&j->f);
     dc_model_free(&j->m);
     int batch = c->batch > 0 ? c->batch : 128;
-    dc_status s = dc_model_open(&j->m, c->weights, j->in_c, c->sobel, c->seed, batch, c->device ? c->device : "cpu",
-                                "fp32", NULL, 0);
+    dc_status s = dc_model_open(&j->m, c->weights, j->in_c, c->sobel, c->seed, batch, c->device, c->precision, NULL, 0);
     if (s != DC_OK) return s;
-    if (j->m.gpu) return dc_set_error(DC_STATUS_ARG, "eval finetune runs on the CPU (--device cpu) in this version");
     j->m.dropout_seed = c->seed;
     j->m.step = 0;
     return dc_finetuner_init(&j->f, &j->m, j->C, c->mode, c->seed);
@@ -872,6 +913,7 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
                     for (int i = 0; i < B; i++) j.y[i] = yl[idx[i]];
                     dc_finetuner_step(&j.f, j.x, j.y, B, rate, 1, &loss, &hits);
                 }
+                if ((s = dc_model_status(&j.m)) != DC_OK) break;
                 p.loss_sum += loss * B;
                 p.hits += hits;
                 p.seen += B;
@@ -937,6 +979,7 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
         if (s == DC_OK) p.phase = ph + 1, p.epoch = p.step = 0;
     }
     if (s == DC_OK) {
+        dc_device_describe(&j.m.device, r->device, sizeof r->device);
         int64_t nte = dc_dataset_size(j.dte);
         int32_t *all = dc_xmalloc((size_t)nte * sizeof *all);
         for (int64_t i = 0; i < nte; i++) all[i] = (int32_t)i;

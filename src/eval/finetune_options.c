@@ -40,7 +40,10 @@ int dc_finetune_option_table(dc_finetune_args *a, dc_opt *opts, int cli)
         {"sobel", NULL, DC_OPT_INT, &a->c.sobel, 0, 1, NULL, 0, "0|1", "Sobel stage for random:<preset>"},
         {"seed", NULL, DC_OPT_I64, &a->seed, 0, 9.2e18, NULL, 0, "S", "seed (labelled subset, initialisation, crops, dropout)"},
         {"batch-size", NULL, DC_OPT_INT, &a->c.batch, 0, 4096, NULL, 0, "B", "images per step (0: 128, or the labelled set when smaller)"},
-        {"device", NULL, DC_OPT_STRING, &a->c.device, 0, 0, NULL, 0, "D", "cpu (fine-tuning does not run on the GPU yet)"},
+        {"device", NULL, DC_OPT_STRING, &a->c.device, 0, 0, NULL, 0, "D",
+         "auto (a GPU when one is visible, else the CPU), cpu, cuda or cuda:N"},
+        {"precision", NULL, DC_OPT_CHOICE, &a->c.precision, 0, 0, "fp32|tf32", 0, "P",
+         "GPU arithmetic: fp32 (IEEE) or tf32 (tensor cores, the default)"},
     };
     const dc_opt prog[] = {
         {"json", NULL, DC_OPT_STRING, &a->json, 0, 0, NULL, 0, "F.json", "also write the results as JSON"},

@@ -295,7 +295,7 @@ void dc_gpu_model_free(dc_gpu_model *g)
     dc_free(g->tb);
     dc_free(g->names);
     void *bufs[] = {g->params, g->grads, g->fixed, g->stats, g->acts, g->cache, g->grad_a, g->grad_b, g->input,
-                    g->args, g->masks, g->part, g->sums, g->work};
+                    g->args, g->masks, g->part, g->sums, g->work, g->opt_mom, g->opt_red};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) cudaFree(bufs[i]);
     if (g->hsums) cudaFreeHost(g->hsums);
@@ -659,8 +659,12 @@ static dc_status conv_backward(dc_gpu_model *g, const dc_model *m, int i, float 
     return DC_OK;
 }
 
+/* train as dc_model_forward's: 0 evaluation, 1 training (batch
+ * statistics, dropout), DC_FORWARD_DROPOUT (running statistics, dropout),
+ * DC_FORWARD_FROZEN (running statistics, no dropout). */
 static dc_status forward(dc_gpu_model *g, dc_model *m, const float *x, int N, int train)
 {
+    int bn_batch = train == 1, dropout = train == 1 || train == DC_FORWARD_DROPOUT;
     if (g->prof) prof_collect(g);
     for (int i = 0; i < m->nlayers; i++) {
         dc_layer *l = &m->layers[i];
@@ -671,7 +675,7 @@ static dc_status forward(dc_gpu_model *g, dc_model *m, const float *x, int N, in
         switch (l->kind) {
         case DC_LAYER_PAD: K(dcg_pad_fwd(y, x, (int64_t)N * l->c, l->h, l->w, l->pad, g->s)); break;
         case DC_LAYER_CONV: TRY(conv_forward(g, m, i, x, y, N)); break;
-        case DC_LAYER_BN: TRY(bn_forward(g, m, i, x, N, train)); break;
+        case DC_LAYER_BN: TRY(bn_forward(g, m, i, x, N, bn_batch)); break;
         case DC_LAYER_RELU:
             if (!(i > 0 && fused_bn(m, i - 1))) K(dcg_relu_fwd(y, x, N * outsize, g->s));
             break;
@@ -686,7 +690,7 @@ static dc_status forward(dc_gpu_model *g, dc_model *m, const float *x, int N, in
             TRY(dcg_linear_fwd(g, y, x, g->params + l->w_off, g->params + l->b_off, N, l->c, l->oc));
             break;
         case DC_LAYER_DROPOUT:
-            if (train) {
+            if (dropout) {
                 dc_rng r;
                 dc_rng_init(&r, m->dropout_seed, DC_RNG_STREAM_DROPOUT, (uint32_t)i, (uint32_t)m->step);
                 K(dcg_dropout_fwd(y, g->masks + l->cache_off, x, N * outsize, m->sample_offset * outsize, l->p,
@@ -740,12 +744,13 @@ dc_status dc_gpu_layer_output(dc_gpu_model *g, const dc_model *m, int i, float *
     return DC_OK;
 }
 
-dc_status dcg_backward(dc_gpu_model *g, dc_model *m, const float *dout)
+dc_status dcg_backward(dc_gpu_model *g, dc_model *m, const float *dout, int from)
 {
-    DC_ASSERT(m->train && m->batch > 0);
+    DC_ASSERT(m->train && m->batch > 0 && from >= 0 && from < m->nlayers);
     int N = m->batch;
     int first = 0;
     while (first < m->nlayers && !(m->layers[first].kind == DC_LAYER_CONV && !m->layers[first].fixed)) first++;
+    if (from > first) first = from; /* a partial backward: nothing below layer `from` */
     const float *gr = dout;
     float *bufs[2] = {g->grad_a, g->grad_b};
     int nb = 0;
@@ -795,10 +800,73 @@ dc_status dcg_backward(dc_gpu_model *g, dc_model *m, const float *dout)
     return DC_OK;
 }
 
-dc_status dc_gpu_backward_host(dc_gpu_model *g, dc_model *m, const float *dout)
+dc_status dc_gpu_backward_host(dc_gpu_model *g, dc_model *m, const float *dout, int from)
 {
     dcg_clear_stale("a backward");
     /* into grad_b: the first layer's backward writes grad_a, reading it */
     CU(cudaMemcpyAsync(g->grad_b, dout, 4 * (size_t)m->batch * m->feat_dim, cudaMemcpyHostToDevice, g->s));
-    return dcg_backward(g, m, g->grad_b);
+    return dcg_backward(g, m, g->grad_b, from);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Fine-tuning's optimiser                                                  */
+/* ------------------------------------------------------------------------ */
+
+enum { OPT_PARTS = 256 }; /* dcg_chan_parts' ceiling: the reduction's blocks */
+
+static dc_status opt_buffers(dc_gpu_model *g, const dc_model *m)
+{
+    if (g->opt_mom) return DC_OK;
+    TRY(dcg_dmalloc(&g->opt_red, 8 * (size_t)(2 * OPT_PARTS + 2), &g->bytes));
+    TRY(dcg_dmalloc(&g->opt_mom, 4 * (size_t)m->nparams, &g->bytes));
+    CU(cudaMemsetAsync(g->opt_mom, 0, 4 * (size_t)m->nparams, g->s));
+    return DC_OK;
+}
+
+static void check_range(const dc_model *m, int64_t off, int64_t n)
+{
+    DC_ASSERT(off >= 0 && n >= 0 && off + n <= m->nparams && n <= INT32_MAX);
+}
+
+dc_status dc_gpu_grad_sumsq(dc_gpu_model *g, const dc_model *m, int64_t off, int64_t n, double *out)
+{
+    check_range(m, off, n);
+    *out = 0;
+    if (n == 0) return DC_OK;
+    TRY(opt_buffers(g, m));
+    /* one "channel" of n values: Σx and Σx² in double, blocks in a fixed order */
+    double *sums = g->opt_red + 2 * OPT_PARTS, h[2];
+    K(dcg_chan_reduce(sums, g->opt_red, g->grads + off, NULL, NULL, NULL, DCG_RED_MOMENTS, 1, 1, (int)n, g->s));
+    CU(cudaMemcpyAsync(h, sums, sizeof h, cudaMemcpyDeviceToHost, g->s));
+    CU(cudaStreamSynchronize(g->s));
+    *out = h[1];
+    return DC_OK;
+}
+
+dc_status dc_gpu_grad_scale(dc_gpu_model *g, const dc_model *m, int64_t off, int64_t n, float a)
+{
+    check_range(m, off, n);
+    if (n) K(dcg_scale(g->grads + off, n, a, g->s));
+    return DC_OK;
+}
+
+dc_status dc_gpu_sgd(dc_gpu_model *g, const dc_model *m, int64_t off, int64_t n, float lr, float momentum, float wd,
+                     int first)
+{
+    check_range(m, off, n);
+    TRY(opt_buffers(g, m));
+    K(dcg_sgd(g->params + off, g->grads + off, g->opt_mom + off, n, lr, momentum, wd, first, g->s));
+    return DC_OK;
+}
+
+dc_status dc_gpu_momentum_sync(dc_gpu_model *g, const dc_model *m, float *host, int to_host)
+{
+    TRY(opt_buffers(g, m));
+    size_t bytes = 4 * (size_t)m->nparams;
+    if (to_host)
+        CU(cudaMemcpyAsync(host, g->opt_mom, bytes, cudaMemcpyDeviceToHost, g->s));
+    else
+        CU(cudaMemcpyAsync(g->opt_mom, host, bytes, cudaMemcpyHostToDevice, g->s));
+    CU(cudaStreamSynchronize(g->s));
+    return DC_OK;
 }

@@ -37,15 +37,19 @@ dc_status dc_gpu_check_fit(const dc_model *m, const dc_device *d);
 /// Parameters, fixed weights and running statistics: host → device
 /// (to_host 0) or device → host (1; the gradients too).
 dc_status dc_gpu_model_sync(dc_gpu_model *g, dc_model *m, int to_host);
-/// Forward of N host images (m's semantics); the output stays on the device.
+/// Forward of N host images (m's semantics; train as dc_model_forward's:
+/// 0, 1, DC_FORWARD_DROPOUT or DC_FORWARD_FROZEN); the output stays on the
+/// device.
 dc_status dc_gpu_forward(dc_gpu_model *g, dc_model *m, const float *in, int N, int train);
 /// Forward again on the input already on the device (benchmarks).
 dc_status dc_gpu_forward_resident(dc_gpu_model *g, dc_model *m, int N, int train);
 /// Layer i's output of the last forward, (N, oc, oh, ow) NCHW, into host out.
 dc_status dc_gpu_layer_output(dc_gpu_model *g, const dc_model *m, int i, float *out);
-/// Backward from the device gradient of the body's output (internal use),
-/// or from host dout (tests): gradients into the device's `grads`.
-dc_status dc_gpu_backward_host(dc_gpu_model *g, dc_model *m, const float *dout);
+/// Backward from host dout, the gradient of the body's output, down to
+/// layer `from` (0: the first trained layer; the first Linear: the
+/// classifier alone, as fine-tuning's classifier mode): gradients added
+/// into the device's `grads`.
+dc_status dc_gpu_backward_host(dc_gpu_model *g, dc_model *m, const float *dout, int from);
 dc_status dc_gpu_zero_grad(dc_gpu_model *g, const dc_model *m);
 /// Waits for the device's queued work (timing).
 dc_status dc_gpu_sync(dc_gpu_model *g);
@@ -57,6 +61,20 @@ void dc_gpu_unpin(void *p);
 /// chosen, one line per conv ("conv body.features.0: fwd 1 bwd-data 1 …").
 int64_t dc_gpu_model_bytes(const dc_gpu_model *g);
 void dc_gpu_model_log_algos(const dc_gpu_model *g, const dc_model *m);
+
+/* Fine-tuning's optimiser on the device (eval/finetune.c): ranges [off,
+ * off + n) of the flat parameters and gradients; the momentum of every
+ * parameter in a device buffer made (zeroed) on first use. */
+/// Σ grads² over the range in double, into *out (waits for the device).
+dc_status dc_gpu_grad_sumsq(dc_gpu_model *g, const dc_model *m, int64_t off, int64_t n, double *out);
+/// grads[range] *= a.
+dc_status dc_gpu_grad_scale(dc_gpu_model *g, const dc_model *m, int64_t off, int64_t n, float a);
+/// Momentum SGD with weight decay on the range, as dc_sgd_step (first: the
+/// momentum starts as the gradient).
+dc_status dc_gpu_sgd(dc_gpu_model *g, const dc_model *m, int64_t off, int64_t n, float lr, float momentum, float wd,
+                     int first);
+/// The momentum (m->nparams floats): host → device (to_host 0) or back.
+dc_status dc_gpu_momentum_sync(dc_gpu_model *g, const dc_model *m, float *host, int to_host);
 
 /// The training step on the device: heads, momentum and the two-level loss.
 dc_status dc_gpu_step_create(dc_gpu_step **out, dc_gpu_model *g, const dc_stepper *st);

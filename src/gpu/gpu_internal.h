@@ -86,6 +86,10 @@ struct dc_gpu_model {
     cudaEvent_t *evf, *evb; /* nlayers + 1 each */
     double *tf, *tb;        /* ms per layer, summed */
     int64_t nf, nb;         /* passes summed */
+    /* fine-tuning's optimiser (dc_gpu_sgd …), made on first use: the
+     * momentum of every parameter, and a reduction's scratch */
+    float *opt_mom;
+    double *opt_red;
 };
 
 /// Row-major out (N, OUT) = in (N, IN) · wᵀ + b.
@@ -95,6 +99,6 @@ dc_status dcg_linear_fwd(dc_gpu_model *g, float *out, const float *in, const flo
 dc_status dcg_linear_bwd(dc_gpu_model *g, float *din, float *dw, float *db, const float *dout, const float *in,
                          const float *w, int N, int IN, int OUT, float wscale, float wbeta);
 /// The body's backward from the device gradient of its output.
-dc_status dcg_backward(dc_gpu_model *g, dc_model *m, const float *dout);
+dc_status dcg_backward(dc_gpu_model *g, dc_model *m, const float *dout, int from);
 
 #endif

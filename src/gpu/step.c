@@ -193,7 +193,7 @@ dc_status dc_gpu_step_compute(dc_gpu_step *gs, dc_stepper *st, dc_model *m, cons
 
     /* through the ReLU into the body */
     K(dcg_relu_bwd(gs->hs, gs->dh, gs->h, (int64_t)N * D, g->s));
-    TRY(dcg_backward(g, m, gs->hs));
+    TRY(dcg_backward(g, m, gs->hs, 0));
     CU(cudaStreamSynchronize(g->s));
     double *v = gs->hstats;
     double lsup = v[0], lsub = v[1];

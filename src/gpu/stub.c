@@ -45,8 +45,13 @@ dc_status dc_gpu_check_fit(const dc_model *m, const dc_device *d) { return no_cu
 dc_status dc_gpu_model_sync(dc_gpu_model *g, dc_model *m, int to_host) NEVER()
 dc_status dc_gpu_forward(dc_gpu_model *g, dc_model *m, const float *in, int N, int train) NEVER()
 dc_status dc_gpu_layer_output(dc_gpu_model *g, const dc_model *m, int i, float *out) NEVER()
-dc_status dc_gpu_backward_host(dc_gpu_model *g, dc_model *m, const float *dout) NEVER()
+dc_status dc_gpu_backward_host(dc_gpu_model *g, dc_model *m, const float *dout, int from) NEVER()
 dc_status dc_gpu_zero_grad(dc_gpu_model *g, const dc_model *m) NEVER()
+dc_status dc_gpu_grad_sumsq(dc_gpu_model *g, const dc_model *m, int64_t off, int64_t n, double *out) NEVER()
+dc_status dc_gpu_grad_scale(dc_gpu_model *g, const dc_model *m, int64_t off, int64_t n, float a) NEVER()
+dc_status dc_gpu_sgd(dc_gpu_model *g, const dc_model *m, int64_t off, int64_t n, float lr, float momentum, float wd,
+                     int first) NEVER()
+dc_status dc_gpu_momentum_sync(dc_gpu_model *g, const dc_model *m, float *host, int to_host) NEVER()
 int64_t dc_gpu_model_bytes(const dc_gpu_model *g) NEVER()
 void dc_gpu_model_log_algos(const dc_gpu_model *g, const dc_model *m) { DC_ASSERT(!"no GPU model"); (void)g; (void)m; }
 dc_status dc_gpu_step_create(dc_gpu_step **out, dc_gpu_model *g, const dc_stepper *st) NEVER()

@@ -176,9 +176,6 @@ const float *dc_model_forward(dc_model *m, const float *in, int N, int train)
     DC_ASSERT(train >= 0 && train <= DC_FORWARD_FROZEN);
     if (m->gpu) {
         float *v = host_view(m, (int64_t)N * m->feat_dim);
-        if (train > 1 && m->gpu_status == DC_OK)
-            gpu_failed(m, dc_set_error(DC_STATUS_ARG, "fine-tuning runs on the CPU (the GPU engine trains the body "
-                                                      "with batch statistics and dropout only)"));
         if (m->gpu_status == DC_OK) gpu_failed(m, dc_gpu_forward(m->gpu, m, in, N, train));
         if (m->gpu_status == DC_OK) gpu_failed(m, dc_gpu_layer_output(m->gpu, m, m->nlayers - 1, v));
         return v;
@@ -285,9 +282,7 @@ void dc_model_backward_from(dc_model *m, const float *dout, int from)
     if (m->train != 1) /* batch norm ran on its running statistics: no backward through it */
         for (int i = first; i < m->nlayers; i++) DC_ASSERT(m->layers[i].kind != DC_LAYER_BN);
     if (m->gpu) {
-        if (m->gpu_status == DC_OK && partial)
-            gpu_failed(m, dc_set_error(DC_STATUS_ARG, "a partial backward runs on the CPU only"));
-        if (m->gpu_status == DC_OK) gpu_failed(m, dc_gpu_backward_host(m->gpu, m, dout));
+        if (m->gpu_status == DC_OK) gpu_failed(m, dc_gpu_backward_host(m->gpu, m, dout, partial ? from : 0));
         return;
     }
     int N = m->batch;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU suite (make CUDA=1 check-gpu): the engine against the CPU engine
-# (test_gpu), the PyTorch parity fixtures on the GPU (test_parity with
-# DC_TEST_DEVICE=cuda) and `train`/`features` on the GPU end to end
-# (test_train_gpu.sh). Says plainly that it skipped when no GPU is visible.
+# (test_gpu), the PyTorch parity fixtures on the GPU (test_parity and
+# test_finetune with DC_TEST_DEVICE=cuda), `train`/`features` on the GPU
+# end to end (test_train_gpu.sh) and `eval finetune` (test_finetune_gpu.sh). Says plainly that it skipped when no GPU is visible.
 # Usage: tests/gpu/run.sh BUILD_DIR   (a CUDA build: build/<mode>-cuda)
 set -u
 B=${1:?usage: tests/gpu/run.sh BUILD_DIR}
@@ -33,6 +33,8 @@ run() { # NAME CMD...
 run test_gpu "$B/tests/gpu/test_gpu"
 run test_gpu_kmeans "$B/tests/gpu/test_gpu_kmeans"
 run test_parity_gpu env DC_TEST_DEVICE=cuda "$B/tests/test_parity"
+run test_finetune_gpu env DC_TEST_DEVICE=cuda "$B/tests/test_finetune"
 run test_train_gpu bash tests/gpu/test_train_gpu.sh
+run test_finetune_e2e_gpu bash tests/gpu/test_finetune_gpu.sh
 echo "check-gpu ($B): $total_p passed, $total_f failed, ${#bad[@]} programs failing, $(( $(date +%s) - t0 ))s"
 [ ${#bad[@]} -eq 0 ]

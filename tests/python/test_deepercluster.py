@@ -353,7 +353,8 @@ def test_finetune_is_the_programs(labelled_folders, tmp_path):
     with open(j) as f:
         want = json.load(f)
     got = dc.finetune("random:vgg-s32", tr, te, **opts)
-    for k in ("top1", "top5", "lr", "held_out_top1", "labelled", "held_out", "classes", "epochs", "batch", "loss"):
+    for k in ("top1", "top5", "lr", "held_out_top1", "labelled", "held_out", "classes", "epochs", "batch", "loss",
+              "device"):
         assert got[k] == (pytest.approx(want[k], rel=1e-13) if isinstance(want[k], float) else want[k]), k
     with pytest.raises(ValueError, match="--labels-per-class 7: class 0 has only 6 training images"):
         dc.finetune("random:vgg-s32", tr, te, labels_per_class=7)
