@@ -11,7 +11,9 @@
 #   IMAGES=12000 EPOCHS=4 LR=0.02 bash scripts/fewlabels.sh   # the main job's pre-training
 # Other settings: METHOD (deepercluster; or deepcluster, rotnet), LABELS
 # ("10 100"; 0: every labelled image, "all" in the table), MODES
-# ("classifier all"), SEEDS ("31 7 11"), CROPS (10), DEVICE (the
+# ("classifier all"), SEEDS ("31 7 11"), CROPS (10; results of other than
+# the centre crop are named …-c<CROPS>.json, and a finished fine-tuning is
+# re-scored with them, not trained again), DEVICE (the
 # --device of the pre-training and the fine-tunings; default: auto),
 # FT_LR (a fixed fine-tuning rate instead of the choice on held-out
 # images; its runs are kept apart, named lr<FT_LR>-…), FT_EPOCHS (the
@@ -34,6 +36,7 @@ CROPS=${CROPS:-10}
 FT_LR=${FT_LR:-}
 DEVICE=${DEVICE:-}
 P=$([ -n "$FT_LR" ] && echo "lr$FT_LR" || echo ft)
+X=$([ "$CROPS" = 1 ] || echo "-c$CROPS") # results of ten crops kept apart; the run directory is shared (a finished one is re-scored)
 [ -x "$BIN" ] || make -j2
 FT_EPOCHS=${FT_EPOCHS:-}
 D=/usr/share/datasets/fashion-mnist
@@ -46,7 +49,7 @@ for s in $SEEDS; do
   run=$OUT/$METHOD-$s
   missing=0 # fine-tunings of this seed without their result (none: no pre-training needed)
   for n in $LABELS; do for mode in $MODES; do for tag in pre scratch; do
-    [ -s "$OUT/$P-$tag-$mode-$n-$s.json" ] || missing=1
+    [ -s "$OUT/$P-$tag-$mode-$n-$s$X.json" ] || missing=1
   done; done; done
   if [ $missing = 1 ] && ! grep -q '"type":"done"\|done:' "$run/log.txt" 2>/dev/null; then
     echo "== pre-training $METHOD, seed $s" >&2
@@ -57,7 +60,7 @@ for s in $SEEDS; do
     for mode in $MODES; do
       for w in "$run" random:vgg-s32; do
         tag=$([ "$w" = "$run" ] && echo pre || echo scratch)
-        j=$OUT/$P-$tag-$mode-$n-$s.json
+        j=$OUT/$P-$tag-$mode-$n-$s$X.json
         [ -s "$j" ] && continue
         echo "== fine-tuning ($mode, $n labels per class) from $w, seed $s" >&2
         "$BIN" eval finetune --weights "$w" --train "$TRAIN" --test "$TEST" --mode "$mode" --labels-per-class "$n" \
@@ -70,10 +73,10 @@ for s in $SEEDS; do
 done
 where="Fashion-MNIST"; what="the 10,000 test images"
 [ "$TRAIN$TEST" = "$D/train-images-idx3-ubyte.gz$D/t10k-images-idx3-ubyte.gz" ] || where="$TRAIN" what="$TEST"
-$PY - "$OUT" "$SEEDS" "$LABELS" "$MODES" "$METHOD" "$IMAGES" "$EPOCHS" "$CROPS" "$P" "$where" "$what" <<'PYEOF'
+$PY - "$OUT" "$SEEDS" "$LABELS" "$MODES" "$METHOD" "$IMAGES" "$EPOCHS" "$CROPS" "$P" "$where" "$what" "$X" <<'PYEOF'
 import json, os, sys
 import numpy as np
-out, seeds, labels, modes, method, images, epochs, crops, prefix, where, what = sys.argv[1:]
+out, seeds, labels, modes, method, images, epochs, crops, prefix, where, what, suffix = sys.argv[1:]
 seeds, labels, modes = seeds.split(), labels.split(), modes.split()
 def ms(v):
     v = np.asarray(v, float)
@@ -85,7 +88,7 @@ print("| labels per class | mode | pre-trained | scratch | difference | epochs |
 print("|---|---|---|---|---|---|---|")
 for n in labels:
     for mode in modes:
-        get = lambda tag: [json.load(open(os.path.join(out, f"{prefix}-{tag}-{mode}-{n}-{s}.json"))) for s in seeds]
+        get = lambda tag: [json.load(open(os.path.join(out, f"{prefix}-{tag}-{mode}-{n}-{s}{suffix}.json"))) for s in seeds]
         pre, scr = get("pre"), get("scratch")
         diff = [a["top1"] - b["top1"] for a, b in zip(pre, scr)]
         rates = lambda rs: ",".join(f"{r['lr']:g}" for r in rs)

@@ -40,6 +40,15 @@ PYEOF
 env "${args[@]}" bash "$ROOT/scripts/fewlabels.sh" >"$TMP/table2.md" 2>"$TMP/err2" && ok || bad "second run failed"
 cmp -s "$TMP/table.md" "$TMP/table2.md" && ok || bad "the second run's table differs"
 grep -q "== pre-training\|== fine-tuning" "$TMP/err2" && bad "the second run trained again" || ok
+# ten test crops on the same runs: every finished fine-tuning re-scored, none trained, the results kept apart
+env "${args[@]}" CROPS=10 bash "$ROOT/scripts/fewlabels.sh" >"$TMP/table10.md" 2>"$TMP/err10" && ok \
+  || bad "CROPS=10 failed: $(tail -3 "$TMP/err10")"
+grep -q "== pre-training" "$TMP/err10" && bad "CROPS=10 pre-trained again" || ok
+grep -q "(10 test crops)" "$TMP/table10.md" && grep -q '^| 2 | all |' "$TMP/table10.md" && ok \
+  || bad "CROPS=10 table: $(cat "$TMP/table10.md")"
+[ "$(grep -l "the fine-tuning was done" "$TMP/f"/*-c10.json.log | wc -l)" = 4 ] && ok \
+  || bad "CROPS=10: not every fine-tuning was re-scored without training"
+cmp -s "$TMP/table.md" "$TMP/table2.md" && [ -s "$TMP/f/lr0.05-pre-all-2-31.json" ] && ok || bad "CROPS=10 touched the 1-crop results"
 # the result files alone (as committed in docs/fewlabels/scores/): no pre-training
 rm -rf "$TMP/f"/deepercluster-*
 env "${args[@]}" bash "$ROOT/scripts/fewlabels.sh" >"$TMP/table3.md" 2>"$TMP/err3" && ok || bad "results-only run failed"

@@ -129,6 +129,25 @@ for delay in 2; do
   same_finetune "$TMP/ref" "$out" "stopped at ${delay}s (exit $rc) and resumed"
 done
 
+# a finished job with other --crops: scored again, nothing trained, the state untouched
+cp "$TMP/ref/finetune.safetensors" "$TMP/ref.before"; cp "$TMP/ref/finetune.jsonl" "$TMP/ref.jsonl.before"
+for crops in 10 1; do
+  "$BIN" eval finetune --train "$D/probe" --test "$D/test" --device cpu "${ARGS[@]}" --crops $crops --out "$TMP/ref" \
+    --json "$TMP/rescore$crops.json" >"$TMP/rescore$crops.log" 2>&1 || bad "re-scoring with $crops crops: $(tail -2 "$TMP/rescore$crops.log")"
+done
+grep -q "the fine-tuning was done; scoring it" "$TMP/rescore10.log" && ! grep -q "training: lr" "$TMP/rescore10.log" && ok \
+  || bad "a finished job with --crops 10 trained again: $(grep -c 'epoch' "$TMP/rescore10.log") epoch lines"
+cmp -s "$TMP/ref.before" "$TMP/ref/finetune.safetensors" && cmp -s "$TMP/ref.jsonl.before" "$TMP/ref/finetune.jsonl" && ok \
+  || bad "re-scoring changed the job's state or lines"
+$PY - "$TMP/rescore10.json" "$TMP/rescore1.json" "$TMP/ref/finetune.jsonl" <<'PYEOF' && ok || bad "the re-scored results"
+import json, sys
+r10, r1 = (json.load(open(p)) for p in sys.argv[1:3])
+last = [json.loads(l) for l in open(sys.argv[3])][-1]
+assert r10["crops"] == 10 and r1["crops"] == 1 and r10["epochs"] == r1["epochs"] == 6, (r10, r1)
+assert r10["loss"] == r1["loss"] == last["loss"] and r10["lr"] == r1["lr"] == 0.05, (r10["loss"], r1["loss"], last)
+print(f"re-scored: top-1 {r1['top1']:.4f} (centre crop), {r10['top1']:.4f} (ten crops)")
+PYEOF
+
 # a run directory records its result in eval.jsonl; the report shows it beside the scratch baseline
 "$BIN" train --data "$D/balanced" --out "$TMP/run" --epochs 1 --seed 3 >"$TMP/run.log" 2>&1 || bad "train: $(tail -2 "$TMP/run.log")"
 "${FT[@]}" --weights "$TMP/run" --labels-per-class 5 --epochs 2 --lr 0.01 >"$TMP/rec.log" 2>&1 || bad "run: $(tail -2 "$TMP/rec.log")"

@@ -622,14 +622,46 @@ static int best_candidate(double base, const ft_pos *p, int n)
     return best;
 }
 
+/* What the training depends on. Not the test crops, which only the final
+ * scoring reads: a finished job's directory re-scores with other --crops
+ * without training again. */
 static void job_key(const ft_job *j, char *buf, size_t n)
 {
     const dc_finetune_config *c = j->c;
     snprintf(buf, n, "weights=%s train=%s test=%s train_labels=%s test_labels=%s mode=%d labels_per_class=%d label_fraction=%.17g epochs=%d "
-                     "lr=%.17g holdout=%.17g crops=%d batch=%d sobel=%d seed=%llu",
+                     "lr=%.17g holdout=%.17g batch=%d sobel=%d seed=%llu",
              c->weights, c->train, c->test, c->train_labels ? c->train_labels : "-",
              c->test_labels ? c->test_labels : "-", (int)c->mode, c->labels_per_class, c->label_fraction, c->epochs, c->lr,
-             c->holdout, c->crops, c->batch, c->sobel, (unsigned long long)c->seed);
+             c->holdout, c->batch, c->sobel, (unsigned long long)c->seed);
+}
+
+/* A stored job key without the " crops=N" that versions before 2026-12-07
+ * wrote into it (their directories resume, and re-score, as new ones). */
+static void strip_crops(const char *in, char *out, size_t n)
+{
+    snprintf(out, n, "%s", in);
+    char *at = strstr(out, " crops=");
+    if (!at) return;
+    const char *end = at + 7;
+    while (*end >= '0' && *end <= '9') end++;
+    memmove(at, end, strlen(end) + 1);
+}
+
+/* The training loss of the last epoch in the job's log (a finished job
+ * re-scored trains no epoch), or 0 when there is none. */
+static double logged_loss(const char *log)
+{
+    FILE *f = fopen(log, "r");
+    if (!f) return 0;
+    char line[4096], last[4096] = "";
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "\"phase\"")) snprintf(last, sizeof last, "%s", line);
+    fclose(f);
+    cJSON *o = cJSON_Parse(last);
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "loss");
+    double v = cJSON_IsNumber(l) && l->valuedouble >= 0 ? l->valuedouble : 0;
+    cJSON_Delete(o);
+    return v;
 }
 
 static dc_status save_state(ft_job *j, const ft_pos *p)
@@ -664,10 +696,11 @@ static int load_state(ft_job *j, ft_pos *p, dc_status *err)
     if (stat(j->state, &sb) != 0) return 0;
     dc_st_file *f = NULL;
     dc_status s = dc_st_open(j->state, &f);
-    char key[8192];
+    char key[8192], stored[8192] = "";
     job_key(j, key, sizeof key);
     const char *jk = s == DC_OK ? dc_st_meta(f, "job") : NULL, *pos = s == DC_OK ? dc_st_meta(f, "position") : NULL;
-    if (s == DC_OK && (!jk || strcmp(jk, key) != 0))
+    if (jk) strip_crops(jk, stored, sizeof stored);
+    if (s == DC_OK && (!jk || strcmp(stored, key) != 0))
         s = dc_set_error(DC_STATUS_ARG, "--out %s holds another fine-tuning job (%s); use a new directory",
                          j->c->out, jk ? jk : "no job key");
     int hm = 0;
@@ -875,6 +908,7 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
                     "%d epochs", c->mode == DC_FINETUNE_ALL ? "whole-network" : "classifier", c->weights,
                     (long long)j.nlab, j.C, (long long)j.nhold, epochs);
     double lr_used = c->lr, last_loss = 0;
+    int trained = 0; /* epochs run by this invocation */
     int resumed_phase = p.phase, ncand = 0;
     for (int ph = p.phase; s == DC_OK; ph++) {
         if (choose) /* candidate q ≥ 3 exists once the scores before it are in (q ≤ ph) and the grid goes on */
@@ -928,6 +962,7 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
             }
             if (s != DC_OK) break;
             last_loss = p.seen ? p.loss_sum / p.seen : 0;
+            trained++;
             double acc = j.multi ? -1 : p.seen ? (double)p.hits / p.seen : 0;
             if (!isfinite(last_loss)) {
                 dc_log_warn("rate %g diverged (loss %g) in epoch %d", lr, last_loss, e);
@@ -979,6 +1014,9 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
         if (s == DC_OK) p.phase = ph + 1, p.epoch = p.step = 0;
     }
     if (s == DC_OK) {
+        if (!trained && c->out)
+            dc_log_info("%s: the fine-tuning was done; scoring it on %s with %d crop%s", c->out, c->test, c->crops,
+                        c->crops > 1 ? "s" : "");
         dc_device_describe(&j.m.device, r->device, sizeof r->device);
         int64_t nte = dc_dataset_size(j.dte);
         int32_t *all = dc_xmalloc((size_t)nte * sizeof *all);
@@ -990,7 +1028,7 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
         r->lr = lr_used;
         r->val_top1 = -1;
         if (choose) r->val_top1 = p.val[best_candidate(base, &p, ncand)];
-        r->loss = last_loss;
+        r->loss = trained || !c->out ? last_loss : logged_loss(j.log);
         r->epochs = epochs;
         r->nclasses = j.C;
         r->labelled = j.nlab;

@@ -36,7 +36,8 @@ int dc_finetune_option_table(dc_finetune_args *a, dc_opt *opts, int cli)
          "learning rate (0: the mode's, 0.003 or 0.05, times 0.1, 1 or 10 and, while the best is at an edge, a decade past it (6 rates at most), chosen on 10% of the labelled images held out)"},
         {"crops", NULL, DC_OPT_INT, &a->c.crops, 1, 10, NULL, 0, "1|10", "test views averaged: TenCrop, or the centre crop"},
         {"out", NULL, DC_OPT_STRING, &a->c.out, 0, 0, NULL, 0, "DIR",
-         "write the state after every epoch (finetune.safetensors, finetune.jsonl); the same command resumes"},
+         "write the state after every epoch (finetune.safetensors, finetune.jsonl); the same command resumes (with "
+         "other --crops, a finished job is scored again without training)"},
         {"sobel", NULL, DC_OPT_INT, &a->c.sobel, 0, 1, NULL, 0, "0|1", "Sobel stage for random:<preset>"},
         {"seed", NULL, DC_OPT_I64, &a->seed, 0, 9.2e18, NULL, 0, "S", "seed (labelled subset, initialisation, crops, dropout)"},
         {"batch-size", NULL, DC_OPT_INT, &a->c.batch, 0, 4096, NULL, 0, "B", "images per step (0: 128, or the labelled set when smaller)"},
