@@ -17,6 +17,9 @@
 #
 #   bash scripts/targets.sh                    # about 25 minutes of training per seed on 2 cores
 #   IMAGES=12000 EPOCHS=4 LR=0.01 bash scripts/targets.sh   # the main job's budget
+#   TRAIN_OPTS="--batch-size 48" OUT=runs/b48 bash scripts/targets.sh   # a setting under study
+# (copying docs/targets/scores/random-* into $OUT/scores spares scoring
+# the random networks again)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-./build/release/deepercluster}
@@ -26,6 +29,7 @@ SEEDS=${SEEDS:-31 7 11}
 IMAGES=${IMAGES:-0}             # training images (0: all)
 EPOCHS=${EPOCHS:-0}             # 0: the preset's default
 LR=${LR:-}
+TRAIN_OPTS=${TRAIN_OPTS:-}     # more `train` options, a setting under study (e.g. "--batch-size 48")
 TEST_IMAGES=${TEST_IMAGES:-0}   # test images scored (0: all 10,000)
 PROBE_IMAGES=${PROBE_IMAGES:-10000}
 RUNS=${RUNS:-5}                 # k-means clusterings per network
@@ -58,7 +62,7 @@ for s in $SEEDS; do
   if ! [ -s "$OUT/scores/deepercluster-$s.probe.json" ] && ! grep -q '"type":"done"\|done:' "$r/log.txt" 2>/dev/null; then
     echo "== training deepercluster, seed $s" >&2
     "$BIN" train --data "$TRAIN" --out "$r" --seed "$s" --max-images "$IMAGES" --epochs "$EPOCHS" ${LR:+--lr "$LR"} \
-      "${DEV[@]}" >"$r.log" 2>&1 || { tail -3 "$r.log" >&2; exit 1; }
+      $TRAIN_OPTS "${DEV[@]}" >"$r.log" 2>&1 || { tail -3 "$r.log" >&2; exit 1; }
   fi
   score "$r" "$OUT/scores/deepercluster-$s" "$s"
   score random:vgg-s32 "$OUT/scores/random-$s" "$s"
