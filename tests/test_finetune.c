@@ -201,7 +201,9 @@ static void multi(int gpu)
 
 /* The GPU engine's steps against the CPU's from the same weights and
  * batch: both modes, dropout on and off (the masks are the same Philox
- * draws), 8 steps; losses and every parameter within fp32 rounding. */
+ * draws), 8 steps; losses within 1e-3 (relative) and every parameter
+ * within 1e-3 of the parameters' scale (rounding differences grow from step
+ * to step; a wrong gradient or update is off by far more). */
 static void gpu_vs_cpu(dc_finetune_mode mode, int dropout)
 {
     dc_model m[2];
@@ -230,10 +232,10 @@ static void gpu_vs_cpu(dc_finetune_mode mode, int dropout)
     printf("GPU against CPU, %s mode, dropout %d: losses within %.2g (relative), parameters within %.2g of %.3g, "
            "running statistics within %.2g, momentum within %.2g\n",
            mode == DC_FINETUNE_ALL ? "whole-network" : "classifier", dropout, worst_loss, diff, scale, sdiff, mdiff);
-    CHECK_MSG(worst_loss < 1e-4, "GPU and CPU losses differ by %g (relative)", worst_loss);
-    CHECK_MSG(diff < 1e-4 * scale, "GPU and CPU parameters differ by %g", diff);
-    CHECK_MSG(sdiff < 1e-4, "GPU and CPU running statistics differ by %g", sdiff);
-    CHECK_MSG(mdiff < 1e-4 * scale / 0.05, "GPU and CPU momentum differ by %g", mdiff);
+    CHECK_MSG(worst_loss < 1e-3, "GPU and CPU losses differ by %g (relative)", worst_loss);
+    CHECK_MSG(diff < 1e-3 * scale, "GPU and CPU parameters differ by %g", diff);
+    CHECK_MSG(sdiff < 1e-3, "GPU and CPU running statistics differ by %g", sdiff);
+    CHECK_MSG(mdiff < 1e-3 * scale / 0.05, "GPU and CPU momentum differ by %g", mdiff);
     if (mode == DC_FINETUNE_CLASSIFIER)
         CHECK_MSG(memcmp(m[0].stats, m[1].stats, (size_t)m[0].nstats * sizeof(float)) == 0,
                   "classifier mode moved a running statistic on the GPU");
