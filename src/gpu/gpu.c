@@ -760,6 +760,7 @@ dc_status dcg_backward(dc_gpu_model *g, dc_model *m, const float *dout, int from
         if (g->prof) CU(cudaEventRecord(g->evb[i], g->s));
         if (l->kind == DC_LAYER_FLATTEN) continue;
         if (l->kind == DC_LAYER_RELU && i > 0 && fused_bn(m, i - 1)) continue;
+        if (l->kind == DC_LAYER_DROPOUT && m->train == DC_FORWARD_FROZEN) continue; /* ran as the identity */
         const float *x = i == 0 ? g->input : g->out[i - 1];
         float *d = i > first ? bufs[nb] : NULL;
         int64_t insize = (int64_t)l->c * l->h * l->w;
