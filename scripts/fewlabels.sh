@@ -19,7 +19,11 @@
 # images; its runs are kept apart, named lr<FT_LR>-…), FT_EPOCHS (the
 # fine-tuning's epochs; default: 50,000 images' worth, 10 to 200), TRAIN
 # and TEST (other labelled data than Fashion-MNIST's training and test
-# sets: IDX, CIFAR or class folders; TRAIN is also what pre-trains).
+# sets: IDX, CIFAR or class folders; TRAIN is also what pre-trains),
+# HEAD_FIRST=1 (mode all with --head-first 1, LP-FT: the classifier first
+# trained over the frozen body as the classifier mode trains it; its runs
+# are kept apart, named hf-…, and a finished classifier-mode run of the
+# same seed, labels and FT_EPOCHS (ft-…) is copied in as its first stage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-./build/release/deepercluster}
@@ -36,6 +40,8 @@ CROPS=${CROPS:-10}
 FT_LR=${FT_LR:-}
 DEVICE=${DEVICE:-}
 P=$([ -n "$FT_LR" ] && echo "lr$FT_LR" || echo ft)
+HEAD_FIRST=${HEAD_FIRST:-0}
+[ "$HEAD_FIRST" = 1 ] && P=hf-$P
 X=$([ "$CROPS" = 1 ] || echo "-c$CROPS") # results of ten crops kept apart; the run directory is shared (a finished one is re-scored)
 [ -x "$BIN" ] || make -j2
 FT_EPOCHS=${FT_EPOCHS:-}
@@ -63,7 +69,15 @@ for s in $SEEDS; do
         j=$OUT/$P-$tag-$mode-$n-$s$X.json
         [ -s "$j" ] && continue
         echo "== fine-tuning ($mode, $n labels per class) from $w, seed $s" >&2
-        "$BIN" eval finetune --weights "$w" --train "$TRAIN" --test "$TEST" --mode "$mode" --labels-per-class "$n" \
+        hf=()
+        if [ "$HEAD_FIRST" = 1 ] && [ "$mode" = all ]; then
+          hf=(--head-first 1)
+          # the first stage is the classifier-mode job: a finished one is reused
+          cls=$OUT/ft-$tag-classifier-$n-$s
+          [ -s "$cls.json" ] && [ -d "$cls" ] && { [ -z "$FT_EPOCHS" ] || grep -q "\"epochs\":[[:space:]]*$FT_EPOCHS,\$" "$cls.json"; } && [ ! -e "$OUT/$P-$tag-$mode-$n-$s/head" ] \
+            && mkdir -p "$OUT/$P-$tag-$mode-$n-$s" && cp -r "$cls" "$OUT/$P-$tag-$mode-$n-$s/head"
+        fi
+        "$BIN" eval finetune --weights "$w" --train "$TRAIN" --test "$TEST" --mode "$mode" --labels-per-class "$n" "${hf[@]}" \
           --seed "$s" --crops "$CROPS" ${FT_LR:+--lr "$FT_LR"} ${DEVICE:+--device "$DEVICE"} ${FT_EPOCHS:+--epochs "$FT_EPOCHS"} --out "$OUT/$P-$tag-$mode-$n-$s" --json "$j.tmp" >"$j.log" 2>&1 \
           || { tail -3 "$j.log" >&2; exit 1; }
         mv "$j.tmp" "$j"
@@ -83,7 +97,8 @@ def ms(v):
     return f"{v.mean():.4f} ± {v.std(ddof=1):.4f}" if len(v) > 1 else f"{v.mean():.4f}"
 print(f"\nFine-tuning on {where} ({crops} test crops); pre-training: {method}, "
       f"{images if images != '0' else 'all 60,000' if where == 'Fashion-MNIST' else 'all'} images, {epochs if epochs != '0' else 'the default'} epochs; "
-      f"seeds {' '.join(seeds)} (mean ± sd of top-1 on {what}).\n")
+      f"seeds {' '.join(seeds)} (mean ± sd of top-1 on {what})"
+      f"{'; mode all with --head-first 1 (the classifier first trained over the frozen body)' if prefix.startswith('hf-') else ''}.\n")
 print("| labels per class | mode | pre-trained | scratch | difference | epochs | rates chosen (pre / scratch) |")
 print("|---|---|---|---|---|---|---|")
 for n in labels:

@@ -49,6 +49,24 @@ grep -q "(10 test crops)" "$TMP/table10.md" && grep -q '^| 2 | all |' "$TMP/tabl
 [ "$(grep -l "the fine-tuning was done" "$TMP/f"/*-c10.json.log | wc -l)" = 4 ] && ok \
   || bad "CROPS=10: not every fine-tuning was re-scored without training"
 cmp -s "$TMP/table.md" "$TMP/table2.md" && [ -s "$TMP/f/lr0.05-pre-all-2-31.json" ] && ok || bad "CROPS=10 touched the 1-crop results"
+# HEAD_FIRST=1: mode all with --head-first 1, kept apart (hf-…); a finished
+# classifier-mode run of the seed (rate chosen: ft-…) is its first stage, not trained again
+env "${args[@]}" SEEDS=31 MODES=classifier FT_LR= bash "$ROOT/scripts/fewlabels.sh" >"$TMP/tablec.md" 2>"$TMP/errc" && ok \
+  || bad "MODES=classifier failed: $(tail -3 "$TMP/errc")"
+env "${args[@]}" SEEDS=31 HEAD_FIRST=1 bash "$ROOT/scripts/fewlabels.sh" >"$TMP/tablehf.md" 2>"$TMP/errhf" && ok \
+  || bad "HEAD_FIRST=1 failed: $(tail -3 "$TMP/errhf")"
+$PY - "$TMP/f" "$TMP/tablehf.md" <<'PYEOF' >"$TMP/check" 2>&1 && ok || bad "HEAD_FIRST=1: $(cat "$TMP/check")"
+import json, sys
+d, table = sys.argv[1], open(sys.argv[2]).read()
+for tag in ("pre", "scratch"):
+    r, c = json.load(open(f"{d}/hf-lr0.05-{tag}-all-2-31.json")), json.load(open(f"{d}/ft-{tag}-classifier-2-31.json"))
+    assert r["head_first"] == 1 and r["lr"] == 0.05 and r["head_lr"] == c["lr"], (r, c)
+    assert "the first stage was done" in open(f"{d}/hf-lr0.05-{tag}-all-2-31.json.log").read(), tag
+    assert f"| 2 | all | {r['top1']:.4f} |" in table or tag == "scratch", table
+assert "--head-first 1" in table, table
+print("ok")
+PYEOF
+cmp -s "$TMP/table.md" <(env "${args[@]}" bash "$ROOT/scripts/fewlabels.sh" 2>/dev/null) && ok || bad "HEAD_FIRST=1 touched the other results"
 # the result files alone (as committed in docs/fewlabels/scores/): no pre-training
 rm -rf "$TMP/f"/deepercluster-*
 env "${args[@]}" bash "$ROOT/scripts/fewlabels.sh" >"$TMP/table3.md" 2>"$TMP/err3" && ok || bad "results-only run failed"

@@ -157,6 +157,53 @@ PYEOF
 "$BIN" report --run "$TMP/run" --out "$TMP/report.html" >/dev/null 2>&1 || bad "report failed"
 grep -q "classifier, 5 per class" "$TMP/report.html" && ok || bad "the report has no fine-tuning row"
 
+# --head-first (LP-FT): the classifier-mode job in OUT/head first — the
+# same bytes as that job run alone — then every layer from its classifier;
+# killed in either stage, the same command ends with the uninterrupted bytes
+HF=(--weights "$TMP/run" --labels-per-class 6 --epochs 5 --batch-size 20)
+"${FT[@]}" "${HF[@]}" --mode all --head-first 1 --lr 0.05 --out "$TMP/hf" --json "$TMP/hf.json" >"$TMP/hf.log" 2>&1 \
+  || bad "--head-first: $(tail -2 "$TMP/hf.log")"
+"${FT[@]}" "${HF[@]}" --mode classifier --out "$TMP/hf-alone" >"$TMP/hf-alone.log" 2>&1 || bad "classifier job: $(tail -2 "$TMP/hf-alone.log")"
+"${FT[@]}" "${HF[@]}" --mode all --lr 0.05 --out "$TMP/hf-plain" >"$TMP/hf-plain.log" 2>&1 || bad "plain job: $(tail -2 "$TMP/hf-plain.log")"
+cmp -s "$TMP/hf/head/finetune.safetensors" "$TMP/hf-alone/finetune.safetensors" \
+  && cmp -s "$TMP/hf/head/finetune.jsonl" "$TMP/hf-alone/finetune.jsonl" && ok \
+  || bad "--head-first's first stage is not the classifier-mode job's bytes"
+$PY - "$TMP/hf.json" "$TMP/hf/head/finetune.jsonl" "$TMP/hf/finetune.jsonl" "$TMP/hf-plain/finetune.jsonl" <<'PYEOF' \
+  && ok || bad "--head-first: results and lines"
+import json, sys
+res = json.load(open(sys.argv[1]))
+head, hf, plain = ([json.loads(l) for l in open(p)] for p in sys.argv[2:5])
+chosen = [r for r in head if "held_out_top1" in r]
+assert len(chosen) >= 3 and [r["lr"] for r in head if r["phase"] == "train"] == [res["head_lr"]] * 5, head
+assert res["head_first"] == 1 and res["lr"] == 0.05 and "head_held_out_top1" in res, res
+assert res["layer"] == "all, head first, 6 per class" and res["mode"] == "all", res
+assert [r["phase"] for r in hf] == ["train"] * 5 and all(r["lr"] <= 0.05 for r in hf), hf
+# the first stage's classifier is where the second starts: its first epoch is
+# not the re-initialised classifier's (the plain job's, from the same seed)
+assert hf[0]["loss"] != plain[0]["loss"], (hf[0], plain[0])
+print(f"head rate {res['head_lr']:g}; first epoch of every layer: loss {hf[0]['loss']:.4f} "
+      f"(from a re-initialised classifier: {plain[0]['loss']:.4f})")
+PYEOF
+# stopped once the stage's first line is written: the first stage (its
+# choice of the rate under way), the second (its first epoch done)
+for stop in KILL:head/finetune.jsonl TERM:head/finetune.jsonl KILL:finetune.jsonl; do
+  sig=${stop%%:*} at=${stop#*:} out=$TMP/hf-$sig-${stop//[^a-z]/}
+  "${FT[@]}" "${HF[@]}" --mode all --head-first 1 --lr 0.05 --out "$out" >"$out.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 600); do [ -s "$out/$at" ] && break; sleep 0.1; done
+  kill -$sig $pid 2>/dev/null
+  wait $pid 2>/dev/null
+  lines=$(cat "$out/head/finetune.jsonl" "$out/finetune.jsonl" 2>/dev/null | wc -l)
+  "${FT[@]}" "${HF[@]}" --mode all --head-first 1 --lr 0.05 --out "$out" --json "$out.json" >>"$out.log" 2>&1 \
+    || bad "--head-first after SIG$sig once $at was written: $(tail -2 "$out.log")"
+  all=$(cat "$TMP/hf/head/finetune.jsonl" "$TMP/hf/finetune.jsonl" | wc -l)
+  [ "$lines" -gt 0 ] && [ "$lines" -lt "$all" ] && grep -q "^.*resuming" "$out.log" \
+    && cmp -s "$TMP/hf/head/finetune.safetensors" "$out/head/finetune.safetensors" \
+    && cmp -s "$TMP/hf/finetune.safetensors" "$out/finetune.safetensors" \
+    && cmp -s <(grep -v '"device"' "$TMP/hf.json") <(grep -v '"device"' "$out.json") && ok \
+    || bad "--head-first: SIG$sig once $at was written ($lines of $all lines), resumed: not the uninterrupted run's bytes"
+done
+
 # multi-label data: targets from .npy files (tops, footwear, odd class; a few ignored), BCE and mAP
 $PY - "$D" "$TMP" <<'PYEOF' || bad "could not write the multi-label targets"
 import glob, os, sys
@@ -201,6 +248,8 @@ err "both --train-labels and --test-labels" --weights random:vgg-s32 --train "$D
 err "expected an array (100, classes)" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --train-labels "$TMP/bad-rows.npy" --test-labels "$TMP/test-multi.npy"
 err "value 3 at image 0, class 0" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --train-labels "$TMP/bad-value.npy" --test-labels "$TMP/test-multi.npy"
 err "needs single-label data" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" "${MULTI[@]}" --labels-per-class 3
+err "goes with --mode all" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --head-first 1
+err "--head-lr 0.1: the rate of --head-first 1" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --mode all --head-lr 0.1
 err "--mode" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --mode everything
 # --device cuda where there is no GPU (or no CUDA build): one line saying why, exit 1, nothing written
 if ! nvidia-smi -L >/dev/null 2>&1; then

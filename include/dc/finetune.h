@@ -61,6 +61,16 @@ typedef struct dc_finetune_config {
     int crops;               /* 10 (TenCrop, the default) or 1 (centre)    */
     int batch;               /* 0: 128, or the labelled set when smaller   */
     int sobel;               /* the Sobel stage of random:<preset>         */
+    int head_first;          /* mode all only: first train the classifier
+                                MLP and the top layer over the frozen body,
+                                as the classifier mode does (its recipe, its
+                                rate chosen unless head_lr > 0, `epochs`),
+                                then every layer from there (LP-FT, Kumar
+                                et al., ICLR 2022). With `out`, that first
+                                stage is the classifier-mode job of
+                                out/head (the same directory as the
+                                classifier mode's own)                     */
+    double head_lr;          /* the first stage's rate (0: chosen)         */
     uint64_t seed;
     const char *device;      /* auto (NULL), cpu, cuda or cuda:N: on a GPU
                                 the body's forward and backward run on the
@@ -86,6 +96,9 @@ typedef struct dc_finetune_result {
     int epochs, nclasses, batch;
     int64_t labelled, trained, held_out, tested;
     char device[256];        /* where it ran: "cpu" or "cuda:N: <card>"   */
+    double head_lr, head_val_top1; /* head_first: the first stage's rate and
+                                its held-out accuracy (-1: not chosen, or
+                                no first stage)                            */
 } dc_finetune_result;
 
 /// Runs the job of c; per-epoch lines in the log (and, with c->out, in

@@ -111,7 +111,8 @@ def finetune(weights, train, test, callback=None, **options):
     raises KeyboardInterrupt; the same call (or the program) resumes it.
     Returns a dict with the program's JSON keys: top1, top5 (single-label)
     or map (multi-label), lr, held_out_top1 (when the rate was chosen),
-    labelled, held_out, classes, epochs, batch, loss, device."""
+    labelled, held_out, classes, epochs, batch, loss, device; with
+    ``head_first=1``, head_lr and head_held_out_top1 (its first stage)."""
     args = ["--weights", os.fsdecode(weights), "--train", os.fsdecode(train), "--test", os.fsdecode(test)]
     args += _option_args("finetune", options)
     r = _lib.FinetuneResult()
@@ -119,7 +120,8 @@ def finetune(weights, train, test, callback=None, **options):
                callback)
     out = dict(lr=r.lr, labelled=r.labelled, held_out=r.held_out, classes=r.nclasses, epochs=r.epochs,
                batch=r.batch, loss=r.loss, device=r.device.decode())
-    for key, v in (("top1", r.top1), ("top5", r.top5), ("map", r.map), ("held_out_top1", r.val_top1)):
+    for key, v in (("top1", r.top1), ("top5", r.top5), ("map", r.map), ("held_out_top1", r.val_top1),
+                   ("head_lr", r.head_lr), ("head_held_out_top1", r.head_val_top1)):
         if v >= 0:
             out[key] = v
     return out

@@ -90,7 +90,8 @@ class ClusterScores(ctypes.Structure):
 class FinetuneResult(ctypes.Structure):
     _fields_ = [("top1", c_dbl), ("top5", c_dbl), ("map", c_dbl), ("lr", c_dbl), ("val_top1", c_dbl),
                 ("loss", c_dbl), ("epochs", c_int), ("nclasses", c_int), ("batch", c_int), ("labelled", c_i64),
-                ("trained", c_i64), ("held_out", c_i64), ("tested", c_i64), ("device", ctypes.c_char * 256)]
+                ("trained", c_i64), ("held_out", c_i64), ("tested", c_i64), ("device", ctypes.c_char * 256),
+                ("head_lr", c_dbl), ("head_val_top1", c_dbl)]
 
 
 _SIGS = {

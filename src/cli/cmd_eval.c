@@ -431,6 +431,7 @@ static int eval_finetune(int argc, char **argv)
     dc_finetune_args_finish(&fa);
     dc_finetune_config c = fa.c;
     const char *mode = fa.mode, *json = fa.json, *record = fa.record;
+    const char *how = c.head_first ? "all, head first" : mode; /* the row's name */
     c.stop = dc_cli_stop_flag();
     dc_finetune_result r;
     dc_status s = dc_finetune_run(&c, &r);
@@ -456,9 +457,9 @@ static int eval_finetune(int argc, char **argv)
          * names the setting, so a random:<preset> baseline recorded with
          * --record RUN lands beside the run's own row */
         char setting[96];
-        if (c.labels_per_class > 0) snprintf(setting, sizeof setting, "%s, %d per class", mode, c.labels_per_class);
-        else if (c.label_fraction > 0) snprintf(setting, sizeof setting, "%s, %g of the labels", mode, c.label_fraction);
-        else snprintf(setting, sizeof setting, "%s, all labels", mode);
+        if (c.labels_per_class > 0) snprintf(setting, sizeof setting, "%s, %d per class", how, c.labels_per_class);
+        else if (c.label_fraction > 0) snprintf(setting, sizeof setting, "%s, %g of the labels", how, c.label_fraction);
+        else snprintf(setting, sizeof setting, "%s, all labels", how);
         cJSON *row = cJSON_CreateObject();
         cJSON_AddStringToObject(row, "layer", setting);
         if (r.top1 >= 0) cJSON_AddNumberToObject(row, "top1", r.top1);
@@ -472,6 +473,9 @@ static int eval_finetune(int argc, char **argv)
         if (r.map >= 0) cJSON_AddNumberToObject(res, "map", r.map);
         cJSON_AddNumberToObject(res, "lr", r.lr);
         if (r.val_top1 >= 0) cJSON_AddNumberToObject(res, "held_out_top1", r.val_top1);
+        cJSON_AddNumberToObject(res, "head_first", c.head_first);
+        if (c.head_first) cJSON_AddNumberToObject(res, "head_lr", r.head_lr);
+        if (r.head_val_top1 >= 0) cJSON_AddNumberToObject(res, "head_held_out_top1", r.head_val_top1);
         cJSON_AddNumberToObject(res, "labels_per_class", c.labels_per_class);
         cJSON_AddNumberToObject(res, "label_fraction", c.label_fraction);
         cJSON_AddNumberToObject(res, "labelled", (double)r.labelled);

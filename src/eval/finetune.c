@@ -336,7 +336,36 @@ typedef struct {
     size_t ntmp;
     int32_t *perm;
     char state[4200], log[4200];
+    const struct ft_head *head; /* --head-first's trained classifier, put in
+                                   place of the re-initialised one (NULL: none) */
 } ft_job;
+
+/* The classifier MLP and top layer trained by --head-first's first stage:
+ * the Linear layers' weights and biases in layer order, and the top layer. */
+typedef struct ft_head {
+    float *w, *hw; /* n floats; (C, F) + C floats */
+    int64_t n;
+    double lr, val;
+} ft_head;
+
+/* The weights and biases of m's Linear layers (those dc_finetuner_reset
+ * re-initialises), in layer order: copied into dst and then from src (each
+ * when given); returns their number of floats. */
+static int64_t linear_ranges(dc_model *m, float *dst, const float *src)
+{
+    int64_t k = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const dc_layer *l = &m->layers[i];
+        if (l->kind != DC_LAYER_LINEAR) continue;
+        int64_t off[2] = {l->w_off, l->b_off}, n[2] = {(int64_t)l->c * l->oc, l->oc};
+        for (int t = 0; t < 2; t++) {
+            if (dst) memcpy(dst + k, m->params + off[t], (size_t)n[t] * sizeof(float));
+            if (src) memcpy(m->params + off[t], src + k, (size_t)n[t] * sizeof(float));
+            k += n[t];
+        }
+    }
+    return k;
+}
 
 static void job_free(ft_job *j)
 {
@@ -633,6 +662,10 @@ static void job_key(const ft_job *j, char *buf, size_t n)
              c->weights, c->train, c->test, c->train_labels ? c->train_labels : "-",
              c->test_labels ? c->test_labels : "-", (int)c->mode, c->labels_per_class, c->label_fraction, c->epochs, c->lr,
              c->holdout, c->batch, c->sobel, (unsigned long long)c->seed);
+    if (c->head_first) { /* jobs without it keep the keys of earlier versions */
+        size_t k = strlen(buf);
+        snprintf(buf + k, n - k, " head_first=1 head_lr=%.17g", c->head_lr);
+    }
 }
 
 /* A stored job key without the " crops=N" that versions before 2026-12-07
@@ -749,7 +782,14 @@ static dc_status open_network(ft_job *j)
     if (s != DC_OK) return s;
     j->m.dropout_seed = c->seed;
     j->m.step = 0;
-    return dc_finetuner_init(&j->f, &j->m, j->C, c->mode, c->seed);
+    s = dc_finetuner_init(&j->f, &j->m, j->C, c->mode, c->seed);
+    if (s != DC_OK || !j->head) return s;
+    /* --head-first: the classifier trained over the frozen body instead of
+     * the re-initialised one (the body is the pre-trained one either way) */
+    DC_ASSERT(linear_ranges(&j->m, NULL, NULL) == j->head->n);
+    linear_ranges(&j->m, NULL, j->head->w);
+    memcpy(j->f.hw, j->head->hw, (size_t)(j->C * (int64_t)j->m.feat_dim + j->C) * sizeof(float));
+    return dc_finetuner_sync(&j->f, 0);
 }
 
 static int default_epochs(int64_t n)
@@ -867,19 +907,13 @@ static dc_status make_dir(const char *p)
     return DC_OK;
 }
 
-dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
+/* One job: c's training (from `head` in place of a re-initialised
+ * classifier when given), then the test set scored into r; or, with
+ * head_out, the first stage of --head-first: no scoring, the trained
+ * classifier into head_out. */
+static dc_status run_job(const dc_finetune_config *c, dc_finetune_result *r, const ft_head *head, ft_head *head_out)
 {
-    memset(r, 0, sizeof *r);
-    if (c->mode != DC_FINETUNE_CLASSIFIER && c->mode != DC_FINETUNE_ALL)
-        return dc_set_error(DC_STATUS_ARG, "fine-tuning mode %d: expected classifier or all", (int)c->mode);
-    if (c->labels_per_class > 0 && c->label_fraction > 0)
-        return dc_set_error(DC_STATUS_ARG, "--labels-per-class and --label-fraction: give one of them");
-    if (c->label_fraction < 0 || c->label_fraction > 1)
-        return dc_set_error(DC_STATUS_ARG, "--label-fraction %g: expected a share in (0, 1]", c->label_fraction);
-    if (c->crops != 1 && c->crops != 10) return dc_set_error(DC_STATUS_ARG, "--crops %d: expected 1 or 10", c->crops);
-    if (c->holdout <= 0 || c->holdout >= 1)
-        return dc_set_error(DC_STATUS_ARG, "held-out share %g: expected one in (0, 1)", c->holdout);
-    ft_job j = {.c = c};
+    ft_job j = {.c = c, .head = head};
     dc_status s = job_open(&j);
     ft_pos p = {.phase = 0};
     for (int q = 0; q < FT_MAXRATES; q++) p.val[q] = -1, p.vloss[q] = HUGE_VAL;
@@ -905,8 +939,10 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
     int epochs = c->epochs > 0 ? c->epochs : default_epochs(n_final);
     if (s == DC_OK)
         dc_log_info("%s fine-tuning of %s: %lld labelled images of %d classes (%lld held out to choose the rate), "
-                    "%d epochs", c->mode == DC_FINETUNE_ALL ? "whole-network" : "classifier", c->weights,
-                    (long long)j.nlab, j.C, (long long)j.nhold, epochs);
+                    "%d epochs%s", head_out ? "--head-first, its first stage: classifier"
+                    : c->mode == DC_FINETUNE_ALL ? "whole-network" : "classifier", c->weights,
+                    (long long)j.nlab, j.C, (long long)j.nhold, epochs,
+                    head ? ", from the classifier trained over the frozen body" : "");
     double lr_used = c->lr, last_loss = 0;
     int trained = 0; /* epochs run by this invocation */
     int resumed_phase = p.phase, ncand = 0;
@@ -1013,7 +1049,23 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
         }
         if (s == DC_OK) p.phase = ph + 1, p.epoch = p.step = 0;
     }
-    if (s == DC_OK) {
+    if (s == DC_OK && head_out) { /* --head-first's first stage: its classifier, not scored */
+        if (!trained && c->out) dc_log_info("%s: the first stage was done", c->out);
+        s = dc_finetuner_sync(&j.f, 1);
+        if (s == DC_OK) {
+            int64_t CF = j.C * (int64_t)j.m.feat_dim + j.C;
+            head_out->n = linear_ranges(&j.m, NULL, NULL);
+            head_out->w = dc_malloc((size_t)head_out->n * sizeof(float), "--head-first classifier");
+            head_out->hw = dc_malloc((size_t)CF * sizeof(float), "--head-first top layer");
+            if (!head_out->w || !head_out->hw) s = DC_STATUS_NOMEM;
+            else {
+                linear_ranges(&j.m, head_out->w, NULL);
+                memcpy(head_out->hw, j.f.hw, (size_t)CF * sizeof(float));
+                head_out->lr = lr_used;
+                head_out->val = choose ? p.val[best_candidate(base, &p, ncand)] : -1;
+            }
+        }
+    } else if (s == DC_OK) {
         if (!trained && c->out)
             dc_log_info("%s: the fine-tuning was done; scoring it on %s with %d crop%s", c->out, c->test, c->crops,
                         c->crops > 1 ? "s" : "");
@@ -1037,5 +1089,52 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
         r->tested = nte;
     }
     job_free(&j);
+    return s;
+}
+
+dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->head_lr = r->head_val_top1 = -1;
+    if (c->mode != DC_FINETUNE_CLASSIFIER && c->mode != DC_FINETUNE_ALL)
+        return dc_set_error(DC_STATUS_ARG, "fine-tuning mode %d: expected classifier or all", (int)c->mode);
+    if (c->labels_per_class > 0 && c->label_fraction > 0)
+        return dc_set_error(DC_STATUS_ARG, "--labels-per-class and --label-fraction: give one of them");
+    if (c->label_fraction < 0 || c->label_fraction > 1)
+        return dc_set_error(DC_STATUS_ARG, "--label-fraction %g: expected a share in (0, 1]", c->label_fraction);
+    if (c->crops != 1 && c->crops != 10) return dc_set_error(DC_STATUS_ARG, "--crops %d: expected 1 or 10", c->crops);
+    if (c->holdout <= 0 || c->holdout >= 1)
+        return dc_set_error(DC_STATUS_ARG, "held-out share %g: expected one in (0, 1)", c->holdout);
+    if (c->head_first && c->mode != DC_FINETUNE_ALL)
+        return dc_set_error(DC_STATUS_ARG, "--head-first 1 goes with --mode all (the classifier mode trains the "
+                            "classifier alone already)");
+    if (c->head_lr < 0 || (c->head_lr > 0 && !c->head_first))
+        return dc_set_error(DC_STATUS_ARG, "--head-lr %g: the rate of --head-first 1's first stage (give both)",
+                            c->head_lr);
+    if (!c->head_first) return run_job(c, r, NULL, NULL);
+    /* --head-first: the classifier-mode job (its own directory out/head, so
+     * that it resumes as the classifier mode's own), then every layer */
+    dc_finetune_config h = *c;
+    h.mode = DC_FINETUNE_CLASSIFIER;
+    h.head_first = 0;
+    h.lr = c->head_lr;
+    h.head_lr = 0;
+    char hdir[4200];
+    dc_status s = DC_OK;
+    if (c->out) {
+        snprintf(hdir, sizeof hdir, "%s/head", c->out);
+        h.out = hdir;
+        s = make_dir(c->out);
+    }
+    ft_head head = {0};
+    if (s == DC_OK) s = run_job(&h, r, NULL, &head);
+    if (s == DC_OK) {
+        dc_log_info("--head-first: the classifier trained over the frozen body (rate %g); now every layer", head.lr);
+        s = run_job(c, r, &head, NULL);
+        r->head_lr = head.lr;
+        r->head_val_top1 = head.val;
+    }
+    dc_free(head.w);
+    dc_free(head.hw);
     return s;
 }

@@ -27,6 +27,11 @@ int dc_finetune_option_table(dc_finetune_args *a, dc_opt *opts, int cli)
         {"mode", NULL, DC_OPT_CHOICE, &a->mode, 0, 0, "classifier|all", 0, "M",
          "classifier: the body frozen, the classifier MLP re-initialised and trained (eval_voc_classif.py --fc6_8); "
          "all: every layer (eval_pretrain.py)"},
+        {"head-first", NULL, DC_OPT_INT, &a->c.head_first, 0, 1, NULL, 0, "0|1",
+         "--mode all: first train the classifier over the frozen body as --mode classifier does (its rate chosen, or "
+         "--head-lr), then every layer from there (LP-FT); with --out, that stage is the classifier job of OUT/head"},
+        {"head-lr", NULL, DC_OPT_DOUBLE, &a->c.head_lr, 0, 100, NULL, 0, "LR",
+         "--head-first's rate (0: chosen on the held-out images as --mode classifier chooses)"},
         {"labels-per-class", NULL, DC_OPT_INT, &a->c.labels_per_class, 0, 1e9, NULL, 0, "N",
          "train on N labelled images per class, a seeded balanced subset (0: all)"},
         {"label-fraction", NULL, DC_OPT_DOUBLE, &a->c.label_fraction, 0, 1, NULL, 0, "F", "or on that share of each class"},

@@ -346,16 +346,19 @@ def labelled_folders(tmp_path_factory):
 
 def test_finetune_is_the_programs(labelled_folders, tmp_path):
     tr, te = labelled_folders
-    opts = dict(labels_per_class=5, epochs=2, crops=1, seed=3, mode="all")
-    j = tmp_path / "f.json"
-    run_cli("eval", "finetune", "--weights", "random:vgg-s32", "--train", tr, "--test", te, *cli_args(opts),
-            "--json", str(j))
-    with open(j) as f:
-        want = json.load(f)
-    got = dc.finetune("random:vgg-s32", tr, te, **opts)
-    for k in ("top1", "top5", "lr", "held_out_top1", "labelled", "held_out", "classes", "epochs", "batch", "loss",
-              "device"):
-        assert got[k] == (pytest.approx(want[k], rel=1e-13) if isinstance(want[k], float) else want[k]), k
+    for extra in ({}, dict(head_first=1, lr=0.05)):  # the rate chosen; LP-FT (its first stage's rate chosen)
+        opts = dict(labels_per_class=5, epochs=2, crops=1, seed=3, mode="all", **extra)
+        j = tmp_path / "f.json"
+        run_cli("eval", "finetune", "--weights", "random:vgg-s32", "--train", tr, "--test", te, *cli_args(opts),
+                "--json", str(j))
+        with open(j) as f:
+            want = json.load(f)
+        got = dc.finetune("random:vgg-s32", tr, te, **opts)
+        keys = ["top1", "top5", "lr", "labelled", "held_out", "classes", "epochs", "batch", "loss", "device"]
+        keys += ["head_lr", "head_held_out_top1"] if extra else ["held_out_top1"]
+        for k in keys:
+            assert got[k] == (pytest.approx(want[k], rel=1e-13) if isinstance(want[k], float) else want[k]), k
+        assert ("head_lr" in got) == bool(extra), got
     with pytest.raises(ValueError, match="--labels-per-class 7: class 0 has only 6 training images"):
         dc.finetune("random:vgg-s32", tr, te, labels_per_class=7)
     with pytest.raises(ValueError, match="--crops"):
