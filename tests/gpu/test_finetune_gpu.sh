@@ -4,7 +4,8 @@
 # accuracy, the result names the card, the same command gives the same
 # bytes, a run killed by SIGKILL or stopped by SIGTERM resumes to the
 # uninterrupted run's state, the rate is chosen on the GPU as on the CPU,
-# and a device that is not there is refused. Data: the first 3,000 images
+# --head-first's two stages follow the CPU's, and a device that is not
+# there is refused. Data: the first 3,000 images
 # of Fashion-MNIST (or DC_GPU_DATA, IDX with its labels) packed, for
 # training and testing alike (mechanics, not a result).
 . "$(dirname "$0")/../lib.sh" finetune_gpu
@@ -77,6 +78,25 @@ import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:])
 print(f"rate chosen: {a['lr']:g} (CPU), {b['lr']:g} (GPU); held-out top-1 {a['held_out_top1']:.3f}, {b['held_out_top1']:.3f}")
 assert a["lr"] == b["lr"] and abs(a["held_out_top1"] - b["held_out_top1"]) <= 0.05, (a, b)
+PY
+
+# --head-first (LP-FT) on the GPU: the first stage's classifier goes to the
+# device for the second; both stages follow the CPU's losses
+for dev in cpu cuda; do
+  "${FT[@]}" --mode all --head-first 1 --head-lr 0.3 --lr 0.05 --labels-per-class 20 --epochs 3 --batch-size 50 \
+    --device $dev --out "$TMP/hf-$dev" --json "$TMP/hf-$dev.json" >"$TMP/hf-$dev.log" 2>&1 \
+    || bad "--head-first on $dev: $(tail -2 "$TMP/hf-$dev.log")"
+done
+python3 - "$TMP/hf-cpu" "$TMP/hf-cuda" <<'PY' && ok || bad "--head-first: the GPU's stages are not the CPU's"
+import json, sys
+rows = lambda p: [json.loads(l)["loss"] for l in open(p)]
+for stage, tol in (("head/finetune.jsonl", 1e-3), ("finetune.jsonl", 1e-2)):
+    a, b = rows(sys.argv[1] + "/" + stage), rows(sys.argv[2] + "/" + stage)
+    worst = max(abs(x - y) / abs(x) for x, y in zip(a, b))
+    print(f"--head-first {stage}: losses {[round(x, 4) for x in a]} (CPU), {[round(x, 4) for x in b]} (GPU)")
+    assert len(a) == len(b) == 3 and worst < tol, (a, b)
+r = json.load(open(sys.argv[2] + ".json"))
+assert r["head_first"] == 1 and r["head_lr"] == 0.3 and r["device"].startswith("cuda:0: "), r
 PY
 
 # a device that is not there: one line, exit 1, nothing written
