@@ -74,7 +74,7 @@ for s in $SEEDS; do
           hf=(--head-first 1)
           # the first stage is the classifier-mode job: a finished one is reused
           cls=$OUT/ft-$tag-classifier-$n-$s
-          [ -s "$cls.json" ] && [ -d "$cls" ] && { [ -z "$FT_EPOCHS" ] || grep -q "\"epochs\":[[:space:]]*$FT_EPOCHS,\$" "$cls.json"; } && [ ! -e "$OUT/$P-$tag-$mode-$n-$s/head" ] \
+          [ -s "$cls$X.json" ] && [ -d "$cls" ] && { [ -z "$FT_EPOCHS" ] || grep -q "\"epochs\":[[:space:]]*$FT_EPOCHS,\$" "$cls$X.json"; } && [ ! -e "$OUT/$P-$tag-$mode-$n-$s/head" ] \
             && mkdir -p "$OUT/$P-$tag-$mode-$n-$s" && cp -r "$cls" "$OUT/$P-$tag-$mode-$n-$s/head"
         fi
         "$BIN" eval finetune --weights "$w" --train "$TRAIN" --test "$TEST" --mode "$mode" --labels-per-class "$n" "${hf[@]}" \

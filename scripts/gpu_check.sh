@@ -16,7 +16,8 @@
 # table): for each of FL_METHODS ("deepercluster rotnet deepcluster") the
 # default 60,000-image pre-training per seed (FL_SEEDS, "31 7 11"), then
 # classifier mode with the rate chosen on held-out images and the whole
-# network at the original's fixed 0.05, at FL_LABELS ("10 100 1000 0"; 0:
+# network at the original's fixed 0.05 (from a re-initialised classifier,
+# then with --head-first 1: after the classifier-mode runs), at FL_LABELS ("10 100 1000 0"; 0:
 # all 60,000) labels per class, FL_CROPS (10) test crops, into
 # LOG/fewlabels-<method>-<mode>.md (runs in FL_OUT, /tmp/fewlabels-gpu;
 # the scratch runs are shared by the methods). DATA_DIR then also holds
@@ -67,10 +68,11 @@ if [ "${T_FEWLABELS:-0}" -gt 0 ]; then
   for method in ${FL_METHODS:-deepercluster rotnet deepcluster}; do
     mkdir -p "$fl/$method"
     [ "$method" = deepercluster ] || cp -n "$fl"/deepercluster/*-scratch-*.json "$fl/$method/" 2>/dev/null
-    for mode in classifier all; do
+    for mode in classifier all all-hf; do # all-hf: the whole network after the classifier (--head-first 1)
       left=$(( end - $(date +%s) )); [ $left -gt 0 ] || break 2
-      lr=; [ $mode = all ] && lr=0.05
-      DEVICE=cuda BIN=build/bundle/deepercluster OUT=$fl/$method METHOD=$method MODES=$mode FT_LR=$lr \
+      lr=; [ $mode != classifier ] && lr=0.05
+      hf=0; [ $mode = all-hf ] && hf=1
+      DEVICE=cuda BIN=build/bundle/deepercluster OUT=$fl/$method METHOD=$method MODES=${mode%-hf} FT_LR=$lr HEAD_FIRST=$hf \
         LABELS=${FL_LABELS:-10 100 1000 0} SEEDS=${FL_SEEDS:-31 7 11} CROPS=${FL_CROPS:-10} \
         TRAIN=$DATA/train-images-idx3-ubyte.gz TEST=$DATA/t10k-images-idx3-ubyte.gz \
         timeout $left bash scripts/fewlabels.sh >"$LOG/fewlabels-$method-$mode.md" 2>"$LOG/fewlabels-$method-$mode.log"
