@@ -262,4 +262,7 @@ fi
 cp "$TMP/ref/finetune.safetensors" "$TMP/ref.keep"
 err "holds another fine-tuning job" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --labels-per-class 3 --out "$TMP/ref"
 cmp -s "$TMP/ref.keep" "$TMP/ref/finetune.safetensors" && ok || bad "a refused job changed the directory's state"
+err "holds another fine-tuning job" --weights random:vgg-s32 --train "$D/probe" --test "$D/test" --mode all --head-first 1 --out "$TMP/ref"
+[ ! -e "$TMP/ref/head" ] && cmp -s "$TMP/ref.keep" "$TMP/ref/finetune.safetensors" && ok \
+  || bad "--head-first on another job's directory: refused only after its first stage"
 summary

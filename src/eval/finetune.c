@@ -722,6 +722,19 @@ static dc_status save_state(ft_job *j, const ft_pos *p)
     return s;
 }
 
+/* DC_OK when the state file f (open) holds j's job, else the error. */
+static dc_status same_job(const ft_job *j, dc_st_file *f)
+{
+    char key[8192], stored[8192] = "";
+    job_key(j, key, sizeof key);
+    const char *jk = dc_st_meta(f, "job");
+    if (jk) strip_crops(jk, stored, sizeof stored);
+    if (!jk || strcmp(stored, key) != 0)
+        return dc_set_error(DC_STATUS_ARG, "--out %s holds another fine-tuning job (%s); use a new directory",
+                            j->c->out, jk ? jk : "no job key");
+    return DC_OK;
+}
+
 /* 1: resumed from the state file; 0: none there; < 0: an error. */
 static int load_state(ft_job *j, ft_pos *p, dc_status *err)
 {
@@ -729,13 +742,8 @@ static int load_state(ft_job *j, ft_pos *p, dc_status *err)
     if (stat(j->state, &sb) != 0) return 0;
     dc_st_file *f = NULL;
     dc_status s = dc_st_open(j->state, &f);
-    char key[8192], stored[8192] = "";
-    job_key(j, key, sizeof key);
-    const char *jk = s == DC_OK ? dc_st_meta(f, "job") : NULL, *pos = s == DC_OK ? dc_st_meta(f, "position") : NULL;
-    if (jk) strip_crops(jk, stored, sizeof stored);
-    if (s == DC_OK && (!jk || strcmp(stored, key) != 0))
-        s = dc_set_error(DC_STATUS_ARG, "--out %s holds another fine-tuning job (%s); use a new directory",
-                         j->c->out, jk ? jk : "no job key");
+    if (s == DC_OK) s = same_job(j, f);
+    const char *pos = s == DC_OK ? dc_st_meta(f, "position") : NULL;
     int hm = 0;
     unsigned long long step = 0;
     long long hits = 0, seen = 0;
@@ -1121,10 +1129,18 @@ dc_status dc_finetune_run(const dc_finetune_config *c, dc_finetune_result *r)
     h.head_lr = 0;
     char hdir[4200];
     dc_status s = DC_OK;
-    if (c->out) {
+    if (c->out) { /* a directory of another job is refused before the first stage */
+        ft_job j = {.c = c};
+        snprintf(hdir, sizeof hdir, "%s/finetune.safetensors", c->out);
+        struct stat sb;
+        dc_st_file *f = NULL;
+        if (stat(hdir, &sb) == 0 && (s = dc_st_open(hdir, &f)) == DC_OK) {
+            s = same_job(&j, f);
+            dc_st_close(f);
+        }
         snprintf(hdir, sizeof hdir, "%s/head", c->out);
         h.out = hdir;
-        s = make_dir(c->out);
+        if (s == DC_OK) s = make_dir(c->out);
     }
     ft_head head = {0};
     if (s == DC_OK) s = run_job(&h, r, NULL, &head);
