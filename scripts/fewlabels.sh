@@ -51,11 +51,23 @@ TEST=${TEST:-$D/t10k-images-idx3-ubyte.gz}
 [ -e "$TRAIN" ] || { echo "fewlabels.sh: $TRAIN missing (bash scripts/setup.sh installs Fashion-MNIST)" >&2; exit 1; }
 [ -e "$TEST" ] || { echo "fewlabels.sh: $TEST missing (bash scripts/setup.sh installs Fashion-MNIST)" >&2; exit 1; }
 mkdir -p "$OUT"
+# A result file names the weights it fine-tuned; one of another pre-training
+# (OUT shared by two METHODs: the file names do not say the method) is
+# refused, never reported under this one's name. Compared by the last path
+# part, so results copied from another OUT (docs/fewlabels/scores) count.
+check_weights() {
+  local got
+  got=$(sed -n 's/^[[:space:]]*"weights":[[:space:]]*"\(.*\)",\{0,1\}$/\1/p' "$1" | head -1)
+  [ "${got##*/}" = "${2##*/}" ] && return 0
+  echo "fewlabels.sh: $1 holds a fine-tuning of '$got', not of '$2': give each pre-training (METHOD) its own OUT" >&2
+  exit 1
+}
 for s in $SEEDS; do
   run=$OUT/$METHOD-$s
   missing=0 # fine-tunings of this seed without their result (none: no pre-training needed)
   for n in $LABELS; do for mode in $MODES; do for tag in pre scratch; do
-    [ -s "$OUT/$P-$tag-$mode-$n-$s$X.json" ] || missing=1
+    j=$OUT/$P-$tag-$mode-$n-$s$X.json
+    if [ -s "$j" ]; then check_weights "$j" "$([ $tag = pre ] && echo "$run" || echo random:vgg-s32)"; else missing=1; fi
   done; done; done
   if [ $missing = 1 ] && ! grep -q '"type":"done"\|done:' "$run/log.txt" 2>/dev/null; then
     echo "== pre-training $METHOD, seed $s" >&2

@@ -67,6 +67,15 @@ assert "--head-first 1" in table, table
 print("ok")
 PYEOF
 cmp -s "$TMP/table.md" <(env "${args[@]}" bash "$ROOT/scripts/fewlabels.sh" 2>/dev/null) && ok || bad "HEAD_FIRST=1 touched the other results"
+# another METHOD into the same OUT: its results would bear the same names, so the
+# other pre-training's are refused before anything is trained, and kept
+env "${args[@]}" METHOD=rotnet bash "$ROOT/scripts/fewlabels.sh" >"$TMP/tabler.md" 2>"$TMP/errr" \
+  && bad "METHOD=rotnet into deepercluster's OUT succeeded: $(cat "$TMP/tabler.md")" || ok
+grep -q "lr0.05-pre-all-2-31.json holds a fine-tuning of '.*deepercluster-31', not of '.*rotnet-31'" "$TMP/errr" && ok \
+  || bad "METHOD=rotnet: no error naming the result file: $(cat "$TMP/errr")"
+grep -q "== pre-training\|== fine-tuning" "$TMP/errr" && bad "METHOD=rotnet trained before refusing" || ok
+[ ! -e "$TMP/f/rotnet-31" ] && cmp -s "$TMP/table.md" <(env "${args[@]}" bash "$ROOT/scripts/fewlabels.sh" 2>/dev/null) && ok \
+  || bad "METHOD=rotnet left a run or touched the results"
 # the result files alone (as committed in docs/fewlabels/scores/): no pre-training
 rm -rf "$TMP/f"/deepercluster-*
 env "${args[@]}" bash "$ROOT/scripts/fewlabels.sh" >"$TMP/table3.md" 2>"$TMP/err3" && ok || bad "results-only run failed"
