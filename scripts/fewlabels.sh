@@ -9,7 +9,9 @@
 #
 #   bash scripts/fewlabels.sh                                 # the default run (60,000 images, 6 epochs) per seed
 #   IMAGES=12000 EPOCHS=4 LR=0.02 bash scripts/fewlabels.sh   # the main job's pre-training
-# Other settings: METHOD (deepercluster; or deepcluster, rotnet), LABELS
+# Other settings: METHOD (deepercluster; or deepcluster, rotnet — each in its
+# own OUT: the result files do not name the method, and one fine-tuned from
+# another method's pre-training is refused), LABELS
 # ("10 100"; 0: every labelled image, "all" in the table), MODES
 # ("classifier all"), SEEDS ("31 7 11"), CROPS (10; results of other than
 # the centre crop are named …-c<CROPS>.json, and a finished fine-tuning is
