@@ -26,6 +26,10 @@
 # trained over the frozen body as the classifier mode trains it; its runs
 # are kept apart, named hf-…, and a finished classifier-mode run of the
 # same seed, labels and FT_EPOCHS (ft-…) is copied in as its first stage).
+# METHOD=deepcluster sees as many samples per epoch as the others
+# (--epoch-size: IMAGES, or the number of TRAIN's images; EPOCH_SIZE sets
+# it where TRAIN is neither IDX nor an image folder): its own default is a
+# quarter of that (N/4, the original's size per super-class).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-./build/release/deepercluster}
@@ -53,6 +57,26 @@ TEST=${TEST:-$D/t10k-images-idx3-ubyte.gz}
 [ -e "$TRAIN" ] || { echo "fewlabels.sh: $TRAIN missing (bash scripts/setup.sh installs Fashion-MNIST)" >&2; exit 1; }
 [ -e "$TEST" ] || { echo "fewlabels.sh: $TEST missing (bash scripts/setup.sh installs Fashion-MNIST)" >&2; exit 1; }
 mkdir -p "$OUT"
+extra=()
+if [ "$METHOD" = deepcluster ]; then
+  es=${EPOCH_SIZE:-$IMAGES}
+  if [ "$es" = 0 ]; then
+    es=$("$PY" - "$TRAIN" <<'PYEOF'
+import gzip, os, sys
+p = sys.argv[1]
+if os.path.isdir(p):
+    print(sum(f.lower().endswith((".png", ".jpg", ".jpeg")) for _, _, fs in os.walk(p) for f in fs))
+else:
+    with (gzip.open if p.endswith(".gz") else open)(p, "rb") as f:
+        h = f.read(8)
+    print(int.from_bytes(h[4:8], "big") if len(h) == 8 and h[:2] == b"\0\0" and h[3] >= 1 else 0)
+PYEOF
+) || es=0
+    [ "$es" -gt 0 ] || { echo "fewlabels.sh: cannot count the images of $TRAIN (neither IDX nor an image folder): set EPOCH_SIZE to their number, the samples per epoch of METHOD=deepcluster" >&2; exit 1; }
+  fi
+  [ "$es" -ge 128 ] || es=128 # one batch at least, as the others' epochs
+  extra=(--epoch-size "$es")
+fi
 # A result file names the weights it fine-tuned; one of another pre-training
 # (OUT shared by two METHODs: the file names do not say the method) is
 # refused, never reported under this one's name. Compared by the last path
@@ -74,7 +98,7 @@ for s in $SEEDS; do
   if [ $missing = 1 ] && ! grep -q '"type":"done"\|done:' "$run/log.txt" 2>/dev/null; then
     echo "== pre-training $METHOD, seed $s" >&2
     "$BIN" train --data "$TRAIN" --out "$run" --method "$METHOD" --seed "$s" --max-images "$IMAGES" \
-      --epochs "$EPOCHS" ${LR:+--lr "$LR"} ${DEVICE:+--device "$DEVICE"} >"$run.log" 2>&1 || { tail -3 "$run.log" >&2; exit 1; }
+      --epochs "$EPOCHS" "${extra[@]}" ${LR:+--lr "$LR"} ${DEVICE:+--device "$DEVICE"} >"$run.log" 2>&1 || { tail -3 "$run.log" >&2; exit 1; }
   fi
   for n in $LABELS; do
     for mode in $MODES; do

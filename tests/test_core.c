@@ -16,6 +16,9 @@ static void test_errors(void)
     dc_status s = dc_set_error(DC_STATUS_FORMAT, "%s: bad %d", "x.npy", 7);
     CHECK(s == DC_STATUS_FORMAT);
     CHECK(strcmp(dc_last_error(), "x.npy: bad 7") == 0);
+    /* the last message wrapped in context: its own text, once */
+    dc_set_error(DC_STATUS_FORMAT, "%s: not a model (%s)", "w.json", dc_last_error());
+    CHECK(strcmp(dc_last_error(), "w.json: not a model (x.npy: bad 7)") == 0);
     CHECK(strcmp(dc_status_str(DC_OK), "ok") == 0);
     CHECK(strcmp(dc_status_str(DC_STATUS_IO), "io") == 0);
     CHECK(strcmp(dc_status_str((dc_status)999), "unknown") == 0);

@@ -76,6 +76,19 @@ grep -q "lr0.05-pre-all-2-31.json holds a fine-tuning of '.*deepercluster-31', n
 grep -q "== pre-training\|== fine-tuning" "$TMP/errr" && bad "METHOD=rotnet trained before refusing" || ok
 [ ! -e "$TMP/f/rotnet-31" ] && cmp -s "$TMP/table.md" <(env "${args[@]}" bash "$ROOT/scripts/fewlabels.sh" 2>/dev/null) && ok \
   || bad "METHOD=rotnet left a run or touched the results"
+# METHOD=deepcluster (one super-class) sees as many samples per epoch as
+# DeeperCluster (8 super-classes): its --epoch-size is the image count
+env "${args[@]}" OUT="$TMP/fd" METHOD=deepcluster SEEDS=31 bash "$ROOT/scripts/fewlabels.sh" >"$TMP/tabled.md" 2>"$TMP/errd" && ok \
+  || bad "METHOD=deepcluster failed: $(tail -3 "$TMP/errd")"
+samples() { sed -n 's/.* \([0-9]*\) super-classes .* epochs of \([0-9]*\) images per super-class.*/\1 \2/p' "$1" | awk '{print $1 * $2}'; }
+[ "$(samples "$TMP/fd/deepcluster-31.log")" = 128 ] && [ "$(samples "$TMP/f/deepercluster-31.log")" = 128 ] && ok \
+  || bad "samples per epoch: deepcluster $(samples "$TMP/fd/deepcluster-31.log"), deepercluster $(samples "$TMP/f/deepercluster-31.log")"
+# … and where the images cannot be counted, it asks for EPOCH_SIZE before training
+printf '%s\n' "$TMP"/d/probe/*/* >"$TMP/list.txt"
+env "${args[@]}" OUT="$TMP/fe" METHOD=deepcluster SEEDS=31 IMAGES=0 TRAIN="$TMP/list.txt" bash "$ROOT/scripts/fewlabels.sh" \
+  >/dev/null 2>"$TMP/erre" && bad "an uncountable TRAIN was accepted" || ok
+grep -q "cannot count the images of .*list.txt .*set EPOCH_SIZE" "$TMP/erre" && [ ! -e "$TMP/fe/deepcluster-31" ] && ok \
+  || bad "uncountable TRAIN: $(cat "$TMP/erre")"
 # the result files alone (as committed in docs/fewlabels/scores/): no pre-training
 rm -rf "$TMP/f"/deepercluster-*
 env "${args[@]}" bash "$ROOT/scripts/fewlabels.sh" >"$TMP/table3.md" 2>"$TMP/err3" && ok || bad "results-only run failed"

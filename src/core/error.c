@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static _Thread_local char last_error[1024];
 
@@ -34,10 +35,14 @@ const char *dc_version(void) { return DC_VERSION_STRING; }
 
 dc_status dc_set_error(dc_status s, const char *fmt, ...)
 {
+    /* formatted apart first: the arguments may include dc_last_error()
+     * itself, a message wrapped in context ("FILE: … (%s)") */
+    char buf[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(last_error, buf, sizeof buf);
     return s;
 }
 
